@@ -1,0 +1,139 @@
+//! What the index records about one entry of a tree.
+
+use std::os::unix::fs::MetadataExt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::{ChunkRef, Hash};
+use crate::path::RelPath;
+
+/// The kinds of entry sluice mirrors. Sockets, fifos and devices are skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+}
+
+impl Kind {
+    /// The integer stored in the index.
+    pub fn code(self) -> i64 {
+        match self {
+            Kind::File => 0,
+            Kind::Dir => 1,
+            Kind::Symlink => 2,
+        }
+    }
+
+    /// The kind for a stored integer.
+    pub fn from_code(code: i64) -> Option<Kind> {
+        match code {
+            0 => Some(Kind::File),
+            1 => Some(Kind::Dir),
+            2 => Some(Kind::Symlink),
+            _ => None,
+        }
+    }
+
+    /// The kind of a file type, or `None` for sockets, fifos and devices.
+    pub fn of(ft: std::fs::FileType) -> Option<Kind> {
+        if ft.is_symlink() {
+            Some(Kind::Symlink)
+        } else if ft.is_dir() {
+            Some(Kind::Dir)
+        } else if ft.is_file() {
+            Some(Kind::File)
+        } else {
+            None
+        }
+    }
+}
+
+/// Metadata from `lstat`, as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    pub kind: Kind,
+    /// Bytes (files), target length (symlinks), 0 (folders).
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch (may be negative).
+    pub mtime_ns: i64,
+    /// Permission bits including setuid/setgid/sticky (`st_mode & 0o7777`).
+    pub mode: u32,
+    pub ino: u64,
+    pub dev: u64,
+    pub ctime_ns: i64,
+    pub nlink: u64,
+}
+
+/// Files whose change time lies within this window of the moment their
+/// content was captured are "racily clean" (git's term): a write in the same
+/// clock tick would not show in their metadata, so they are read again.
+/// Linux stamps files from a coarse clock (one jiffy, at most 10 ms).
+pub const RACY_WINDOW_NS: i64 = 100_000_000;
+/// The window on filesystems that store whole seconds (FAT has 2 s).
+pub const RACY_WINDOW_COARSE_NS: i64 = 2_000_000_000;
+
+impl Meta {
+    /// Reads the fields from `std::fs::Metadata` (which must come from `lstat`).
+    pub fn from_std(md: &std::fs::Metadata) -> Option<Meta> {
+        let kind = Kind::of(md.file_type())?;
+        Some(Meta {
+            kind,
+            size: if kind == Kind::Dir { 0 } else { md.size() },
+            mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+            mode: md.mode() & 0o7777,
+            ino: md.ino(),
+            dev: md.dev(),
+            ctime_ns: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+            nlink: md.nlink(),
+        })
+    }
+
+    /// True when a file with this metadata may be assumed to hold the same
+    /// bytes as one recorded with `old` (git's stat check).
+    pub fn same_stat(&self, old: &Meta) -> bool {
+        self.kind == old.kind
+            && self.size == old.size
+            && self.mtime_ns == old.mtime_ns
+            && self.ino == old.ino
+            && self.ctime_ns == old.ctime_ns
+    }
+
+    /// True when content captured at `checked_ns` may not match this
+    /// metadata (see [`RACY_WINDOW_NS`]).
+    pub fn is_racy(&self, checked_ns: i64) -> bool {
+        let coarse = self.ctime_ns % 1_000_000_000 == 0 && self.mtime_ns % 1_000_000_000 == 0;
+        let window = if coarse { RACY_WINDOW_COARSE_NS } else { RACY_WINDOW_NS };
+        self.ctime_ns >= checked_ns.saturating_sub(window)
+    }
+
+    /// A capture time that marks content we wrote ourselves (and verified)
+    /// as settled.
+    pub fn trusted_checked_ns(&self) -> i64 {
+        self.ctime_ns.saturating_add(RACY_WINDOW_COARSE_NS + 1)
+    }
+}
+
+/// One entry of a tree: its path, metadata and, for files, content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub path: RelPath,
+    pub meta: Meta,
+    /// Symlink target, raw bytes, exactly as `readlink` returned it.
+    pub target: Option<Vec<u8>>,
+    /// Whole-file BLAKE3 (files only).
+    pub hash: Option<Hash>,
+    /// The file's chunks in order (files only).
+    pub chunks: Vec<ChunkRef>,
+    /// When the content was captured (ns since the epoch), for the racy check.
+    pub checked_ns: i64,
+}
+
+/// Nanoseconds since the epoch, now.
+pub fn now_ns() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i64,
+        Err(e) => -(e.duration().as_nanos() as i64),
+    }
+}

@@ -1,0 +1,84 @@
+//! The library's error type.
+//!
+//! Errors carry the context a user needs to act on them: the path, the index
+//! file, the peer. They never carry a backtrace or a panic payload: bad input
+//! from disk or from a peer is an ordinary, reportable outcome.
+
+use std::path::PathBuf;
+
+/// Every way a sluice operation can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O error on a named path.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The index database failed.
+    #[error("index {}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file is not a sluice index (foreign or corrupt); it was not modified.
+    #[error("{}: not a sluice index ({reason}); it was left untouched", path.display())]
+    NotAnIndex { path: PathBuf, reason: String },
+    /// The index was written by a newer sluice; it was not modified.
+    #[error(
+        "{}: index format {found} was written by a newer sluice (this one reads up to {supported}); it was left untouched",
+        path.display()
+    )]
+    IndexTooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    /// A configuration value is out of range or inconsistent.
+    #[error("{0}")]
+    Config(String),
+    /// A path received from a plan or a peer is not a safe relative path.
+    #[error("unsafe path {path:?}: {reason}")]
+    UnsafePath { path: String, reason: &'static str },
+    /// The user asked for something that cannot be done.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Wraps an SQLite error with the index file it happened on.
+    pub fn sqlite(path: impl Into<PathBuf>, source: rusqlite::Error) -> Self {
+        Error::Sqlite {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the error is the disk (or quota) being full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => matches!(
+                source.raw_os_error(),
+                Some(libc::ENOSPC) | Some(libc::EDQUOT)
+            ),
+            Error::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DiskFull)
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

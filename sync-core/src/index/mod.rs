@@ -1,0 +1,562 @@
+//! The index: one SQLite file per tree.
+//!
+//! This module owns the `rusqlite::Connection`. It stores every entry's
+//! metadata and every file's chunk list, and answers "what did this tree look
+//! like at the last scan" ([`Index::manifest`]). It never reads the tree.
+//!
+//! # Compatibility
+//! The schema is an append-only list of migrations ([`schema`]) applied in one
+//! exclusive transaction. An index written by a newer sluice is refused with
+//! [`Error::IndexTooNew`], and a file that is not a sluice index with
+//! [`Error::NotAnIndex`]; neither is modified (the checks run before any
+//! pragma that writes).
+//!
+//! # Locking
+//! SQLite's own locks serialise writers; a second sluice on the same index
+//! waits up to [`BUSY_TIMEOUT`] and then fails with a clear error.
+//!
+//! # Performance
+//! WAL journaling where the filesystem allows it, `synchronous=NORMAL`,
+//! cached prepared statements, and writes batched into transactions by
+//! [`Writer`]. Chunks are keyed by `(entry, ordinal)` with a secondary index
+//! on the hash.
+//!
+//! # Filesystems
+//! WAL needs shared memory; on filesystems without it (some network mounts)
+//! SQLite falls back to its rollback journal, which we accept silently.
+
+pub mod location;
+pub mod schema;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::chunk::{ChunkParams, ChunkRef, Hash};
+use crate::entry::{Entry, Kind, Meta};
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::path::RelPath;
+
+/// How long to wait for another process holding the index.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An open index file.
+pub struct Index {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// What the previous scan recorded for one path (no chunk list).
+#[derive(Clone, Copy, Debug)]
+pub struct Recorded {
+    pub id: i64,
+    pub meta: Meta,
+    pub checked_ns: i64,
+    /// False for a file row whose content was never read (cannot happen for
+    /// rows written by the scanner, but kept explicit).
+    pub has_hash: bool,
+}
+
+impl Index {
+    /// Opens (creating if missing) the index at `path`, refusing foreign and
+    /// newer files without modifying them, and migrating older ones.
+    pub fn open(path: &Path) -> Result<Index> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        check_header(path)?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::sqlite(path, e))?;
+        let mut index = Index {
+            conn,
+            path: path.to_path_buf(),
+        };
+        index.prepare()?;
+        Ok(index)
+    }
+
+    /// An index held in memory (tests, dry runs on throwaway trees).
+    pub fn open_in_memory() -> Result<Index> {
+        let conn = Connection::open_in_memory().map_err(|e| Error::sqlite(":memory:", e))?;
+        let mut index = Index {
+            conn,
+            path: PathBuf::from(":memory:"),
+        };
+        index.prepare()?;
+        Ok(index)
+    }
+
+    /// The file this index lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: rusqlite::Error) -> Error {
+        Error::sqlite(&self.path, e)
+    }
+
+    fn prepare(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let sql = |e| Error::sqlite(&path, e);
+        self.conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        let version: u32 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| not_an_index(&path, e))?;
+        let app_id: i32 = self
+            .conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .map_err(|e| not_an_index(&path, e))?;
+        let tables: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(|e| not_an_index(&path, e))?;
+        if app_id != schema::APPLICATION_ID && (app_id != 0 || tables > 0 || version > 0) {
+            return Err(Error::NotAnIndex {
+                path,
+                reason: "it is an SQLite database of another program".into(),
+            });
+        }
+        if version > schema::LATEST {
+            return Err(Error::IndexTooNew {
+                path,
+                found: version,
+                supported: schema::LATEST,
+            });
+        }
+        // From here on the file is ours to write.
+        let _: String = self
+            .conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(sql)?;
+        self.conn
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        if version < schema::LATEST {
+            self.migrate(version)?;
+        }
+        Ok(())
+    }
+
+    fn migrate(&mut self, from: u32) -> Result<()> {
+        let path = self.path.clone();
+        let sql = |e| Error::sqlite(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+            .map_err(sql)?;
+        // Re-read inside the lock: another process may have migrated first.
+        let now: u32 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql)?;
+        if now < from {
+            return Err(Error::NotAnIndex {
+                path,
+                reason: "its version went backwards while opening".into(),
+            });
+        }
+        for m in &schema::MIGRATIONS[now.min(schema::LATEST) as usize..] {
+            tx.execute_batch(m).map_err(sql)?;
+        }
+        tx.pragma_update(None, "application_id", schema::APPLICATION_ID)
+            .map_err(sql)?;
+        tx.pragma_update(None, "user_version", schema::LATEST)
+            .map_err(sql)?;
+        tx.commit().map_err(sql)
+    }
+
+    /// The schema version of the open file.
+    pub fn version(&self) -> Result<u32> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// A value from the meta table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets a value in the meta table.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .and_then(|mut s| s.execute([key, value]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The chunking parameters the stored chunks were cut with, if any.
+    pub fn chunk_params(&self) -> Result<Option<ChunkParams>> {
+        match self.meta("chunk_params")? {
+            None => Ok(None),
+            Some(s) => serde_json::from_str(&s).map(Some).map_err(|e| Error::NotAnIndex {
+                path: self.path.clone(),
+                reason: format!("bad chunk_params: {e}"),
+            }),
+        }
+    }
+
+    /// Records the chunking parameters.
+    pub fn set_chunk_params(&self, p: ChunkParams) -> Result<()> {
+        let s = serde_json::to_string(&p).expect("params serialise");
+        self.set_meta("chunk_params", &s)
+    }
+
+    /// Path → what was recorded, for the scanner's stat comparison.
+    pub fn recorded(&self) -> Result<HashMap<RelPath, Recorded>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, path, kind, size, mtime_ns, mode, ino, dev, ctime_ns, nlink, hash IS NOT NULL, checked_ns FROM entries",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let path: Vec<u8> = r.get(1)?;
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    path,
+                    meta_from_row(r, 2)?,
+                    r.get::<_, bool>(10)?,
+                    r.get::<_, i64>(11)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut map = HashMap::new();
+        for row in rows {
+            let (id, path, meta, has_hash, checked_ns) = row.map_err(|e| self.err(e))?;
+            let path = self.checked_path(path)?;
+            let meta = meta.ok_or_else(|| self.corrupt("unknown entry kind"))?;
+            map.insert(
+                path,
+                Recorded {
+                    id,
+                    meta,
+                    checked_ns,
+                    has_hash,
+                },
+            );
+        }
+        Ok(map)
+    }
+
+    fn checked_path(&self, bytes: Vec<u8>) -> Result<RelPath> {
+        RelPath::new(bytes).map_err(|e| self.corrupt(&e.to_string()))
+    }
+
+    fn corrupt(&self, why: &str) -> Error {
+        Error::NotAnIndex {
+            path: self.path.clone(),
+            reason: format!("corrupt entry: {why}"),
+        }
+    }
+
+    /// Loads every entry with its chunks.
+    pub fn manifest(&self) -> Result<Manifest> {
+        let mut chunks: HashMap<i64, Vec<ChunkRef>> = HashMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT entry, offset, length, hash FROM chunks ORDER BY entry, ordinal")
+                .map_err(|e| self.err(e))?;
+            let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                let id: i64 = r.get(0).map_err(|e| self.err(e))?;
+                let hash: Vec<u8> = r.get(3).map_err(|e| self.err(e))?;
+                let chunk = ChunkRef {
+                    offset: r.get::<_, i64>(1).map_err(|e| self.err(e))? as u64,
+                    length: r.get::<_, i64>(2).map_err(|e| self.err(e))? as u32,
+                    hash: Hash::from_slice(&hash).ok_or_else(|| self.corrupt("chunk hash length"))?,
+                };
+                chunks.entry(id).or_default().push(chunk);
+            }
+        }
+        let mut manifest = Manifest {
+            params: self.chunk_params()?.unwrap_or_default(),
+            ..Manifest::default()
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, path, kind, size, mtime_ns, mode, ino, dev, ctime_ns, nlink, target, hash, checked_ns FROM entries",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let id: i64 = r.get(0).map_err(|e| self.err(e))?;
+            let path = self.checked_path(r.get(1).map_err(|e| self.err(e))?)?;
+            let meta = meta_from_row(r, 2)
+                .map_err(|e| self.err(e))?
+                .ok_or_else(|| self.corrupt("unknown entry kind"))?;
+            let target: Option<Vec<u8>> = r.get(10).map_err(|e| self.err(e))?;
+            let hash: Option<Vec<u8>> = r.get(11).map_err(|e| self.err(e))?;
+            let checked_ns: i64 = r.get(12).map_err(|e| self.err(e))?;
+            let hash = match hash {
+                Some(h) => Some(Hash::from_slice(&h).ok_or_else(|| self.corrupt("file hash length"))?),
+                None => None,
+            };
+            let entry = Entry {
+                path: path.clone(),
+                meta,
+                target,
+                hash,
+                chunks: chunks.remove(&id).unwrap_or_default(),
+                checked_ns,
+            };
+            manifest.entries.insert(path, entry);
+        }
+        Ok(manifest)
+    }
+
+    /// Starts a batch of writes in one transaction.
+    pub fn writer(&mut self) -> Result<Writer<'_>> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| Error::sqlite(&path, e))?;
+        Ok(Writer { tx, path })
+    }
+
+    /// Counts for reports: (entries, chunks, unique chunks, unique chunk bytes).
+    pub fn chunk_stats(&self) -> Result<(u64, u64, u64, u64)> {
+        let q = |sql: &str| -> Result<i64> {
+            self.conn
+                .query_row(sql, [], |r| r.get::<_, Option<i64>>(0))
+                .map(|v| v.unwrap_or(0))
+                .map_err(|e| self.err(e))
+        };
+        Ok((
+            q("SELECT count(*) FROM entries")? as u64,
+            q("SELECT count(*) FROM chunks")? as u64,
+            q("SELECT count(DISTINCT hash) FROM chunks")? as u64,
+            q("SELECT sum(length) FROM (SELECT max(length) AS length FROM chunks GROUP BY hash)")? as u64,
+        ))
+    }
+
+    /// True when any file in the tree holds a chunk with this hash.
+    pub fn has_chunk(&self, hash: &Hash) -> Result<bool> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM chunks WHERE hash = ?1 LIMIT 1")
+            .and_then(|mut s| s.exists([&hash.0[..]]))
+            .map_err(|e| self.err(e))
+    }
+}
+
+fn meta_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Option<Meta>> {
+    let Some(kind) = Kind::from_code(r.get(at)?) else {
+        return Ok(None);
+    };
+    Ok(Some(Meta {
+        kind,
+        size: r.get::<_, i64>(at + 1)? as u64,
+        mtime_ns: r.get(at + 2)?,
+        mode: r.get::<_, i64>(at + 3)? as u32,
+        ino: r.get::<_, i64>(at + 4)? as u64,
+        dev: r.get::<_, i64>(at + 5)? as u64,
+        ctime_ns: r.get(at + 6)?,
+        nlink: r.get::<_, i64>(at + 7)? as u64,
+    }))
+}
+
+fn not_an_index(path: &Path, e: rusqlite::Error) -> Error {
+    Error::NotAnIndex {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// Refuses a non-empty file that does not start with SQLite's magic header,
+/// before SQLite gets a chance to touch it.
+fn check_header(path: &Path) -> Result<()> {
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let mut head = [0u8; 16];
+    let mut got = 0;
+    while got < head.len() {
+        match f.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    if got == 0 || &head[..got] == b"SQLite format 3\0" {
+        Ok(())
+    } else {
+        Err(Error::NotAnIndex {
+            path: path.to_path_buf(),
+            reason: "it is not an SQLite database".into(),
+        })
+    }
+}
+
+/// A batch of index writes, committed together.
+pub struct Writer<'a> {
+    tx: rusqlite::Transaction<'a>,
+    path: PathBuf,
+}
+
+impl Writer<'_> {
+    fn err(&self, e: rusqlite::Error) -> Error {
+        Error::sqlite(&self.path, e)
+    }
+
+    /// Inserts or replaces an entry and its chunks. `replaces` is the id of
+    /// the row previously stored for that path, whose chunks are dropped.
+    pub fn put(&self, e: &Entry, replaces: Option<i64>) -> Result<i64> {
+        if let Some(old) = replaces {
+            self.tx
+                .prepare_cached("DELETE FROM chunks WHERE entry = ?1")
+                .and_then(|mut s| s.execute([old]))
+                .map_err(|x| self.err(x))?;
+        }
+        let m = &e.meta;
+        let id: i64 = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO entries(path, kind, size, mtime_ns, mode, ino, dev, ctime_ns, nlink, target, hash, checked_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 ON CONFLICT(path) DO UPDATE SET kind = excluded.kind, size = excluded.size,
+                   mtime_ns = excluded.mtime_ns, mode = excluded.mode, ino = excluded.ino,
+                   dev = excluded.dev, ctime_ns = excluded.ctime_ns, nlink = excluded.nlink,
+                   target = excluded.target, hash = excluded.hash, checked_ns = excluded.checked_ns
+                 RETURNING id",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        e.path.as_bytes(),
+                        m.kind.code(),
+                        m.size as i64,
+                        m.mtime_ns,
+                        m.mode as i64,
+                        m.ino as i64,
+                        m.dev as i64,
+                        m.ctime_ns,
+                        m.nlink as i64,
+                        e.target.as_deref(),
+                        e.hash.as_ref().map(|h| &h.0[..]),
+                        e.checked_ns,
+                    ],
+                    |r| r.get(0),
+                )
+            })
+            .map_err(|x| self.err(x))?;
+        if replaces.is_some_and(|old| old != id) {
+            // The conflict path keeps the row id; anything else is a bug in
+            // the caller's bookkeeping, but stale chunks must not survive it.
+            self.delete_chunks(id)?;
+        }
+        if !e.chunks.is_empty() {
+            let mut stmt = self
+                .tx
+                .prepare_cached("INSERT INTO chunks(entry, ordinal, offset, length, hash) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(|x| self.err(x))?;
+            for (i, c) in e.chunks.iter().enumerate() {
+                stmt.execute(params![id, i as i64, c.offset as i64, c.length as i64, &c.hash.0[..]])
+                    .map_err(|x| self.err(x))?;
+            }
+        }
+        Ok(id)
+    }
+
+    fn delete_chunks(&self, id: i64) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM chunks WHERE entry = ?1")
+            .and_then(|mut s| s.execute([id]))
+            .map(|_| ())
+            .map_err(|x| self.err(x))
+    }
+
+    /// Removes an entry and its chunks by row id.
+    pub fn delete(&self, id: i64) -> Result<()> {
+        self.delete_chunks(id)?;
+        self.tx
+            .prepare_cached("DELETE FROM entries WHERE id = ?1")
+            .and_then(|mut s| s.execute([id]))
+            .map(|_| ())
+            .map_err(|x| self.err(x))
+    }
+
+    /// Removes the entry at `path` (and its chunks), if present.
+    pub fn delete_path(&self, path: &RelPath) -> Result<()> {
+        let id: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT id FROM entries WHERE path = ?1")
+            .and_then(|mut s| s.query_row([path.as_bytes()], |r| r.get(0)).optional())
+            .map_err(|x| self.err(x))?;
+        match id {
+            Some(id) => self.delete(id),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes every entry and chunk (chunking parameters changed).
+    pub fn clear(&self) -> Result<()> {
+        self.tx
+            .execute_batch("DELETE FROM chunks; DELETE FROM entries;")
+            .map_err(|x| self.err(x))
+    }
+
+    /// Sets a meta value inside the batch.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .and_then(|mut s| s.execute([key, value]))
+            .map(|_| ())
+            .map_err(|x| self.err(x))
+    }
+
+    /// Appends a row to the scan history.
+    pub fn log_scan(&self, s: &ScanLog) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO scans(started_ns, duration_ms, entries, files_read, bytes_read, warnings) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    s.started_ns,
+                    s.duration_ms as i64,
+                    s.entries as i64,
+                    s.files_read as i64,
+                    s.bytes_read as i64,
+                    s.warnings as i64
+                ])
+            })
+            .map(|_| ())
+            .map_err(|x| self.err(x))
+    }
+
+    /// Makes the batch durable.
+    pub fn commit(self) -> Result<()> {
+        let path = self.path;
+        self.tx.commit().map_err(|e| Error::sqlite(path, e))
+    }
+}
+
+/// One row of the scan history.
+#[derive(Clone, Debug, Default)]
+pub struct ScanLog {
+    pub started_ns: i64,
+    pub duration_ms: u64,
+    pub entries: u64,
+    pub files_read: u64,
+    pub bytes_read: u64,
+    pub warnings: u64,
+}
+
+#[cfg(test)]
+mod tests;

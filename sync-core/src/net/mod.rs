@@ -1,0 +1,1 @@
+//! Drivers: real sockets and clocks around the sans-IO protocol.

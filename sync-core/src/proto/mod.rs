@@ -1,0 +1,1 @@
+//! The sans-IO transfer protocol (see the module docs once written).

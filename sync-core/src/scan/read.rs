@@ -1,0 +1,114 @@
+//! Reader threads: capture one file's content as chunks, consistently.
+
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::Ordering;
+
+use crossbeam_channel as chan;
+
+use super::{Found, Job, ScanProgress, ScanWarning, UNSTABLE_PAUSE, UNSTABLE_RETRIES};
+use crate::chunk::stream::chunk_stream;
+use crate::chunk::Chunker;
+use crate::entry::{now_ns, Entry, Kind, Meta};
+
+/// Runs until the job channel closes.
+pub(super) fn reader(
+    chunker: &Chunker,
+    jobs: chan::Receiver<Job>,
+    found: chan::Sender<Found>,
+    progress: Option<&ScanProgress>,
+) {
+    let mut buf = Vec::new();
+    for job in jobs.iter() {
+        let msg = capture(chunker, job, &mut buf, progress);
+        if found.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+/// Opens a regular file without following a symlink put in its place, and
+/// without touching its access time where the kernel lets us.
+pub fn open_nofollow(path: &std::path::Path) -> std::io::Result<File> {
+    let open = |extra| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | extra)
+            .open(path)
+    };
+    match open(libc::O_NOATIME) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
+        r => r,
+    }
+}
+
+fn capture(chunker: &Chunker, job: Job, buf: &mut Vec<u8>, progress: Option<&ScanProgress>) -> Found {
+    let warn = |message: String, io_error: bool| {
+        Found::Warn(ScanWarning {
+            path: job.path.display(),
+            message,
+            io_error,
+        })
+    };
+    let mut expect = job.meta;
+    for attempt in 0..=UNSTABLE_RETRIES {
+        if attempt > 0 {
+            std::thread::sleep(UNSTABLE_PAUSE);
+            match std::fs::symlink_metadata(&job.full).map(|m| Meta::from_std(&m)) {
+                Ok(Some(m)) if m.kind == Kind::File => expect = m,
+                Ok(_) => return warn("changed type while being read; skipped".into(), true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return warn("vanished while being read".into(), false)
+                }
+                Err(e) => return warn(e.to_string(), true),
+            }
+        }
+        let checked_ns = now_ns();
+        let file = match open_nofollow(&job.full) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return warn("vanished while being read".into(), false)
+            }
+            Err(e) => return warn(e.to_string(), true),
+        };
+        let before = match file.metadata().map(|m| Meta::from_std(&m)) {
+            Ok(Some(m)) => m,
+            Ok(None) => return warn("not a regular file any more; skipped".into(), true),
+            Err(e) => return warn(e.to_string(), true),
+        };
+        if before.kind != Kind::File || !before.same_stat(&expect) {
+            continue;
+        }
+        let digest = match chunk_stream(chunker, &file, buf, |_, _| {}) {
+            Ok(d) => d,
+            Err(e) => return warn(format!("read failed: {e}"), true),
+        };
+        let after = match file.metadata().map(|m| Meta::from_std(&m)) {
+            Ok(Some(m)) => m,
+            _ => continue,
+        };
+        if !after.same_stat(&before) || digest.size != before.size {
+            continue;
+        }
+        if let Some(p) = progress {
+            p.files_read.fetch_add(1, Ordering::Relaxed);
+            p.bytes_read.fetch_add(digest.size, Ordering::Relaxed);
+        }
+        return Found::Put {
+            entry: Entry {
+                path: job.path,
+                meta: after,
+                target: None,
+                hash: Some(digest.hash),
+                chunks: digest.chunks,
+                checked_ns,
+            },
+            replaces: job.replaces,
+            was_read: true,
+        };
+    }
+    Found::Keep {
+        id: job.replaces,
+        path: job.path,
+    }
+}
