@@ -1,1 +1,35 @@
-fn main() {}
+//! `sluice`: fast directory mirroring over long, lossy networks.
+//!
+//! This crate only parses arguments, prints, and maps outcomes to exit
+//! codes; everything else lives in `sync-core`.
+
+mod args;
+mod cmd_index;
+mod exit;
+mod output;
+mod scan_opts;
+
+use clap::Parser;
+
+fn main() {
+    let cli = args::Cli::parse();
+    output::init_logging(cli.verbose, cli.quiet);
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if exit::is_broken_pipe(&err) {
+                exit::Code::Ok
+            } else {
+                eprintln!("sluice: error: {err:#}");
+                exit::Code::of_error(&err)
+            }
+        }
+    };
+    std::process::exit(code as i32);
+}
+
+fn run(cli: args::Cli) -> anyhow::Result<exit::Code> {
+    match cli.command {
+        args::Command::Index(a) => cmd_index::run(a, cli.quiet),
+    }
+}
