@@ -31,6 +31,80 @@ pub enum Command {
     /// changed are read again.
     #[command(after_help = exit::HELP)]
     Index(IndexArgs),
+    /// Make DST an exact mirror of SRC's contents.
+    ///
+    /// DST receives SRC's contents (as `rsync -a SRC/ DST/` does, whether or
+    /// not SRC ends in a slash) and is created if missing. Only chunks that
+    /// DST has nowhere in its tree are shipped; everything else is assembled
+    /// from DST's own files, so renamed or moved files cost no data. Every
+    /// file is written to a hidden temporary file, checked against its
+    /// BLAKE3 hash, and renamed into place.
+    #[command(after_help = ITEMISED_HELP)]
+    Sync(SyncArgs),
+    /// Show what `sync` would change, changing nothing (same as `sync --dry-run`).
+    #[command(after_help = ITEMISED_HELP)]
+    Diff(SyncArgs),
+}
+
+/// The itemised format, shown under `sync --help` and `diff --help`.
+pub const ITEMISED_HELP: &str =
+    "Itemised changes (printed by diff, --dry-run and --itemize-changes):
+  + PATH          created (folders end in /)
+  M PATH          content changed (or symlink target)
+  m PATH          metadata only (mode or mtime)
+  - PATH          deleted (only with --delete)
+  R OLD -> NEW    moved: NEW is created from OLD's content, OLD is deleted
+  T PATH          replaced by an entry of another kind (file/folder/symlink)
+  h PATH => LEAD  made a hard link to LEAD (--hard-links)
+Then a summary: files and bytes in SRC, entries to create/update/delete, and
+the chunk bytes that are (or would be) sent after reuse.
+
+Exit codes:
+  0   success
+  1   error (see the message)
+  2   bad command line
+  3   SRC or DST unusable (missing, not a folder, one inside the other)
+  5   index file foreign, corrupt, or written by a newer sluice
+  11  destination disk full
+  12  protocol error or incompatible peer
+  23  partial: some entries could not be read or written (named in warnings)
+  25  --max-delete limit reached; nothing was deleted";
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The source folder.
+    pub src: PathBuf,
+    /// The destination folder (created if missing).
+    pub dst: PathBuf,
+    /// Delete entries in DST that SRC does not have (excluded entries are kept).
+    #[arg(long)]
+    pub delete: bool,
+    /// Change nothing; print the itemised changes and a summary.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print one line per change (implied by --dry-run and diff).
+    #[arg(short = 'i', long)]
+    pub itemize_changes: bool,
+    /// With --delete, delete nothing if more than N entries would go (exit 25).
+    #[arg(long, value_name = "N")]
+    pub max_delete: Option<u64>,
+    /// Allow --delete to empty DST when SRC is empty.
+    #[arg(long)]
+    pub allow_empty_source: bool,
+    /// Preserve hard links among SRC files (otherwise each name is a separate file).
+    #[arg(short = 'H', long)]
+    pub hard_links: bool,
+    #[command(flatten)]
+    pub scan: ScanArgs,
+    /// Index file for SRC instead of the default location.
+    #[arg(long, value_name = "FILE")]
+    pub src_index: Option<PathBuf>,
+    /// Index file for DST instead of the default location.
+    #[arg(long, value_name = "FILE")]
+    pub dst_index: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options that choose which entries a scan sees and how it reads them.

@@ -55,7 +55,11 @@ pub fn run(a: IndexArgs, quiet: bool) -> anyhow::Result<Code> {
     }
     let (entries, chunks, unique, unique_bytes) = index.chunk_stats()?;
     let chunk_bytes = report.file_bytes;
-    let dedup = if unique_bytes > 0 { chunk_bytes as f64 / unique_bytes as f64 } else { 1.0 };
+    let dedup = if unique_bytes > 0 {
+        chunk_bytes as f64 / unique_bytes as f64
+    } else {
+        1.0
+    };
     if a.json {
         let v = json!({
             "root": root.display().to_string(),
@@ -80,15 +84,37 @@ pub fn run(a: IndexArgs, quiet: bool) -> anyhow::Result<Code> {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         writeln!(out, "index:         {}", index_path.display())?;
-        writeln!(out, "entries:       {entries} ({} files, {} folders, {} symlinks)", report.files, report.dirs, report.symlinks)?;
-        writeln!(out, "bytes:         {} ({})", report.file_bytes, output::bytes(report.file_bytes))?;
-        writeln!(out, "chunks:        {chunks} ({unique} unique, {})", output::bytes(unique_bytes))?;
+        writeln!(
+            out,
+            "entries:       {entries} ({} files, {} folders, {} symlinks)",
+            report.files, report.dirs, report.symlinks
+        )?;
+        writeln!(
+            out,
+            "bytes:         {} ({})",
+            report.file_bytes,
+            output::bytes(report.file_bytes)
+        )?;
+        writeln!(
+            out,
+            "chunks:        {chunks} ({unique} unique, {})",
+            output::bytes(unique_bytes)
+        )?;
         writeln!(out, "dedup ratio:   {dedup:.3}")?;
-        writeln!(out, "files read:    {} ({})", report.files_read, output::bytes(report.bytes_read))?;
+        writeln!(
+            out,
+            "files read:    {} ({})",
+            report.files_read,
+            output::bytes(report.bytes_read)
+        )?;
         if report.removed > 0 {
             writeln!(out, "removed:       {}", report.removed)?;
         }
         writeln!(out, "time:          {:.3} s", report.duration_s)?;
     }
-    Ok(if report.partial() { Code::Partial } else { Code::Ok })
+    Ok(if report.partial() {
+        Code::Partial
+    } else {
+        Code::Ok
+    })
 }

@@ -18,6 +18,8 @@ pub enum Code {
     Index = 5,
     /// The destination disk is full.
     DiskFull = 11,
+    /// The peer broke the protocol or runs an incompatible version.
+    Protocol = 12,
     /// Partial: some entries could not be read or written; the rest was done.
     Partial = 23,
     /// Deletions stopped by `--max-delete`.
@@ -32,6 +34,7 @@ pub const HELP: &str = "Exit codes:
   3   SRC or DST unusable (missing, not a folder, one inside the other)
   5   index file foreign, corrupt, or written by a newer sluice
   11  destination disk full
+  12  protocol error or incompatible peer
   23  partial: some entries could not be read or written (named in warnings)
   25  --max-delete limit reached; nothing was deleted";
 
@@ -41,6 +44,7 @@ impl Code {
         match err.chain().find_map(|e| e.downcast_ref::<Error>()) {
             Some(Error::NotAnIndex { .. } | Error::IndexTooNew { .. }) => Code::Index,
             Some(e) if e.is_disk_full() => Code::DiskFull,
+            Some(Error::Protocol(_) | Error::Version(_)) => Code::Protocol,
             _ => Code::Error,
         }
     }

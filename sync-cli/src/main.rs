@@ -5,6 +5,7 @@
 
 mod args;
 mod cmd_index;
+mod cmd_sync;
 mod exit;
 mod output;
 mod scan_opts;
@@ -31,5 +32,7 @@ fn main() {
 fn run(cli: args::Cli) -> anyhow::Result<exit::Code> {
     match cli.command {
         args::Command::Index(a) => cmd_index::run(a, cli.quiet),
+        args::Command::Sync(a) => cmd_sync::run(a, false, cli.quiet),
+        args::Command::Diff(a) => cmd_sync::run(a, true, cli.quiet),
     }
 }

@@ -104,7 +104,11 @@ impl Meta {
     /// metadata (see [`RACY_WINDOW_NS`]).
     pub fn is_racy(&self, checked_ns: i64) -> bool {
         let coarse = self.ctime_ns % 1_000_000_000 == 0 && self.mtime_ns % 1_000_000_000 == 0;
-        let window = if coarse { RACY_WINDOW_COARSE_NS } else { RACY_WINDOW_NS };
+        let window = if coarse {
+            RACY_WINDOW_COARSE_NS
+        } else {
+            RACY_WINDOW_NS
+        };
         self.ctime_ns >= checked_ns.saturating_sub(window)
     }
 

@@ -42,6 +42,15 @@ pub enum Error {
     /// A path received from a plan or a peer is not a safe relative path.
     #[error("unsafe path {path:?}: {reason}")]
     UnsafePath { path: String, reason: &'static str },
+    /// The peer broke the protocol (malformed or unexpected message).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The peer speaks another protocol version.
+    #[error("{0}")]
+    Version(String),
+    /// The peer reported an error and gave up.
+    #[error("peer: {0}")]
+    Peer(String),
     /// The user asked for something that cannot be done.
     #[error("{0}")]
     Usage(String),

@@ -13,6 +13,7 @@
 //! Paths everywhere are [`path::RelPath`]: raw bytes relative to a root,
 //! validated once so nothing downstream can be steered outside the tree.
 
+pub mod apply;
 pub mod chunk;
 pub mod entry;
 pub mod error;
@@ -20,7 +21,9 @@ pub mod index;
 pub mod manifest;
 pub mod net;
 pub mod path;
+pub mod plan;
 pub mod proto;
 pub mod scan;
+pub mod session;
 
 pub use error::{Error, Result};

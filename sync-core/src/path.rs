@@ -40,6 +40,12 @@ impl RelPath {
         Ok(RelPath(bytes))
     }
 
+    /// A range bound that is not itself a valid path (e.g. `a/`), for
+    /// searching sorted maps.
+    pub(crate) fn bound(bytes: Vec<u8>) -> Self {
+        RelPath(bytes)
+    }
+
     /// The path of `full` below `root`, which the caller knows is a prefix.
     pub fn from_walk(root: &Path, full: &Path) -> Option<Self> {
         let rel = full.strip_prefix(root).ok()?;
@@ -197,7 +203,10 @@ mod tests {
         assert!(p.starts_with(&RelPath::new(b"a/b".to_vec()).unwrap()));
         assert!(!p.starts_with(&RelPath::new(b"a/bc".to_vec()).unwrap()));
         assert!(p.starts_with(&RelPath::root()));
-        assert_eq!(RelPath::new(b"a".to_vec()).unwrap().parent(), RelPath::root());
+        assert_eq!(
+            RelPath::new(b"a".to_vec()).unwrap().parent(),
+            RelPath::root()
+        );
         assert_eq!(p.depth(), 3);
     }
 }

@@ -99,9 +99,18 @@ proptest! {
 #[test]
 fn default_params_are_valid_and_bad_ones_are_refused() {
     assert!(ChunkParams::default().validate().is_ok());
-    let bad = ChunkParams { min: 100, avg: 50, max: 2000 };
+    let bad = ChunkParams {
+        min: 100,
+        avg: 50,
+        max: 2000,
+    };
     assert!(bad.validate().is_err());
-    assert!(Chunker::new(ChunkParams { min: 1023, avg: 4096, max: 16384 }).is_err());
+    assert!(Chunker::new(ChunkParams {
+        min: 1023,
+        avg: 4096,
+        max: 16384
+    })
+    .is_err());
 }
 
 #[test]

@@ -21,7 +21,9 @@ pub fn state_dir() -> Result<PathBuf> {
     }
     let home = std::env::var_os("HOME")
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| Error::Usage("neither XDG_STATE_HOME nor HOME is set; pass --index".into()))?;
+        .ok_or_else(|| {
+            Error::Usage("neither XDG_STATE_HOME nor HOME is set; pass --index".into())
+        })?;
     Ok(PathBuf::from(home).join(".local/state/sluice"))
 }
 
@@ -38,7 +40,13 @@ pub fn index_file_name(canonical_root: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "root".into())
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(48)
         .collect();
     format!("{base}-{}.db", &hash.to_hex()[..16])

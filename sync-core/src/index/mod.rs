@@ -199,10 +199,12 @@ impl Index {
     pub fn chunk_params(&self) -> Result<Option<ChunkParams>> {
         match self.meta("chunk_params")? {
             None => Ok(None),
-            Some(s) => serde_json::from_str(&s).map(Some).map_err(|e| Error::NotAnIndex {
-                path: self.path.clone(),
-                reason: format!("bad chunk_params: {e}"),
-            }),
+            Some(s) => serde_json::from_str(&s)
+                .map(Some)
+                .map_err(|e| Error::NotAnIndex {
+                    path: self.path.clone(),
+                    reason: format!("bad chunk_params: {e}"),
+                }),
         }
     }
 
@@ -267,7 +269,9 @@ impl Index {
         {
             let mut stmt = self
                 .conn
-                .prepare_cached("SELECT entry, offset, length, hash FROM chunks ORDER BY entry, ordinal")
+                .prepare_cached(
+                    "SELECT entry, offset, length, hash FROM chunks ORDER BY entry, ordinal",
+                )
                 .map_err(|e| self.err(e))?;
             let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
             while let Some(r) = rows.next().map_err(|e| self.err(e))? {
@@ -276,7 +280,8 @@ impl Index {
                 let chunk = ChunkRef {
                     offset: r.get::<_, i64>(1).map_err(|e| self.err(e))? as u64,
                     length: r.get::<_, i64>(2).map_err(|e| self.err(e))? as u32,
-                    hash: Hash::from_slice(&hash).ok_or_else(|| self.corrupt("chunk hash length"))?,
+                    hash: Hash::from_slice(&hash)
+                        .ok_or_else(|| self.corrupt("chunk hash length"))?,
                 };
                 chunks.entry(id).or_default().push(chunk);
             }
@@ -302,7 +307,9 @@ impl Index {
             let hash: Option<Vec<u8>> = r.get(11).map_err(|e| self.err(e))?;
             let checked_ns: i64 = r.get(12).map_err(|e| self.err(e))?;
             let hash = match hash {
-                Some(h) => Some(Hash::from_slice(&h).ok_or_else(|| self.corrupt("file hash length"))?),
+                Some(h) => {
+                    Some(Hash::from_slice(&h).ok_or_else(|| self.corrupt("file hash length"))?)
+                }
                 None => None,
             };
             let entry = Entry {
@@ -340,7 +347,8 @@ impl Index {
             q("SELECT count(*) FROM entries")? as u64,
             q("SELECT count(*) FROM chunks")? as u64,
             q("SELECT count(DISTINCT hash) FROM chunks")? as u64,
-            q("SELECT sum(length) FROM (SELECT max(length) AS length FROM chunks GROUP BY hash)")? as u64,
+            q("SELECT sum(length) FROM (SELECT max(length) AS length FROM chunks GROUP BY hash)")?
+                as u64,
         ))
     }
 
@@ -466,8 +474,14 @@ impl Writer<'_> {
                 .prepare_cached("INSERT INTO chunks(entry, ordinal, offset, length, hash) VALUES (?1, ?2, ?3, ?4, ?5)")
                 .map_err(|x| self.err(x))?;
             for (i, c) in e.chunks.iter().enumerate() {
-                stmt.execute(params![id, i as i64, c.offset as i64, c.length as i64, &c.hash.0[..]])
-                    .map_err(|x| self.err(x))?;
+                stmt.execute(params![
+                    id,
+                    i as i64,
+                    c.offset as i64,
+                    c.length as i64,
+                    &c.hash.0[..]
+                ])
+                .map_err(|x| self.err(x))?;
             }
         }
         Ok(id)
@@ -502,6 +516,35 @@ impl Writer<'_> {
             Some(id) => self.delete(id),
             None => Ok(()),
         }
+    }
+
+    /// Replaces the record at `e.path`, whatever row held it before.
+    pub fn put_path(&self, e: &Entry) -> Result<i64> {
+        self.delete_path(&e.path)?;
+        self.put(e, None)
+    }
+
+    /// Updates the metadata of the entry at `path`, keeping its content record.
+    pub fn update_meta(&self, path: &RelPath, m: &Meta, checked_ns: i64) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE entries SET size = ?2, mtime_ns = ?3, mode = ?4, ino = ?5, dev = ?6, ctime_ns = ?7, nlink = ?8, checked_ns = ?9 WHERE path = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    path.as_bytes(),
+                    m.size as i64,
+                    m.mtime_ns,
+                    m.mode as i64,
+                    m.ino as i64,
+                    m.dev as i64,
+                    m.ctime_ns,
+                    m.nlink as i64,
+                    checked_ns
+                ])
+            })
+            .map(|_| ())
+            .map_err(|x| self.err(x))
     }
 
     /// Removes every entry and chunk (chunking parameters changed).

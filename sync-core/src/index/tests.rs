@@ -19,7 +19,11 @@ fn file_entry(path: &[u8], data: &[u8]) -> Entry {
         },
         target: None,
         hash: Some(Hash::of(data)),
-        chunks: vec![ChunkRef { offset: 0, length: data.len() as u32, hash: Hash::of(data) }],
+        chunks: vec![ChunkRef {
+            offset: 0,
+            length: data.len() as u32,
+            hash: Hash::of(data),
+        }],
         checked_ns: 5,
     }
 }
@@ -49,7 +53,8 @@ fn upgrades_an_index_of_version_one() {
     {
         let c = Connection::open(&p).unwrap();
         c.execute_batch(schema::V1).unwrap();
-        c.pragma_update(None, "application_id", schema::APPLICATION_ID).unwrap();
+        c.pragma_update(None, "application_id", schema::APPLICATION_ID)
+            .unwrap();
         c.pragma_update(None, "user_version", 1).unwrap();
         c.execute(
             "INSERT INTO entries(path, kind, size, mtime_ns, mode, ino, dev, ctime_ns, nlink) VALUES (x'6f6c64', 1, 0, 0, 493, 1, 1, 0, 2)",
@@ -64,7 +69,11 @@ fn upgrades_an_index_of_version_one() {
     // The v2 objects exist.
     let n: i64 = ix
         .conn
-        .query_row("SELECT count(*) FROM sqlite_master WHERE name IN ('chunks_by_hash', 'scans')", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('chunks_by_hash', 'scans')",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(n, 2);
 }
@@ -76,8 +85,10 @@ fn refuses_a_newer_index_without_touching_it() {
     {
         let c = Connection::open(&p).unwrap();
         c.execute_batch("CREATE TABLE future(x);").unwrap();
-        c.pragma_update(None, "application_id", schema::APPLICATION_ID).unwrap();
-        c.pragma_update(None, "user_version", schema::LATEST + 1).unwrap();
+        c.pragma_update(None, "application_id", schema::APPLICATION_ID)
+            .unwrap();
+        c.pragma_update(None, "user_version", schema::LATEST + 1)
+            .unwrap();
     }
     let before = std::fs::read(&p).unwrap();
     match Index::open(&p) {
@@ -94,12 +105,16 @@ fn refuses_foreign_files_without_touching_them() {
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, b"dear diary, today I indexed nothing\n").unwrap();
     assert!(matches!(Index::open(&text), Err(Error::NotAnIndex { .. })));
-    assert_eq!(std::fs::read(&text).unwrap(), b"dear diary, today I indexed nothing\n");
+    assert_eq!(
+        std::fs::read(&text).unwrap(),
+        b"dear diary, today I indexed nothing\n"
+    );
 
     let other = dir.path().join("other.db");
     {
         let c = Connection::open(&other).unwrap();
-        c.execute_batch("CREATE TABLE customers(name TEXT); INSERT INTO customers VALUES ('x');").unwrap();
+        c.execute_batch("CREATE TABLE customers(name TEXT); INSERT INTO customers VALUES ('x');")
+            .unwrap();
     }
     let before = std::fs::read(&other).unwrap();
     let err = Index::open(&other).err().expect("foreign database refused");
@@ -114,7 +129,7 @@ fn odd_names_round_trip_exactly() {
         b"new\nline".to_vec(),
         b"tab\there".to_vec(),
         b"bad\xff\xfeutf8".to_vec(),
-        "caf\u{e9}".as_bytes().to_vec(),  // NFC
+        "caf\u{e9}".as_bytes().to_vec(),   // NFC
         "cafe\u{301}".as_bytes().to_vec(), // NFD
         vec![b'n'; 255],
     ];

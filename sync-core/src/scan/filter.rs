@@ -50,7 +50,12 @@ impl Excludes {
 
 /// The parallel walker for a scan: no hidden-file or VCS filters besides the
 /// ones asked for, never following symlinks, staying on the root's terms.
-pub fn walker(root: &Path, excludes: &Arc<Gitignore>, gitignore: bool, threads: usize) -> WalkParallel {
+pub fn walker(
+    root: &Path,
+    excludes: &Arc<Gitignore>,
+    gitignore: bool,
+    threads: usize,
+) -> WalkParallel {
     let mut b = WalkBuilder::new(root);
     b.standard_filters(false)
         .follow_links(false)

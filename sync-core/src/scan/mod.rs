@@ -93,6 +93,9 @@ pub struct ScanReport {
     /// Files that kept changing while read: their old record was kept.
     #[serde(skip)]
     pub unstable: Vec<RelPath>,
+    /// sluice temporary files found (left by a run that died).
+    #[serde(skip)]
+    pub temp_files: Vec<RelPath>,
     pub duration_s: f64,
 }
 
@@ -106,12 +109,24 @@ impl ScanReport {
 /// One result from the walker or a reader to the index writer.
 enum Found {
     /// A new or changed entry to store.
-    Put { entry: Entry, replaces: Option<i64>, was_read: bool },
+    Put {
+        entry: Entry,
+        replaces: Option<i64>,
+        was_read: bool,
+    },
     /// An entry whose record is still right.
-    Same { id: i64, meta: Meta },
+    Same {
+        id: i64,
+        meta: Meta,
+    },
     /// A file that could not be captured; keep its old record if any.
-    Keep { id: Option<i64>, path: RelPath },
+    Keep {
+        id: Option<i64>,
+        path: RelPath,
+    },
     Warn(ScanWarning),
+    /// A temporary file of ours.
+    Temp(RelPath),
 }
 
 /// A file that must be read.
@@ -206,7 +221,15 @@ pub fn scan(root: &Path, index: &mut Index, opts: &ScanOptions) -> Result<ScanRe
         }
         drop(found_tx);
         drop(job_rx);
-        write_results(index, found_rx, &mut report, &recorded, &walk_failed, started, started_ns)
+        write_results(
+            index,
+            found_rx,
+            &mut report,
+            &recorded,
+            &walk_failed,
+            started,
+            started_ns,
+        )
     })?;
     report.duration_s = started.elapsed().as_secs_f64();
     Ok(report)
@@ -223,41 +246,60 @@ struct Walk<'a> {
 
 impl Walk<'_> {
     /// Handles one walked entry; false when the writer has gone away.
-    fn visit(&self, de: ignore::DirEntry, found: &chan::Sender<Found>, jobs: &chan::Sender<Job>) -> bool {
+    fn visit(
+        &self,
+        de: ignore::DirEntry,
+        found: &chan::Sender<Found>,
+        jobs: &chan::Sender<Job>,
+    ) -> bool {
         let full = de.path();
-        if de.depth() > 0 && de.file_name().as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
-            return true;
+        if de.depth() > 0
+            && de
+                .file_name()
+                .as_encoded_bytes()
+                .starts_with(TEMP_PREFIX.as_bytes())
+        {
+            return match RelPath::from_walk(self.root, full) {
+                Some(p) => found.send(Found::Temp(p)).is_ok(),
+                None => true,
+            };
         }
         if self.skip.iter().any(|s| s == full) {
             return true;
         }
         let Some(path) = RelPath::from_walk(self.root, full) else {
-            return found.send(Found::Warn(ScanWarning {
-                path: full.display().to_string(),
-                message: "name too long or not representable; skipped".into(),
-                io_error: false,
-            })).is_ok();
+            return found
+                .send(Found::Warn(ScanWarning {
+                    path: full.display().to_string(),
+                    message: "name too long or not representable; skipped".into(),
+                    io_error: false,
+                }))
+                .is_ok();
         };
         let md = match std::fs::symlink_metadata(full) {
             Ok(md) => md,
             Err(e) => {
                 let io_error = e.kind() != std::io::ErrorKind::NotFound;
-                return found.send(Found::Warn(ScanWarning {
-                    path: path.display(),
-                    message: e.to_string(),
-                    io_error,
-                })).is_ok();
+                return found
+                    .send(Found::Warn(ScanWarning {
+                        path: path.display(),
+                        message: e.to_string(),
+                        io_error,
+                    }))
+                    .is_ok();
             }
         };
         if let Some(p) = self.progress {
             p.entries.fetch_add(1, Ordering::Relaxed);
         }
         let Some(meta) = Meta::from_std(&md) else {
-            return found.send(Found::Warn(ScanWarning {
-                path: path.display(),
-                message: format!("{} skipped", special_kind(&md)),
-                io_error: false,
-            })).is_ok();
+            return found
+                .send(Found::Warn(ScanWarning {
+                    path: path.display(),
+                    message: format!("{} skipped", special_kind(&md)),
+                    io_error: false,
+                }))
+                .is_ok();
         };
         let old = self.recorded.get(&path);
         let msg = match meta.kind {
@@ -266,9 +308,17 @@ impl Walk<'_> {
                     r.has_hash && meta.same_stat(&r.meta) && !r.meta.is_racy(r.checked_ns)
                 });
                 if fresh && !self.checksum {
-                    Found::Same { id: old.map_or(0, |r| r.id), meta }
+                    Found::Same {
+                        id: old.map_or(0, |r| r.id),
+                        meta,
+                    }
                 } else {
-                    let job = Job { path, full: full.to_path_buf(), meta, replaces: old.map(|r| r.id) };
+                    let job = Job {
+                        path,
+                        full: full.to_path_buf(),
+                        meta,
+                        replaces: old.map(|r| r.id),
+                    };
                     return jobs.send(job).is_ok();
                 }
             }
@@ -277,11 +327,13 @@ impl Walk<'_> {
                     match std::fs::read_link(full) {
                         Ok(t) => Some(t.into_os_string().into_encoded_bytes()),
                         Err(e) => {
-                            return found.send(Found::Warn(ScanWarning {
-                                path: path.display(),
-                                message: format!("cannot read link: {e}"),
-                                io_error: true,
-                            })).is_ok();
+                            return found
+                                .send(Found::Warn(ScanWarning {
+                                    path: path.display(),
+                                    message: format!("cannot read link: {e}"),
+                                    io_error: true,
+                                }))
+                                .is_ok();
                         }
                     }
                 } else {
@@ -292,7 +344,14 @@ impl Walk<'_> {
                     // metadata means an equal record.
                     Some(r) if r.meta == meta => Found::Same { id: r.id, meta },
                     _ => Found::Put {
-                        entry: Entry { path, meta, target, hash: None, chunks: Vec::new(), checked_ns: 0 },
+                        entry: Entry {
+                            path,
+                            meta,
+                            target,
+                            hash: None,
+                            chunks: Vec::new(),
+                            checked_ns: 0,
+                        },
                         replaces: old.map(|r| r.id),
                         was_read: false,
                     },
@@ -321,11 +380,15 @@ fn walk_error_path(err: &ignore::Error) -> String {
     fn find(err: &ignore::Error) -> Option<&Path> {
         match err {
             ignore::Error::WithPath { path, .. } => Some(path),
-            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => find(err),
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+                find(err)
+            }
             _ => None,
         }
     }
-    find(err).map(|p| p.display().to_string()).unwrap_or_default()
+    find(err)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 /// The writer stage: stores results in batches and drops vanished entries.
@@ -354,7 +417,11 @@ fn write_results(
     };
     for msg in found.iter() {
         match msg {
-            Found::Put { entry, replaces, was_read } => {
+            Found::Put {
+                entry,
+                replaces,
+                was_read,
+            } => {
                 count(report, &entry.meta);
                 if was_read {
                     report.files_read += 1;
@@ -380,6 +447,7 @@ fn write_results(
                 report.unstable.push(path);
             }
             Found::Warn(warning) => report.warnings.push(warning),
+            Found::Temp(path) => report.temp_files.push(path),
         }
         if pending >= BATCH {
             w.commit()?;

@@ -42,7 +42,12 @@ pub fn open_nofollow(path: &std::path::Path) -> std::io::Result<File> {
     }
 }
 
-fn capture(chunker: &Chunker, job: Job, buf: &mut Vec<u8>, progress: Option<&ScanProgress>) -> Found {
+fn capture(
+    chunker: &Chunker,
+    job: Job,
+    buf: &mut Vec<u8>,
+    progress: Option<&ScanProgress>,
+) -> Found {
     let warn = |message: String, io_error: bool| {
         Found::Warn(ScanWarning {
             path: job.path.display(),

@@ -7,7 +7,9 @@ use crate::chunk::Hash;
 
 /// Files must be older than the racy window to count as settled.
 fn settle() {
-    std::thread::sleep(Duration::from_millis(2 * (crate::entry::RACY_WINDOW_NS / 1_000_000) as u64));
+    std::thread::sleep(Duration::from_millis(
+        2 * (crate::entry::RACY_WINDOW_NS / 1_000_000) as u64,
+    ));
 }
 
 fn scan_it(root: &Path, ix: &mut Index, opts: &ScanOptions) -> ScanReport {
@@ -15,11 +17,19 @@ fn scan_it(root: &Path, ix: &mut Index, opts: &ScanOptions) -> ScanReport {
 }
 
 fn names(ix: &Index) -> Vec<Vec<u8>> {
-    ix.manifest().unwrap().entries.keys().map(|k| k.as_bytes().to_vec()).collect()
+    ix.manifest()
+        .unwrap()
+        .entries
+        .keys()
+        .map(|k| k.as_bytes().to_vec())
+        .collect()
 }
 
 fn opts() -> ScanOptions {
-    ScanOptions { chunk_params: ChunkParams::default(), ..ScanOptions::default() }
+    ScanOptions {
+        chunk_params: ChunkParams::default(),
+        ..ScanOptions::default()
+    }
 }
 
 #[test]
@@ -72,10 +82,18 @@ fn rescans_read_only_what_changed() {
     assert_eq!(r3.files_read, 1);
     assert_eq!(r3.removed, 1);
     let m = ix.manifest().unwrap();
-    assert_eq!(m.get(&RelPath::new(b"d/f3".to_vec()).unwrap()).unwrap().hash, Some(Hash::of(b"changed")));
+    assert_eq!(
+        m.get(&RelPath::new(b"d/f3".to_vec()).unwrap())
+            .unwrap()
+            .hash,
+        Some(Hash::of(b"changed"))
+    );
     assert!(m.get(&RelPath::new(b"gone".to_vec()).unwrap()).is_none());
 
-    let all = ScanOptions { checksum: true, ..opts() };
+    let all = ScanOptions {
+        checksum: true,
+        ..opts()
+    };
     assert_eq!(scan_it(root, &mut ix, &all).files_read, 20);
 }
 
@@ -106,14 +124,20 @@ fn symlinks_are_recorded_not_followed_and_specials_skipped() {
     let r = scan_it(root, &mut ix, &opts());
     assert_eq!(r.symlinks, 2);
     assert!(!r.partial(), "a fifo is skipped, not an error");
-    assert!(r.warnings.iter().any(|w| w.path == "pipe" && w.message.contains("fifo")));
+    assert!(r
+        .warnings
+        .iter()
+        .any(|w| w.path == "pipe" && w.message.contains("fifo")));
     let m = ix.manifest().unwrap();
     let link = m.get(&RelPath::new(b"link".to_vec()).unwrap()).unwrap();
     assert_eq!(link.meta.kind, Kind::Symlink);
     assert_eq!(link.target.as_deref(), Some(&b"real"[..]));
     assert!(m.get(&RelPath::new(b"link/x".to_vec()).unwrap()).is_none());
     assert_eq!(
-        m.get(&RelPath::new(b"dangling".to_vec()).unwrap()).unwrap().target.as_deref(),
+        m.get(&RelPath::new(b"dangling".to_vec()).unwrap())
+            .unwrap()
+            .target
+            .as_deref(),
         Some(&b"/nonexistent/dangling"[..])
     );
 }
@@ -125,7 +149,16 @@ fn ignore_rules() {
     for d in ["a", "a/build", "b", "logs"] {
         std::fs::create_dir(root.join(d)).unwrap();
     }
-    for f in ["a/keep.c", "a/drop.o", "a/build/out", "b/drop.o", "b/x.tmp", "logs/l1", "top.bak", "g.txt"] {
+    for f in [
+        "a/keep.c",
+        "a/drop.o",
+        "a/build/out",
+        "b/drop.o",
+        "b/x.tmp",
+        "logs/l1",
+        "top.bak",
+        "g.txt",
+    ] {
         std::fs::write(root.join(f), f).unwrap();
     }
     // .sluiceignore applies below its folder only.
@@ -135,14 +168,39 @@ fn ignore_rules() {
     std::fs::write(&from, "# comment\n\n*.bak\n").unwrap();
     let mut ix = Index::open_in_memory().unwrap();
     let o = ScanOptions {
-        excludes: Excludes { patterns: vec!["*.tmp".into(), "/logs".into()], from_files: vec![from.clone()], gitignore: false },
+        excludes: Excludes {
+            patterns: vec!["*.tmp".into(), "/logs".into()],
+            from_files: vec![from.clone()],
+            gitignore: false,
+        },
         ..opts()
     };
     scan_it(root, &mut ix, &o);
-    let got: Vec<String> = names(&ix).iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect();
-    assert_eq!(got, ["", ".gitignore", "a", "a/.sluiceignore", "a/keep.c", "b", "b/drop.o", "g.txt"]);
+    let got: Vec<String> = names(&ix)
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "",
+            ".gitignore",
+            "a",
+            "a/.sluiceignore",
+            "a/keep.c",
+            "b",
+            "b/drop.o",
+            "g.txt"
+        ]
+    );
 
-    let o = ScanOptions { excludes: Excludes { gitignore: true, ..Excludes::default() }, ..opts() };
+    let o = ScanOptions {
+        excludes: Excludes {
+            gitignore: true,
+            ..Excludes::default()
+        },
+        ..opts()
+    };
     scan_it(root, &mut ix, &o);
     let got = names(&ix);
     assert!(!got.contains(&b"g.txt".to_vec()));
@@ -161,7 +219,10 @@ fn a_file_that_keeps_changing_is_left_out_never_mixed() {
         let (path, stop) = (path.clone(), stop.clone());
         std::thread::spawn(move || {
             use std::io::Write;
-            let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap();
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) && n < 200_000 {
                 f.write_all(&[n as u8; 64]).unwrap();
@@ -177,7 +238,11 @@ fn a_file_that_keeps_changing_is_left_out_never_mixed() {
     writer.join().unwrap();
     assert_eq!(r.unstable, vec![RelPath::new(b"busy".to_vec()).unwrap()]);
     assert!(r.partial());
-    assert!(ix.manifest().unwrap().get(&RelPath::new(b"busy".to_vec()).unwrap()).is_none());
+    assert!(ix
+        .manifest()
+        .unwrap()
+        .get(&RelPath::new(b"busy".to_vec()).unwrap())
+        .is_none());
 
     // Once it settles it is captured whole.
     let r = scan_it(dir.path(), &mut ix, &opts());
@@ -186,7 +251,10 @@ fn a_file_that_keeps_changing_is_left_out_never_mixed() {
     let m = ix.manifest().unwrap();
     let e = m.get(&RelPath::new(b"busy".to_vec()).unwrap()).unwrap();
     assert_eq!(e.hash, Some(Hash::of(&data)));
-    assert_eq!(e.chunks.iter().map(|c| c.length as u64).sum::<u64>(), data.len() as u64);
+    assert_eq!(
+        e.chunks.iter().map(|c| c.length as u64).sum::<u64>(),
+        data.len() as u64
+    );
 }
 
 #[test]
@@ -195,9 +263,20 @@ fn changed_chunk_params_rebuild_the_index() {
     std::fs::write(dir.path().join("f"), vec![7u8; 100_000]).unwrap();
     let mut ix = Index::open_in_memory().unwrap();
     scan_it(dir.path(), &mut ix, &opts());
-    let small = ScanOptions { chunk_params: ChunkParams { min: 1024, avg: 4096, max: 16384 }, ..opts() };
+    let small = ScanOptions {
+        chunk_params: ChunkParams {
+            min: 1024,
+            avg: 4096,
+            max: 16384,
+        },
+        ..opts()
+    };
     let r = scan_it(dir.path(), &mut ix, &small);
     assert_eq!(r.files_read, 1);
     assert_eq!(ix.chunk_params().unwrap(), Some(small.chunk_params));
-    assert!(ix.manifest().unwrap().files().all(|f| f.chunks.iter().all(|c| c.length <= 16384)));
+    assert!(ix
+        .manifest()
+        .unwrap()
+        .files()
+        .all(|f| f.chunks.iter().all(|c| c.length <= 16384)));
 }

@@ -1,0 +1,214 @@
+//! `sluice sync SRC DST` and `sluice diff SRC DST`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use sync_core::session::{self, SessionOptions, Side, SyncReport};
+
+use crate::args::SyncArgs;
+use crate::exit::Code;
+use crate::output;
+
+pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
+    let dry_run = diff || a.dry_run;
+    let (src, dst) = match check_paths(&a.src, &a.dst) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("sluice: error: {msg}");
+            return Ok(Code::Paths);
+        }
+    };
+    let mut excludes = Vec::new();
+    for f in &a.scan.exclude_from {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
+        excludes.extend(text.lines().map(|l| l.trim_end_matches('\r').to_string()));
+    }
+    excludes.extend(a.scan.exclude.iter().cloned());
+    let opts = SessionOptions {
+        delete: a.delete,
+        dry_run,
+        checksum: a.scan.checksum,
+        hard_links: a.hard_links,
+        max_delete: a.max_delete,
+        allow_empty_source: a.allow_empty_source,
+        excludes,
+        gitignore: a.scan.gitignore,
+    };
+    let src_side = Side {
+        root: src,
+        index: a.src_index.clone(),
+        threads: a.scan.threads,
+    };
+    let dst_side = Side {
+        root: dst,
+        index: a.dst_index.clone(),
+        threads: a.scan.threads,
+    };
+
+    let bar = (!quiet && !a.json && output::stderr_is_tty()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message(if dry_run {
+            "comparing…"
+        } else {
+            "syncing…"
+        });
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let result = session::sync_local(&src_side, &dst_side, &opts);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = result?;
+    print_report(&report, &a, dry_run, quiet)?;
+    Ok(if report.max_delete_hit {
+        Code::MaxDelete
+    } else if report.partial() {
+        Code::Partial
+    } else {
+        Code::Ok
+    })
+}
+
+/// Checks SRC and DST before anything is written; returns canonical paths
+/// (DST's as it will be once created).
+fn check_paths(src: &Path, dst: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let src_c = std::fs::canonicalize(src).map_err(|e| format!("source {}: {e}", src.display()))?;
+    if !src_c.is_dir() {
+        return Err(format!("source {} is not a folder", src.display()));
+    }
+    let dst_c = match std::fs::symlink_metadata(dst) {
+        Ok(_) => {
+            let c = std::fs::canonicalize(dst)
+                .map_err(|e| format!("destination {}: {e}", dst.display()))?;
+            if !c.is_dir() {
+                return Err(format!(
+                    "destination {} exists and is not a folder",
+                    dst.display()
+                ));
+            }
+            c
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            future_path(dst).map_err(|e| format!("destination {}: {e}", dst.display()))?
+        }
+        Err(e) => return Err(format!("destination {}: {e}", dst.display())),
+    };
+    if dst_c == src_c {
+        return Err("source and destination are the same folder".into());
+    }
+    if dst_c.starts_with(&src_c) {
+        return Err(format!(
+            "destination {} is inside the source {}",
+            dst_c.display(),
+            src_c.display()
+        ));
+    }
+    if src_c.starts_with(&dst_c) {
+        return Err(format!(
+            "source {} is inside the destination {}",
+            src_c.display(),
+            dst_c.display()
+        ));
+    }
+    Ok((src_c, dst_c))
+}
+
+/// The canonical form of a path that does not exist yet: its nearest
+/// existing ancestor, canonicalised, plus the rest.
+fn future_path(p: &Path) -> std::io::Result<PathBuf> {
+    let abs = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    };
+    let mut missing = Vec::new();
+    let mut cur = abs.as_path();
+    loop {
+        match std::fs::canonicalize(cur) {
+            Ok(c) => {
+                if !c.is_dir() {
+                    return Err(std::io::Error::other(format!(
+                        "{} is not a folder",
+                        cur.display()
+                    )));
+                }
+                let mut out = c;
+                for m in missing.iter().rev() {
+                    out.push(m);
+                }
+                return Ok(out);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let name = cur.file_name().ok_or(e)?;
+                if name == ".." {
+                    return Err(std::io::Error::other("`..` in a path that does not exist"));
+                }
+                missing.push(name.to_owned());
+                cur = cur.parent().unwrap_or(Path::new("/"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn print_report(r: &SyncReport, a: &SyncArgs, dry_run: bool, quiet: bool) -> anyhow::Result<()> {
+    for w in &r.warnings {
+        let w = w.strip_prefix(session::PARTIAL_MARK).unwrap_or(w);
+        eprintln!("sluice: warning: {w}");
+    }
+    for e in &r.errors {
+        eprintln!("sluice: error: {}: {}", e.path, e.message);
+    }
+    if r.max_delete_hit {
+        eprintln!(
+            "sluice: error: {} deletions exceed --max-delete {}; nothing was deleted",
+            r.changes
+                .iter()
+                .filter(|c| c.line.starts_with("- "))
+                .count(),
+            a.max_delete.unwrap_or(0)
+        );
+    }
+    if a.json {
+        output::print_json(&serde_json::to_value(r)?)?;
+        return Ok(());
+    }
+    if quiet {
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    if dry_run || a.itemize_changes {
+        for c in &r.changes {
+            writeln!(out, "{}", c.line)?;
+        }
+    }
+    let verb = if dry_run { "would send" } else { "sent" };
+    writeln!(
+        out,
+        "{} files ({}) in source; {} created, {} updated, {} deleted, {} metadata only",
+        r.files_total,
+        output::bytes(r.bytes_total),
+        r.files_created,
+        r.files_updated,
+        r.files_deleted,
+        r.meta_updated
+    )?;
+    writeln!(
+        out,
+        "{verb} {} of chunks ({} on the wire); {} reused from the destination; {:.2} s{}",
+        output::bytes(r.chunk_bytes_sent),
+        output::bytes(r.wire_bytes_sent),
+        output::bytes(r.bytes_reused),
+        r.duration_s,
+        if dry_run {
+            " (dry run: nothing changed)"
+        } else {
+            ""
+        }
+    )?;
+    Ok(())
+}

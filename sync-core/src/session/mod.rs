@@ -1,0 +1,214 @@
+//! Sessions: one sync, from handshake to commit, over any transport.
+//!
+//! A session has two halves. The **sender** scans the source, sends its
+//! manifest, and ships the chunks it is asked for. The **receiver** scans
+//! the destination, plans, applies, updates the destination's index, and
+//! reports. The halves only talk through a [`Transport`]; a local sync runs
+//! both in one process over a [`MemoryTransport`], and remote syncs run the
+//! same code over ssh pipes or a daemon connection.
+//!
+//! ```text
+//! sender                               receiver
+//!   Hello  ───────────────────────────▶  (and back)
+//!   Entries… SourceDone ──────────────▶  scan DST meanwhile; plan
+//!                         ◀─────────── Need… NeedDone{round, count}
+//!   Data… / Unavailable… RoundDone ───▶  apply as chunks land
+//!                         ◀─────────── (more rounds for chunks that
+//!                                       failed local verification)
+//!                         ◀─────────── NeedDone{count: 0}
+//!   SenderDone ───────────────────────▶  finish, commit DST index
+//!                         ◀─────────── Report
+//! ```
+
+pub mod msg;
+mod receiver;
+mod sender;
+pub mod transport;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::apply::ApplyError;
+use crate::entry::Kind;
+use crate::error::{Error, Result};
+use crate::plan::{Change, ChangeKind};
+use crate::scan::{Excludes, ScanOptions};
+
+pub use receiver::run_receiver;
+pub use sender::run_sender;
+pub use transport::{MemoryTransport, StreamTransport, Transport};
+
+/// Options of a sync, chosen by the initiating side and sent to the other.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionOptions {
+    pub delete: bool,
+    pub dry_run: bool,
+    pub checksum: bool,
+    pub hard_links: bool,
+    pub max_delete: Option<u64>,
+    pub allow_empty_source: bool,
+    /// Exclude patterns (gitignore syntax), `--exclude-from` lines first.
+    pub excludes: Vec<String>,
+    pub gitignore: bool,
+}
+
+impl SessionOptions {
+    /// The scan options both sides use (excluded entries are neither sent
+    /// nor deleted, as with rsync).
+    pub fn scan_options(&self, threads: usize) -> ScanOptions {
+        ScanOptions {
+            excludes: Excludes {
+                patterns: self.excludes.clone(),
+                from_files: Vec::new(),
+                gitignore: self.gitignore,
+            },
+            checksum: self.checksum,
+            threads,
+            ..ScanOptions::default()
+        }
+    }
+}
+
+/// One side's tree and the index that describes it.
+#[derive(Clone, Debug)]
+pub struct Side {
+    /// The tree's root (canonical, or about to be created for a receiver).
+    pub root: PathBuf,
+    /// The index file; `None` for the default location.
+    pub index: Option<PathBuf>,
+    /// Scan threads (0: one per core).
+    pub threads: usize,
+}
+
+/// One line of the itemised change list, in printable form.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeLine {
+    pub change: ChangeKind,
+    pub path: String,
+    pub kind: Kind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The itemised line (`+ path`, `R old -> new`, ...).
+    pub line: String,
+}
+
+impl From<&Change> for ChangeLine {
+    fn from(c: &Change) -> Self {
+        ChangeLine {
+            change: c.change,
+            path: c.path.display(),
+            kind: c.kind,
+            from: c.from.as_ref().map(|p| p.display()),
+            line: c.line(),
+        }
+    }
+}
+
+/// What a sync did (or, in a dry run, would do). Printed by `--json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncReport {
+    pub dry_run: bool,
+    /// Regular files and their bytes in the source.
+    pub files_total: u64,
+    pub bytes_total: u64,
+    pub files_created: u64,
+    pub files_updated: u64,
+    /// Files among the deleted entries.
+    pub files_deleted: u64,
+    pub entries_deleted: u64,
+    pub dirs_created: u64,
+    pub symlinks_created: u64,
+    pub meta_updated: u64,
+    /// Chunk payload the sender shipped (would ship, in a dry run).
+    pub chunk_bytes_sent: u64,
+    /// All bytes the sender put on the wire, framing and control included.
+    pub wire_bytes_sent: u64,
+    /// Bytes assembled from chunks already at the destination.
+    pub bytes_reused: u64,
+    pub duration_s: f64,
+    /// Deletions skipped: more than `--max-delete`.
+    pub max_delete_hit: bool,
+    /// Deletions skipped: the source scan was incomplete.
+    pub deletes_skipped: bool,
+    /// Problems on either side that left some entries unsynced.
+    pub warnings: Vec<String>,
+    pub errors: Vec<ApplyError>,
+    pub changes: Vec<ChangeLine>,
+}
+
+impl SyncReport {
+    /// True when some entries could not be read or written.
+    pub fn partial(&self) -> bool {
+        !self.errors.is_empty() || self.warnings.iter().any(|w| w.starts_with(PARTIAL_MARK))
+    }
+}
+
+/// Warnings that make a run "partial" start with this.
+pub const PARTIAL_MARK: &str = "error: ";
+
+/// Checks the peer's hello against ours.
+fn check_hello(peer: &msg::Hello, expect_role: msg::Role) -> Result<()> {
+    if peer.version != msg::PROTOCOL_VERSION {
+        return Err(Error::Version(format!(
+            "incompatible peer: it runs {} (protocol {}), this is sluice {} (protocol {})",
+            peer.software,
+            peer.version,
+            env!("CARGO_PKG_VERSION"),
+            msg::PROTOCOL_VERSION
+        )));
+    }
+    if peer.role != expect_role {
+        return Err(msg::protocol(format!(
+            "peer wants to be the {:?} too",
+            peer.role
+        )));
+    }
+    Ok(())
+}
+
+fn hello(role: msg::Role, options: &SessionOptions) -> msg::Msg {
+    msg::Msg::Hello(msg::Hello {
+        version: msg::PROTOCOL_VERSION,
+        software: format!("sluice {}", env!("CARGO_PKG_VERSION")),
+        role,
+        options: options.clone(),
+    })
+}
+
+/// Syncs two local folders: both halves in this process, over memory.
+pub fn sync_local(src: &Side, dst: &Side, opts: &SessionOptions) -> Result<SyncReport> {
+    let (mut a, mut b) = MemoryTransport::pair(64);
+    std::thread::scope(|s| {
+        let sender = s.spawn(|| run_sender(&mut a, src, Some(opts)));
+        let received = run_receiver(&mut b, dst, Some(opts));
+        drop(b);
+        let sent = sender
+            .join()
+            .unwrap_or_else(|_| Err(Error::Peer("sender thread panicked".into())));
+        match (received, sent) {
+            (Ok(report), _) => Ok(report),
+            (Err(e), _) => Err(e),
+        }
+    })
+}
+
+/// Opens a side's index, at its default location unless given.
+fn open_index(side: &Side) -> Result<(crate::index::Index, PathBuf)> {
+    let path = match &side.index {
+        Some(p) => p.clone(),
+        None => crate::index::location::default_index_path(&side.root)?,
+    };
+    Ok((crate::index::Index::open(&path)?, path))
+}
+
+/// Index files that live inside the tree are not part of it.
+fn index_skips(path: &std::path::Path) -> Vec<PathBuf> {
+    let mut skip = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        skip.push(p.into());
+    }
+    skip
+}

@@ -1,0 +1,262 @@
+//! Session messages and their validation.
+//!
+//! Every message crosses the control channel as one frame (see
+//! [`super::transport`]) holding a postcard-encoded [`Msg`]. Decoding never
+//! trusts the peer: sizes are bounded by the frame limit, paths go through
+//! [`RelPath::new`], and a received manifest must form a tree whose files'
+//! chunks tile them exactly ([`check_entry`], [`check_tree`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::{ChunkParams, ChunkRef, Hash};
+use crate::entry::{Entry, Kind, Meta};
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+use crate::path::RelPath;
+use crate::plan::StreamChunk;
+
+use super::{SessionOptions, SyncReport};
+
+/// The session protocol version; peers must match exactly.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Entries per `Entries` message.
+pub const ENTRIES_PER_MSG: usize = 2048;
+/// Chunks carried inline per entry; longer lists continue in `Chunks`.
+pub const CHUNKS_PER_MSG: usize = 16384;
+/// Chunks per `Need` message.
+pub const NEED_PER_MSG: usize = 16384;
+
+/// Which half of a session a peer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    Sender,
+    Receiver,
+}
+
+/// The first message each side sends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: u32,
+    /// `sluice 0.1.0`, for error messages.
+    pub software: String,
+    pub role: Role,
+    /// The initiator's options (the answering side sends its copy back).
+    pub options: SessionOptions,
+}
+
+/// An entry of the source manifest, as sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WireEntry {
+    #[serde(with = "serde_bytes")]
+    pub path: Vec<u8>,
+    pub meta: Meta,
+    #[serde(with = "serde_bytes")]
+    pub target: Vec<u8>,
+    pub hash: Option<Hash>,
+    pub chunks: Vec<ChunkRef>,
+}
+
+/// What the sender reports after its scan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceDone {
+    pub params: ChunkParams,
+    /// The scan hit an I/O error: the receiver must not delete.
+    pub partial: bool,
+    /// Paths left out because they kept changing (never deleted at DST).
+    pub protect: Vec<serde_bytes::ByteBuf>,
+    pub warnings: Vec<String>,
+}
+
+/// One requested chunk: its stream index, hash and length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Need {
+    pub idx: u32,
+    pub hash: Hash,
+    pub length: u32,
+}
+
+impl Need {
+    pub fn chunk(&self) -> StreamChunk {
+        StreamChunk {
+            hash: self.hash,
+            length: self.length,
+        }
+    }
+}
+
+/// Everything that crosses the control channel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Msg {
+    Hello(Hello),
+    /// Part of the source manifest.
+    Entries(Vec<WireEntry>),
+    /// More chunks of the last entry sent.
+    Chunks(Vec<ChunkRef>),
+    /// End of the source manifest.
+    SourceDone(SourceDone),
+    /// Chunks the receiver asks for.
+    Need(Vec<Need>),
+    /// End of one round's requests; an empty round ends the transfer.
+    NeedDone {
+        round: u32,
+        count: u32,
+    },
+    /// One chunk's bytes.
+    Data {
+        idx: u32,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// The sender cannot supply this chunk (its source changed).
+    Unavailable {
+        idx: u32,
+    },
+    /// The sender has sent everything of this round.
+    RoundDone {
+        round: u32,
+    },
+    /// The sender's last word: what it put on the wire.
+    SenderDone {
+        wire_bytes_sent: u64,
+    },
+    /// The receiver's final report.
+    Report(Box<SyncReport>),
+    /// The peer gives up; the text says why.
+    Error(String),
+}
+
+impl Msg {
+    /// A short name for "unexpected message" errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Msg::Hello(_) => "Hello",
+            Msg::Entries(_) => "Entries",
+            Msg::Chunks(_) => "Chunks",
+            Msg::SourceDone(_) => "SourceDone",
+            Msg::Need(_) => "Need",
+            Msg::NeedDone { .. } => "NeedDone",
+            Msg::Data { .. } => "Data",
+            Msg::Unavailable { .. } => "Unavailable",
+            Msg::RoundDone { .. } => "RoundDone",
+            Msg::SenderDone { .. } => "SenderDone",
+            Msg::Report(_) => "Report",
+            Msg::Error(_) => "Error",
+        }
+    }
+}
+
+/// A protocol error: the peer sent something it should not have.
+pub fn protocol(what: impl Into<String>) -> Error {
+    Error::Protocol(what.into())
+}
+
+impl WireEntry {
+    /// The wire form of an index entry.
+    pub fn from_entry(e: &Entry) -> WireEntry {
+        WireEntry {
+            path: e.path.as_bytes().to_vec(),
+            meta: e.meta,
+            target: e.target.clone().unwrap_or_default(),
+            hash: e.hash,
+            chunks: e.chunks.clone(),
+        }
+    }
+}
+
+/// Validates one received entry and turns it into an [`Entry`].
+pub fn check_entry(w: WireEntry, params: &ChunkParams) -> Result<Entry> {
+    let path = RelPath::new(w.path)?;
+    let m = &w.meta;
+    match m.kind {
+        Kind::File => {
+            let hash = w
+                .hash
+                .ok_or_else(|| protocol(format!("file {} has no hash", path.display())))?;
+            check_chunks(&path, m.size, &w.chunks, params)?;
+            Ok(Entry {
+                path,
+                meta: w.meta,
+                target: None,
+                hash: Some(hash),
+                chunks: w.chunks,
+                checked_ns: 0,
+            })
+        }
+        Kind::Symlink => {
+            if w.target.is_empty()
+                || w.target.len() > crate::path::MAX_PATH_LEN
+                || w.target.contains(&0)
+            {
+                return Err(protocol(format!(
+                    "symlink {} has a bad target",
+                    path.display()
+                )));
+            }
+            Ok(Entry {
+                path,
+                meta: w.meta,
+                target: Some(w.target),
+                hash: None,
+                chunks: Vec::new(),
+                checked_ns: 0,
+            })
+        }
+        Kind::Dir => Ok(Entry {
+            path,
+            meta: w.meta,
+            target: None,
+            hash: None,
+            chunks: Vec::new(),
+            checked_ns: 0,
+        }),
+    }
+}
+
+/// Chunks must tile the file exactly, each within the chunk size limit.
+pub fn check_chunks(
+    path: &RelPath,
+    size: u64,
+    chunks: &[ChunkRef],
+    params: &ChunkParams,
+) -> Result<()> {
+    let mut at = 0u64;
+    for c in chunks {
+        if c.offset != at || c.length == 0 || c.length > params.max {
+            return Err(protocol(format!(
+                "file {} has a malformed chunk list",
+                path.display()
+            )));
+        }
+        at += c.length as u64;
+    }
+    if at != size {
+        return Err(protocol(format!(
+            "file {}: chunks cover {at} of {size} bytes",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Every entry's parent must be a folder of the manifest, and the root a
+/// folder: so no received path can sit below a symlink or a file.
+pub fn check_tree(m: &Manifest) -> Result<()> {
+    for (path, _) in m.entries.iter() {
+        if path.is_root() {
+            continue;
+        }
+        match m.get(&path.parent()) {
+            Some(p) if p.meta.kind == Kind::Dir => {}
+            _ => {
+                return Err(protocol(format!(
+                    "{} has no parent folder in the manifest",
+                    path.display()
+                )))
+            }
+        }
+    }
+    match m.get(&RelPath::root()) {
+        Some(r) if r.meta.kind == Kind::Dir => Ok(()),
+        _ => Err(protocol("the manifest has no root folder")),
+    }
+}

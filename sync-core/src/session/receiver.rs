@@ -1,0 +1,343 @@
+//! The receiving half: scan the destination, plan, apply, report.
+
+use std::time::Instant;
+
+use super::msg::{
+    check_chunks, check_entry, check_tree, protocol, Msg, Need, Role, SourceDone, NEED_PER_MSG,
+};
+use super::{
+    check_hello, hello, index_skips, open_index, ChangeLine, SessionOptions, Side, SyncReport,
+    Transport, PARTIAL_MARK,
+};
+use crate::apply::{Applier, ApplyOptions, IndexUpdate, Tree};
+use crate::chunk::ChunkParams;
+use crate::entry::Kind;
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::manifest::Manifest;
+use crate::path::RelPath;
+use crate::plan::{self, Plan, PlanOptions};
+use crate::scan::ScanReport;
+
+/// Rounds of re-requests for chunks that failed local verification.
+const MAX_ROUNDS: u32 = 3;
+
+/// Runs the receiver. `initiator` carries the options when this side started
+/// the session; otherwise they arrive in the peer's hello.
+pub fn run_receiver(
+    t: &mut dyn Transport,
+    side: &Side,
+    initiator: Option<&SessionOptions>,
+) -> Result<SyncReport> {
+    let result = receiver(t, side, initiator);
+    if let Err(e) = &result {
+        if !matches!(e, Error::Peer(_)) {
+            let _ = t.send(&Msg::Error(e.to_string()));
+        }
+    }
+    result
+}
+
+fn receiver(
+    t: &mut dyn Transport,
+    side: &Side,
+    initiator: Option<&SessionOptions>,
+) -> Result<SyncReport> {
+    let started = Instant::now();
+    let opts = match initiator {
+        Some(o) => {
+            t.send(&hello(Role::Receiver, o))?;
+            expect_hello(t)?;
+            o.clone()
+        }
+        None => {
+            let o = expect_hello(t)?;
+            t.send(&hello(Role::Receiver, &o))?;
+            o
+        }
+    };
+    let exists = side.root.is_dir();
+    if !exists && !opts.dry_run {
+        std::fs::create_dir_all(&side.root).map_err(|e| Error::io(&side.root, e))?;
+    }
+    // Scan the destination while the source's manifest arrives.
+    let (dst, src) = std::thread::scope(|s| {
+        let scan = s.spawn(|| scan_destination(side, &opts, exists || !opts.dry_run));
+        let src = receive_manifest(t);
+        let dst = scan
+            .join()
+            .unwrap_or_else(|_| Err(Error::Peer("scan thread panicked".into())));
+        (dst, src)
+    });
+    let (src, source_done) = src?;
+    let (mut index, dst_manifest, dst_scan) = dst?;
+
+    let mut warnings = source_done.warnings.clone();
+    warnings.extend(dst_scan.warnings.iter().map(|w| {
+        let mark = if w.io_error { PARTIAL_MARK } else { "" };
+        format!("{mark}destination: {}: {}", w.path, w.message)
+    }));
+    if opts.delete
+        && src.entries.len() <= 1
+        && dst_manifest.entries.len() > 1
+        && !opts.allow_empty_source
+    {
+        return Err(Error::Usage(
+            "the source is empty; refusing to --delete everything at the destination (is a disk unmounted? \
+             pass --allow-empty-source if this is intended)"
+                .into(),
+        ));
+    }
+    let protect = source_done
+        .protect
+        .iter()
+        .filter_map(|p| RelPath::new(p.to_vec()).ok())
+        .collect();
+    let plan = plan::diff(
+        &src,
+        &dst_manifest,
+        &PlanOptions {
+            delete: opts.delete,
+            hard_links: opts.hard_links,
+            protect,
+        },
+    );
+    let mut report = plan_report(&plan, opts.dry_run);
+    report.warnings = warnings;
+    if source_done.partial && !plan.deletes.is_empty() {
+        report.deletes_skipped = true;
+        report
+            .warnings
+            .push("I/O errors while scanning the source: deletions disabled for this run".into());
+    }
+    for (path, why) in &plan.conflicts {
+        report
+            .warnings
+            .push(format!("{PARTIAL_MARK}{}: {why}", path.display()));
+    }
+
+    if opts.dry_run {
+        t.send(&Msg::NeedDone { round: 1, count: 0 })?;
+        report.wire_bytes_sent = expect_sender_done(t)?;
+    } else {
+        let tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
+        let apply_opts = ApplyOptions {
+            max_delete: opts.max_delete,
+            no_deletes: source_done.partial,
+        };
+        let mut applier = Applier::new(tree, &plan, apply_opts);
+        let outcome = transfer(t, &mut applier, &plan, &dst_scan);
+        let (applied, update) = match outcome {
+            Ok(wire) => {
+                report.wire_bytes_sent = wire;
+                applier.finish()?
+            }
+            Err(e) => {
+                let update = applier.abort();
+                let _ = commit_update(&mut index, &update);
+                return Err(e);
+            }
+        };
+        commit_update(&mut index, &update)?;
+        report.entries_deleted = applied.entries_deleted;
+        if applied.max_delete_hit || applied.deletes_skipped {
+            report.files_deleted = 0;
+            report.entries_deleted = 0;
+        }
+        report.max_delete_hit = applied.max_delete_hit;
+        report.deletes_skipped |= applied.deletes_skipped;
+        report.errors = applied.errors;
+    }
+    report.duration_s = started.elapsed().as_secs_f64();
+    t.send(&Msg::Report(Box::new(report.clone())))?;
+    Ok(report)
+}
+
+fn expect_hello(t: &mut dyn Transport) -> Result<SessionOptions> {
+    match t.recv()? {
+        Msg::Hello(h) => {
+            check_hello(&h, Role::Sender)?;
+            Ok(h.options)
+        }
+        Msg::Error(e) => Err(Error::Peer(e)),
+        other => Err(protocol(format!("expected Hello, got {}", other.name()))),
+    }
+}
+
+fn expect_sender_done(t: &mut dyn Transport) -> Result<u64> {
+    match t.recv()? {
+        Msg::SenderDone { wire_bytes_sent } => Ok(wire_bytes_sent),
+        Msg::Error(e) => Err(Error::Peer(e)),
+        other => Err(protocol(format!(
+            "expected SenderDone, got {}",
+            other.name()
+        ))),
+    }
+}
+
+fn scan_destination(
+    side: &Side,
+    opts: &SessionOptions,
+    exists: bool,
+) -> Result<(Index, Manifest, ScanReport)> {
+    let (mut index, index_path) = open_index(side)?;
+    if !exists {
+        // Dry run into a folder that does not exist yet: it is empty.
+        return Ok((index, Manifest::default(), ScanReport::default()));
+    }
+    let mut scan_opts = opts.scan_options(side.threads);
+    scan_opts.skip = index_skips(&index_path);
+    let report = crate::scan::scan(&side.root, &mut index, &scan_opts)?;
+    let manifest = index.manifest()?;
+    Ok((index, manifest, report))
+}
+
+/// Receives and validates the source manifest.
+fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, SourceDone)> {
+    let mut m = Manifest::default();
+    let mut last: Option<crate::entry::Entry> = None;
+    let limits = ChunkParams {
+        min: 64,
+        avg: 256,
+        max: 16 << 20,
+    };
+    let done = loop {
+        match t.recv()? {
+            Msg::Entries(batch) => {
+                for w in batch {
+                    if let Some(e) = last.take() {
+                        finish_entry(&mut m, e)?;
+                    }
+                    // Chunk lists may continue in `Chunks`: check tiling at the end.
+                    let mut w = w;
+                    let chunks = std::mem::take(&mut w.chunks);
+                    let size = w.meta.size;
+                    w.meta.size = 0;
+                    let mut e = check_entry(w, &limits)?;
+                    e.meta.size = size;
+                    e.chunks = chunks;
+                    last = Some(e);
+                }
+            }
+            Msg::Chunks(more) => match last.as_mut() {
+                Some(e) if e.meta.kind == Kind::File => e.chunks.extend(more),
+                _ => return Err(protocol("chunk list continuation without a file")),
+            },
+            Msg::SourceDone(done) => break done,
+            Msg::Error(e) => return Err(Error::Peer(e)),
+            other => {
+                return Err(protocol(format!(
+                    "expected the manifest, got {}",
+                    other.name()
+                )))
+            }
+        }
+    };
+    if let Some(e) = last.take() {
+        finish_entry(&mut m, e)?;
+    }
+    done.params
+        .validate()
+        .map_err(|e| protocol(e.to_string()))?;
+    for e in m.entries.values() {
+        if e.meta.kind == Kind::File {
+            check_chunks(&e.path, e.meta.size, &e.chunks, &done.params)?;
+        }
+    }
+    check_tree(&m)?;
+    m.params = done.params;
+    Ok((m, done))
+}
+
+fn finish_entry(m: &mut Manifest, e: crate::entry::Entry) -> Result<()> {
+    if m.entries.insert(e.path.clone(), e).is_some() {
+        return Err(protocol("the manifest lists a path twice"));
+    }
+    Ok(())
+}
+
+/// Rounds of Need → Data until everything arrived or nothing more can.
+/// Returns the sender's wire byte count.
+fn transfer(
+    t: &mut dyn Transport,
+    applier: &mut Applier<'_>,
+    plan: &Plan,
+    dst_scan: &ScanReport,
+) -> Result<u64> {
+    applier.start(&dst_scan.temp_files)?;
+    let mut needs: Vec<Need> = plan
+        .stream
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Need {
+            idx: i as u32,
+            hash: c.hash,
+            length: c.length,
+        })
+        .collect();
+    let mut round = 1;
+    while !needs.is_empty() && round <= MAX_ROUNDS {
+        for part in needs.chunks(NEED_PER_MSG) {
+            t.send(&Msg::Need(part.to_vec()))?;
+        }
+        t.send(&Msg::NeedDone {
+            round,
+            count: needs.len() as u32,
+        })?;
+        loop {
+            match t.recv()? {
+                Msg::Data { idx, bytes } => applier.receive_chunk(idx, &bytes)?,
+                Msg::Unavailable { idx } => applier.chunk_unavailable(idx),
+                Msg::RoundDone { round: r } if r == round => break,
+                Msg::Error(e) => return Err(Error::Peer(e)),
+                other => return Err(protocol(format!("expected Data, got {}", other.name()))),
+            }
+        }
+        needs = applier
+            .take_refetch()
+            .into_iter()
+            .map(|(idx, c)| Need {
+                idx,
+                hash: c.hash,
+                length: c.length,
+            })
+            .collect();
+        round += 1;
+    }
+    t.send(&Msg::NeedDone { round, count: 0 })?;
+    expect_sender_done(t)
+}
+
+fn commit_update(index: &mut Index, u: &IndexUpdate) -> Result<()> {
+    let w = index.writer()?;
+    for e in &u.put {
+        w.put_path(e)?;
+    }
+    for (path, meta, checked) in &u.meta {
+        w.update_meta(path, meta, *checked)?;
+    }
+    for p in &u.delete {
+        w.delete_path(p)?;
+    }
+    w.commit()
+}
+
+fn plan_report(plan: &Plan, dry_run: bool) -> SyncReport {
+    let s = &plan.stats;
+    SyncReport {
+        dry_run,
+        files_total: s.files_total,
+        bytes_total: s.bytes_total,
+        files_created: s.files_created,
+        files_updated: s.files_updated,
+        files_deleted: s.files_deleted,
+        entries_deleted: s.entries_deleted,
+        dirs_created: s.dirs_created,
+        symlinks_created: s.symlinks_created,
+        meta_updated: s.meta_updated,
+        chunk_bytes_sent: s.chunk_bytes_to_send,
+        bytes_reused: s.bytes_reused,
+        changes: plan.changes.iter().map(ChangeLine::from).collect(),
+        ..SyncReport::default()
+    }
+}

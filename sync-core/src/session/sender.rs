@@ -1,0 +1,187 @@
+//! The sending half: scan the source, send its manifest, ship chunks.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use super::msg::{protocol, Msg, Role, SourceDone, WireEntry, CHUNKS_PER_MSG, ENTRIES_PER_MSG};
+use super::{
+    check_hello, hello, index_skips, open_index, SessionOptions, Side, SyncReport, Transport,
+    PARTIAL_MARK,
+};
+use crate::apply::Tree;
+use crate::error::{Error, Result};
+use crate::manifest::{ChunkLocation, Manifest};
+use crate::path::RelPath;
+
+/// Runs the sender. `initiator` carries the options when this side started
+/// the session; otherwise they arrive in the peer's hello.
+pub fn run_sender(
+    t: &mut dyn Transport,
+    side: &Side,
+    initiator: Option<&SessionOptions>,
+) -> Result<SyncReport> {
+    let result = sender(t, side, initiator);
+    if let Err(e) = &result {
+        if !matches!(e, Error::Peer(_)) {
+            let _ = t.send(&Msg::Error(e.to_string()));
+        }
+    }
+    result
+}
+
+fn sender(
+    t: &mut dyn Transport,
+    side: &Side,
+    initiator: Option<&SessionOptions>,
+) -> Result<SyncReport> {
+    let opts = match initiator {
+        Some(o) => {
+            t.send(&hello(Role::Sender, o))?;
+            expect_hello(t)?;
+            o.clone()
+        }
+        None => {
+            let o = expect_hello(t)?;
+            t.send(&hello(Role::Sender, &o))?;
+            o
+        }
+    };
+    let (mut index, index_path) = open_index(side)?;
+    let mut scan_opts = opts.scan_options(side.threads);
+    scan_opts.skip = index_skips(&index_path);
+    let scan = crate::scan::scan(&side.root, &mut index, &scan_opts)?;
+    let manifest = index.manifest()?;
+    drop(index);
+    send_manifest(t, &manifest)?;
+    let warnings = scan
+        .warnings
+        .iter()
+        .map(|w| {
+            let mark = if w.io_error { PARTIAL_MARK } else { "" };
+            format!("{mark}{}: {}", w.path, w.message)
+        })
+        .collect();
+    t.send(&Msg::SourceDone(SourceDone {
+        params: manifest.params,
+        partial: scan.partial(),
+        protect: scan
+            .unstable
+            .iter()
+            .map(|p| serde_bytes::ByteBuf::from(p.as_bytes().to_vec()))
+            .collect(),
+        warnings,
+    }))?;
+
+    let locations = manifest.chunk_locations();
+    let mut tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
+    let mut reader = ChunkReader {
+        tree: &mut tree,
+        open: None,
+        buf: Vec::new(),
+    };
+    loop {
+        let mut needs = Vec::new();
+        let (round, count) = loop {
+            match t.recv()? {
+                Msg::Need(n) => needs.extend(n),
+                Msg::NeedDone { round, count } => break (round, count),
+                Msg::Error(e) => return Err(Error::Peer(e)),
+                other => return Err(protocol(format!("expected Need, got {}", other.name()))),
+            }
+        };
+        if needs.len() != count as usize {
+            return Err(protocol(format!(
+                "round {round}: announced {count} chunks, listed {}",
+                needs.len()
+            )));
+        }
+        if count == 0 {
+            break;
+        }
+        for need in needs {
+            match locations
+                .get(&need.hash)
+                .filter(|l| l.length == need.length)
+            {
+                Some(loc) => match reader.read(loc) {
+                    Some(bytes) => t.send(&Msg::Data {
+                        idx: need.idx,
+                        bytes: bytes.to_vec(),
+                    })?,
+                    None => t.send(&Msg::Unavailable { idx: need.idx })?,
+                },
+                None => t.send(&Msg::Unavailable { idx: need.idx })?,
+            }
+        }
+        t.send(&Msg::RoundDone { round })?;
+    }
+    let wire = t.wire_bytes_sent();
+    t.send(&Msg::SenderDone {
+        wire_bytes_sent: wire,
+    })?;
+    match t.recv()? {
+        Msg::Report(mut r) => {
+            r.wire_bytes_sent = wire;
+            Ok(*r)
+        }
+        Msg::Error(e) => Err(Error::Peer(e)),
+        other => Err(protocol(format!("expected Report, got {}", other.name()))),
+    }
+}
+
+fn expect_hello(t: &mut dyn Transport) -> Result<SessionOptions> {
+    match t.recv()? {
+        Msg::Hello(h) => {
+            check_hello(&h, Role::Receiver)?;
+            Ok(h.options)
+        }
+        Msg::Error(e) => Err(Error::Peer(e)),
+        other => Err(protocol(format!("expected Hello, got {}", other.name()))),
+    }
+}
+
+/// Sends every entry in batches; long chunk lists continue in `Chunks`.
+fn send_manifest(t: &mut dyn Transport, m: &Manifest) -> Result<()> {
+    let mut batch = Vec::with_capacity(ENTRIES_PER_MSG);
+    for e in m.entries.values() {
+        let mut w = WireEntry::from_entry(e);
+        let rest = if w.chunks.len() > CHUNKS_PER_MSG {
+            w.chunks.split_off(CHUNKS_PER_MSG)
+        } else {
+            Vec::new()
+        };
+        batch.push(w);
+        if !rest.is_empty() || batch.len() == ENTRIES_PER_MSG {
+            t.send(&Msg::Entries(std::mem::take(&mut batch)))?;
+        }
+        for part in rest.chunks(CHUNKS_PER_MSG) {
+            t.send(&Msg::Chunks(part.to_vec()))?;
+        }
+    }
+    if !batch.is_empty() {
+        t.send(&Msg::Entries(batch))?;
+    }
+    Ok(())
+}
+
+/// Reads chunks from source files, keeping the last file open (chunks are
+/// requested in file order).
+struct ChunkReader<'a> {
+    tree: &'a mut Tree,
+    open: Option<(RelPath, File)>,
+    buf: Vec<u8>,
+}
+
+impl ChunkReader<'_> {
+    /// The chunk's bytes, or `None` if the file is gone or shorter now. The
+    /// receiver checks the hash: a file changed since the scan is caught there.
+    fn read(&mut self, loc: &ChunkLocation) -> Option<&[u8]> {
+        if !matches!(&self.open, Some((p, _)) if *p == loc.path) {
+            self.open = Some((loc.path.clone(), self.tree.open_read(&loc.path).ok()?));
+        }
+        let (_, f) = self.open.as_ref()?;
+        self.buf.resize(loc.length as usize, 0);
+        f.read_exact_at(&mut self.buf, loc.offset).ok()?;
+        Some(&self.buf)
+    }
+}
