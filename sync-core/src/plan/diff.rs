@@ -254,8 +254,27 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
             .then_with(|| b.path.cmp(&a.path))
     });
     let mut renamed_to: HashMap<RelPath, RelPath> = HashMap::new();
+    let replaced: HashSet<&RelPath> = doomed
+        .iter()
+        .copied()
+        .filter(|p| src.get(p).is_some())
+        .collect();
+    let under_replaced = |p: &RelPath| {
+        let mut a = p.parent();
+        while !a.is_root() {
+            if replaced.contains(&a) {
+                return true;
+            }
+            a = a.parent();
+        }
+        false
+    };
     for d in &deletes {
-        plan.deletes.push((d.path.clone(), d.meta.kind));
+        // A path replaced by another kind, and everything below it, goes
+        // when its replacement is put in place, not in the delete pass.
+        if !replaced.contains(&d.path) && !under_replaced(&d.path) {
+            plan.deletes.push((d.path.clone(), d.meta.kind));
+        }
         plan.stats.entries_deleted += 1;
         if d.meta.kind == Kind::File {
             plan.stats.files_deleted += 1;

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `sluice` binary on real directories.
+//!
+//! One test binary with topic modules (ripgrep's layout). Each test makes
+//! its own temporary folders through [`util::Dir`].
+
+mod index;
+mod safety;
+mod sync;
+mod util;

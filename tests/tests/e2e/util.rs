@@ -1,0 +1,261 @@
+//! Shared helpers: building the binary, temp trees, running sluice, and
+//! comparing trees on type, content, mode, mtime (ns) and symlink target.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The `sluice` binary, built once per test run.
+pub fn sluice_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test binary path");
+        // target/<profile>/deps/e2e-hash → target/<profile>/sluice
+        let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+        let release = profile_dir.ends_with("release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-q", "-p", "sync-cli", "--bin", "sluice"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "cargo build of sluice failed");
+        profile_dir.join("sluice")
+    })
+}
+
+/// A temporary folder holding a test's trees and its index files.
+pub struct Dir {
+    tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Dir {
+        Dir {
+            tmp: tempfile::Builder::new()
+                .prefix("sluice-e2e")
+                .tempdir()
+                .expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    /// Runs sluice with `args`, the state dir kept inside this Dir.
+    pub fn sluice(&self, args: &[&OsStr]) -> Output {
+        Command::new(sluice_bin())
+            .args(args)
+            .env("XDG_STATE_HOME", self.path("state"))
+            .env_remove("SLUICE_LOG")
+            .output()
+            .expect("run sluice")
+    }
+
+    /// `sluice sync SRC DST extra...` with `--json`; returns (exit code, report).
+    pub fn sync(&self, src: &Path, dst: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
+        let mut args: Vec<&OsStr> = vec!["sync".as_ref(), "--json".as_ref()];
+        args.extend(extra.iter().map(|s| OsStr::new(*s)));
+        args.push(src.as_os_str());
+        args.push(dst.as_os_str());
+        let out = self.sluice(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "no JSON ({e}); stdout {:?}; stderr {stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        (out.status.code().unwrap_or(-1), json, stderr)
+    }
+}
+
+pub fn write(path: &Path, data: &[u8]) {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).unwrap();
+    }
+    std::fs::write(path, data).unwrap();
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+/// Sets mtime (ns since the epoch) without following symlinks.
+pub fn set_mtime(p: &Path, ns: i64) {
+    let ts = [
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        libc::timespec {
+            tv_sec: ns.div_euclid(1_000_000_000),
+            tv_nsec: ns.rem_euclid(1_000_000_000),
+        },
+    ];
+    let r = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            cpath(p).as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    assert_eq!(r, 0, "utimensat {}", p.display());
+}
+
+pub fn mkfifo(p: &Path) {
+    assert_eq!(unsafe { libc::mkfifo(cpath(p).as_ptr(), 0o644) }, 0);
+}
+
+/// Binds a unix socket at `p` (leaves the socket file behind).
+pub fn mksocket(p: &Path) -> std::os::unix::net::UnixListener {
+    std::os::unix::net::UnixListener::bind(p).unwrap()
+}
+
+/// What the comparison looks at for one entry.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Node {
+    File {
+        mode: u32,
+        mtime: (i64, i64),
+        content: Vec<u8>,
+    },
+    Dir {
+        mode: u32,
+        mtime: (i64, i64),
+    },
+    Link {
+        target: Vec<u8>,
+        mtime: (i64, i64),
+    },
+}
+
+/// The tree below `root` (root included as ""), skipping sockets and fifos
+/// and any name in `ignore`.
+pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Node> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, p: &Path, out: &mut BTreeMap<Vec<u8>, Node>) {
+    let md = std::fs::symlink_metadata(p).unwrap();
+    let rel = p
+        .strip_prefix(root)
+        .unwrap()
+        .as_os_str()
+        .as_bytes()
+        .to_vec();
+    let mtime = (md.mtime(), md.mtime_nsec());
+    let ft = md.file_type();
+    if ft.is_symlink() {
+        let target = std::fs::read_link(p)
+            .unwrap()
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
+        out.insert(rel, Node::Link { target, mtime });
+    } else if ft.is_dir() {
+        out.insert(
+            rel,
+            Node::Dir {
+                mode: md.mode() & 0o7777,
+                mtime,
+            },
+        );
+        for e in std::fs::read_dir(p).unwrap() {
+            walk(root, &e.unwrap().path(), out);
+        }
+    } else if ft.is_file() {
+        out.insert(
+            rel,
+            Node::File {
+                mode: md.mode() & 0o7777,
+                mtime,
+                content: std::fs::read(p).unwrap(),
+            },
+        );
+    }
+}
+
+/// Asserts two trees are equal, naming the first difference.
+pub fn assert_same_tree(a: &Path, b: &Path) {
+    let (sa, sb) = (snapshot(a), snapshot(b));
+    for (k, va) in &sa {
+        match sb.get(k) {
+            None => panic!(
+                "{:?} missing in {}",
+                String::from_utf8_lossy(k),
+                b.display()
+            ),
+            Some(vb) if vb != va => panic!(
+                "{:?} differs:\n  {}: {}\n  {}: {}",
+                String::from_utf8_lossy(k),
+                a.display(),
+                short(va),
+                b.display(),
+                short(vb)
+            ),
+            _ => {}
+        }
+    }
+    for k in sb.keys() {
+        assert!(
+            sa.contains_key(k),
+            "{:?} extra in {}",
+            String::from_utf8_lossy(k),
+            b.display()
+        );
+    }
+}
+
+fn short(n: &Node) -> String {
+    match n {
+        Node::File {
+            mode,
+            mtime,
+            content,
+        } => format!("file mode {mode:o} mtime {mtime:?} {} bytes", content.len()),
+        Node::Dir { mode, mtime } => format!("dir mode {mode:o} mtime {mtime:?}"),
+        Node::Link { target, mtime } => format!(
+            "link -> {:?} mtime {mtime:?}",
+            String::from_utf8_lossy(target)
+        ),
+    }
+}
+
+/// The itemised lines of a JSON report.
+pub fn lines(report: &serde_json::Value) -> Vec<String> {
+    report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["line"].as_str().unwrap().to_string())
+        .collect()
+}
+
+pub fn n(report: &serde_json::Value, key: &str) -> u64 {
+    report[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {key} in {report}"))
+}
