@@ -212,3 +212,6 @@ fn index_skips(path: &std::path::Path) -> Vec<PathBuf> {
     }
     skip
 }
+
+#[cfg(test)]
+mod tests;
