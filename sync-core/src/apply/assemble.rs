@@ -324,11 +324,12 @@ impl<'p> Applier<'p> {
             return Ok(());
         }
         if data.len() != expect.length as usize || Hash::of(data) != expect.hash {
-            // The sender verifies before sending, so this is a broken peer.
-            return Err(Error::Usage(format!(
-                "peer sent chunk {idx} with wrong contents"
-            )));
+            // The sender reads chunks from live files without re-hashing:
+            // a mismatch means the source file changed since its scan.
+            self.chunk_unavailable(idx);
+            return Ok(());
         }
+        self.report.chunk_bytes_received += data.len() as u64;
         self.stream.arrived[idx as usize] = true;
         let dests = std::mem::take(&mut self.stream.dests[idx as usize]);
         for (i, off) in dests {

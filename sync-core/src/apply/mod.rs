@@ -61,6 +61,8 @@ pub struct ApplyReport {
     pub entries_deleted: u64,
     /// Chunks copied from the destination's own files.
     pub chunks_reused: u64,
+    /// Payload of the shipped chunks that arrived intact.
+    pub chunk_bytes_received: u64,
     /// Local chunks that failed their hash check and were fetched instead.
     pub chunks_refetched: u64,
     /// Deletions were skipped because of `--max-delete`.
@@ -115,3 +117,6 @@ pub fn stream_index(plan: &Plan) -> HashMap<Hash, u32> {
         .map(|(i, c)| (c.hash, i as u32))
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -144,6 +144,7 @@ fn receiver(
             report.files_deleted = 0;
             report.entries_deleted = 0;
         }
+        report.chunk_bytes_sent = applied.chunk_bytes_received;
         report.max_delete_hit = applied.max_delete_hit;
         report.deletes_skipped |= applied.deletes_skipped;
         report.errors = applied.errors;
