@@ -316,7 +316,7 @@ impl<'p> Applier<'p> {
     /// Step 2: one shipped chunk, by stream index.
     pub fn receive_chunk(&mut self, idx: u32, data: &[u8]) -> Result<()> {
         let Some(expect) = self.stream.chunks.get(idx as usize).copied() else {
-            return Err(Error::Usage(format!(
+            return Err(Error::Protocol(format!(
                 "peer sent chunk {idx}, which was never requested"
             )));
         };
