@@ -2,10 +2,14 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sync_core::session::{self, SessionOptions, Side, SyncReport};
+use sync_core::session::{
+    self, Progress, SessionOptions, Side, SyncReport, PHASE_SCAN, PHASE_TRANSFER,
+};
 
 use crate::args::SyncArgs;
 use crate::exit::Code;
@@ -37,31 +41,24 @@ pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
         excludes,
         gitignore: a.scan.gitignore,
     };
-    let src_side = Side {
-        root: src,
-        index: a.src_index.clone(),
+    let show = !quiet && !a.json && output::stderr_is_tty();
+    let progress = show.then(|| Arc::new(Progress::default()));
+    let side = |root: PathBuf, index: &Option<PathBuf>| Side {
+        root,
+        index: index.clone(),
         threads: a.scan.threads,
+        progress: progress.clone(),
     };
-    let dst_side = Side {
-        root: dst,
-        index: a.dst_index.clone(),
-        threads: a.scan.threads,
-    };
-
-    let bar = (!quiet && !a.json && output::stderr_is_tty()).then(|| {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.set_message(if dry_run {
-            "comparing…"
-        } else {
-            "syncing…"
-        });
-        bar.enable_steady_tick(Duration::from_millis(120));
-        bar
+    let (src_side, dst_side) = (side(src, &a.src_index), side(dst, &a.dst_index));
+    let done = AtomicBool::new(false);
+    let result = std::thread::scope(|s| {
+        if let Some(p) = &progress {
+            s.spawn(|| show_progress(p, &done));
+        }
+        let r = session::sync_local(&src_side, &dst_side, &opts);
+        done.store(true, Ordering::Relaxed);
+        r
     });
-    let result = session::sync_local(&src_side, &dst_side, &opts);
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
     let report = result?;
     print_report(&report, &a, dry_run, quiet)?;
     Ok(if report.max_delete_hit {
@@ -211,4 +208,33 @@ fn print_report(r: &SyncReport, a: &SyncArgs, dry_run: bool, quiet: bool) -> any
         }
     )?;
     Ok(())
+}
+
+/// A spinner while scanning, then a byte bar while files are written.
+fn show_progress(p: &Progress, done: &AtomicBool) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let mut phase = PHASE_SCAN;
+    while !done.load(Ordering::Relaxed) {
+        let now = p.phase.load(Ordering::Relaxed);
+        if now != phase && now == PHASE_TRANSFER {
+            bar.set_length(p.bytes_total.load(Ordering::Relaxed));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template"),
+            );
+            bar.reset_elapsed();
+            bar.reset_eta();
+        }
+        phase = now;
+        match phase {
+            PHASE_SCAN => bar.set_message(crate::scan_opts::progress_line(&p.scan)),
+            PHASE_TRANSFER => bar.set_position(p.bytes_done.load(Ordering::Relaxed)),
+            _ => bar.set_message("finishing: links, deletions, folder times, index"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bar.finish_and_clear();
 }

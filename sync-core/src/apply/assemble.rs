@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::tree::{temp_name, Tree};
 use super::{io_err, kind_is_dir, ApplyError, ApplyOptions, ApplyReport, IndexUpdate, StreamMap};
@@ -46,6 +48,7 @@ pub struct Applier<'p> {
     report: ApplyReport,
     update: IndexUpdate,
     buf: Vec<u8>,
+    written: Option<Arc<AtomicU64>>,
 }
 
 /// Errors that end the whole run rather than one file.
@@ -92,7 +95,13 @@ impl<'p> Applier<'p> {
             report: ApplyReport::default(),
             update: IndexUpdate::default(),
             buf: Vec::new(),
+            written: None,
         }
+    }
+
+    /// Adds the bytes of every file put in place to `counter`.
+    pub fn count_into(&mut self, counter: Arc<AtomicU64>) {
+        self.written = Some(counter);
     }
 
     fn fail(&mut self, path: &RelPath, message: String) {
@@ -423,6 +432,9 @@ impl<'p> Applier<'p> {
         }
         self.files[i].done = true;
         self.report.files_written += 1;
+        if let Some(c) = &self.written {
+            c.fetch_add(op.entry.meta.size, Ordering::Relaxed);
+        }
         self.report.bytes_written += op.entry.meta.size;
         let mut entry = op.entry.clone();
         if let Ok(Some(m)) = self.tree.meta(path) {

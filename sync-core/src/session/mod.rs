@@ -26,6 +26,8 @@ mod sender;
 pub mod transport;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicU8};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -56,7 +58,8 @@ pub struct SessionOptions {
 impl SessionOptions {
     /// The scan options both sides use (excluded entries are neither sent
     /// nor deleted, as with rsync).
-    pub fn scan_options(&self, threads: usize) -> ScanOptions {
+    pub fn scan_options(&self, side: &Side) -> ScanOptions {
+        let threads = side.threads;
         ScanOptions {
             excludes: Excludes {
                 patterns: self.excludes.clone(),
@@ -65,6 +68,7 @@ impl SessionOptions {
             },
             checksum: self.checksum,
             threads,
+            progress: side.progress.as_ref().map(|p| Arc::clone(&p.scan)),
             ..ScanOptions::default()
         }
     }
@@ -79,7 +83,27 @@ pub struct Side {
     pub index: Option<PathBuf>,
     /// Scan threads (0: one per core).
     pub threads: usize,
+    /// Live counters for a progress display.
+    pub progress: Option<Arc<Progress>>,
 }
+
+/// Counters a progress display can poll while a session runs.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// 0 scanning, 1 transferring, 2 finishing.
+    pub phase: AtomicU8,
+    /// Bytes of the files to write, once planned.
+    pub bytes_total: AtomicU64,
+    /// Bytes of files written so far.
+    pub bytes_done: Arc<AtomicU64>,
+    /// Scan counters (both trees of a local sync add up here).
+    pub scan: Arc<crate::scan::ScanProgress>,
+}
+
+/// [`Progress::phase`] values.
+pub const PHASE_SCAN: u8 = 0;
+pub const PHASE_TRANSFER: u8 = 1;
+pub const PHASE_FINISH: u8 = 2;
 
 /// One line of the itemised change list, in printable form.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

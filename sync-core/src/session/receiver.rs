@@ -1,5 +1,7 @@
 //! The receiving half: scan the destination, plan, apply, report.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::msg::{
@@ -126,10 +128,19 @@ fn receiver(
             no_deletes: source_done.partial,
         };
         let mut applier = Applier::new(tree, &plan, apply_opts);
+        if let Some(p) = &side.progress {
+            p.bytes_total
+                .store(plan.stats.bytes_to_write, Ordering::Relaxed);
+            p.phase.store(super::PHASE_TRANSFER, Ordering::Relaxed);
+            applier.count_into(Arc::clone(&p.bytes_done));
+        }
         let outcome = transfer(t, &mut applier, &plan, &dst_scan);
         let (applied, update) = match outcome {
             Ok(wire) => {
                 report.wire_bytes_sent = wire;
+                if let Some(p) = &side.progress {
+                    p.phase.store(super::PHASE_FINISH, Ordering::Relaxed);
+                }
                 applier.finish()?
             }
             Err(e) => {
@@ -186,7 +197,7 @@ fn scan_destination(
         // Dry run into a folder that does not exist yet: it is empty.
         return Ok((index, Manifest::default(), ScanReport::default()));
     }
-    let mut scan_opts = opts.scan_options(side.threads);
+    let mut scan_opts = opts.scan_options(side);
     scan_opts.skip = index_skips(&index_path);
     let report = crate::scan::scan(&side.root, &mut index, &scan_opts)?;
     let manifest = index.manifest()?;

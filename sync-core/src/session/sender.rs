@@ -47,7 +47,7 @@ fn sender(
         }
     };
     let (mut index, index_path) = open_index(side)?;
-    let mut scan_opts = opts.scan_options(side.threads);
+    let mut scan_opts = opts.scan_options(side);
     scan_opts.skip = index_skips(&index_path);
     let scan = crate::scan::scan(&side.root, &mut index, &scan_opts)?;
     let manifest = index.manifest()?;
