@@ -44,6 +44,18 @@ pub enum Command {
     /// Show what `sync` would change, changing nothing (same as `sync --dry-run`).
     #[command(after_help = ITEMISED_HELP)]
     Diff(SyncArgs),
+    /// Serve the remote end of a sync (started by `sluice sync` over ssh).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Speak the session protocol on stdin/stdout (what `sync` runs over ssh).
+    #[arg(long, required = true)]
+    pub stdio: bool,
+    /// Threads for scanning (default: one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub threads: usize,
 }
 
 /// The itemised format, shown under `sync --help` and `diff --help`.
@@ -72,10 +84,18 @@ Exit codes:
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// The source folder.
+    /// The source folder: a local path or `[user@]host:path` (ssh).
     pub src: PathBuf,
-    /// The destination folder (created if missing).
+    /// The destination folder (created if missing): a local path or
+    /// `[user@]host:path` (ssh). At most one side may be remote.
     pub dst: PathBuf,
+    /// The ssh command for remote paths, split on spaces
+    /// (e.g. 'ssh -p 2222 -i key').
+    #[arg(long, value_name = "CMD", default_value = "ssh")]
+    pub rsh: String,
+    /// Path of the sluice binary on the remote host.
+    #[arg(long, value_name = "PATH", default_value = "sluice")]
+    pub remote_sluice: String,
     /// Delete entries in DST that SRC does not have (excluded entries are kept).
     #[arg(long)]
     pub delete: bool,

@@ -7,8 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sync_core::session::msg::Role;
+use sync_core::session::remote::{connect_ssh, Location, SshOptions};
 use sync_core::session::{
-    self, Progress, SessionOptions, Side, SyncReport, PHASE_SCAN, PHASE_TRANSFER,
+    self, Opening, Progress, SessionOptions, Side, SyncReport, PHASE_SCAN, PHASE_TRANSFER,
 };
 
 use crate::args::SyncArgs;
@@ -17,7 +19,35 @@ use crate::output;
 
 pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
     let dry_run = diff || a.dry_run;
-    let (src, dst) = match check_paths(&a.src, &a.dst) {
+    let (src_loc, dst_loc) = (
+        Location::parse(a.src.as_os_str()),
+        Location::parse(a.dst.as_os_str()),
+    );
+    let remote = match (&src_loc, &dst_loc) {
+        (Location::Local(_), Location::Local(_)) => None,
+        (Location::Daemon { .. }, _) | (_, Location::Daemon { .. }) => {
+            eprintln!(
+                "sluice: error: sluice:// (daemon) addresses are not supported by this version yet"
+            );
+            return Ok(Code::Paths);
+        }
+        (Location::Ssh { .. }, Location::Ssh { .. }) => {
+            eprintln!("sluice: error: only one of SRC and DST may be remote");
+            return Ok(Code::Paths);
+        }
+        (Location::Ssh { host, path }, Location::Local(_)) => {
+            Some((host.clone(), path.clone(), Role::Sender))
+        }
+        (Location::Local(_), Location::Ssh { host, path }) => {
+            Some((host.clone(), path.clone(), Role::Receiver))
+        }
+    };
+    let checked = match &remote {
+        None => check_paths(&a.src, &a.dst),
+        Some((_, _, Role::Receiver)) => check_src(&a.src).map(|s| (s, PathBuf::new())),
+        Some((_, _, Role::Sender)) => check_dst(&a.dst).map(|d| (PathBuf::new(), d)),
+    };
+    let (src, dst) = match checked {
         Ok(p) => p,
         Err(msg) => {
             eprintln!("sluice: error: {msg}");
@@ -55,7 +85,29 @@ pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
         if let Some(p) = &progress {
             s.spawn(|| show_progress(p, &done));
         }
-        let r = session::sync_local(&src_side, &dst_side, &opts);
+        let r = match &remote {
+            None => session::sync_local(&src_side, &dst_side, &opts),
+            Some((host, path, remote_role)) => {
+                let ssh = SshOptions {
+                    rsh: a.rsh.clone(),
+                    remote_sluice: a.remote_sluice.clone(),
+                };
+                connect_ssh(host, &ssh).and_then(|mut conn| {
+                    let opening = Opening::Initiate {
+                        options: opts.clone(),
+                        remote_path: Some(path.clone()),
+                    };
+                    match remote_role {
+                        Role::Receiver => {
+                            session::run_sender(&mut conn.transport, &src_side, opening)
+                        }
+                        Role::Sender => {
+                            session::run_receiver(&mut conn.transport, &dst_side, opening)
+                        }
+                    }
+                })
+            }
+        };
         done.store(true, Ordering::Relaxed);
         r
     });
@@ -70,14 +122,18 @@ pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
     })
 }
 
-/// Checks SRC and DST before anything is written; returns canonical paths
-/// (DST's as it will be once created).
-fn check_paths(src: &Path, dst: &Path) -> Result<(PathBuf, PathBuf), String> {
-    let src_c = std::fs::canonicalize(src).map_err(|e| format!("source {}: {e}", src.display()))?;
-    if !src_c.is_dir() {
+/// Checks a local SRC: it must be a folder.
+fn check_src(src: &Path) -> Result<PathBuf, String> {
+    let c = std::fs::canonicalize(src).map_err(|e| format!("source {}: {e}", src.display()))?;
+    if !c.is_dir() {
         return Err(format!("source {} is not a folder", src.display()));
     }
-    let dst_c = match std::fs::symlink_metadata(dst) {
+    Ok(c)
+}
+
+/// Checks a local DST: a folder, or missing (it will be created).
+fn check_dst(dst: &Path) -> Result<PathBuf, String> {
+    match std::fs::symlink_metadata(dst) {
         Ok(_) => {
             let c = std::fs::canonicalize(dst)
                 .map_err(|e| format!("destination {}: {e}", dst.display()))?;
@@ -87,13 +143,20 @@ fn check_paths(src: &Path, dst: &Path) -> Result<(PathBuf, PathBuf), String> {
                     dst.display()
                 ));
             }
-            c
+            Ok(c)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            future_path(dst).map_err(|e| format!("destination {}: {e}", dst.display()))?
+            future_path(dst).map_err(|e| format!("destination {}: {e}", dst.display()))
         }
-        Err(e) => return Err(format!("destination {}: {e}", dst.display())),
-    };
+        Err(e) => Err(format!("destination {}: {e}", dst.display())),
+    }
+}
+
+/// Checks SRC and DST before anything is written; returns canonical paths
+/// (DST's as it will be once created).
+fn check_paths(src: &Path, dst: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let src_c = check_src(src)?;
+    let dst_c = check_dst(dst)?;
     if dst_c == src_c {
         return Err("source and destination are the same folder".into());
     }

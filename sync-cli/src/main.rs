@@ -5,6 +5,7 @@
 
 mod args;
 mod cmd_index;
+mod cmd_serve;
 mod cmd_sync;
 mod exit;
 mod output;
@@ -34,5 +35,6 @@ fn run(cli: args::Cli) -> anyhow::Result<exit::Code> {
         args::Command::Index(a) => cmd_index::run(a, cli.quiet),
         args::Command::Sync(a) => cmd_sync::run(a, false, cli.quiet),
         args::Command::Diff(a) => cmd_sync::run(a, true, cli.quiet),
+        args::Command::Serve(a) => cmd_serve::run(a),
     }
 }

@@ -22,7 +22,9 @@
 
 pub mod msg;
 mod receiver;
+pub mod remote;
 mod sender;
+pub mod serve;
 pub mod transport;
 
 use std::path::PathBuf;
@@ -111,7 +113,9 @@ pub struct ChangeLine {
     pub change: ChangeKind,
     pub path: String,
     pub kind: Kind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// For renames the old path, for hard links the leader (null otherwise).
+    /// Never skipped: the report also crosses the wire in a non-self-describing
+    /// encoding, where every field must be present.
     pub from: Option<String>,
     /// The itemised line (`+ path`, `R old -> new`, ...).
     pub line: String,
@@ -191,21 +195,86 @@ fn check_hello(peer: &msg::Hello, expect_role: msg::Role) -> Result<()> {
     Ok(())
 }
 
-fn hello(role: msg::Role, options: &SessionOptions) -> msg::Msg {
+fn hello(role: msg::Role, options: &SessionOptions, path: Option<Vec<u8>>) -> msg::Msg {
     msg::Msg::Hello(msg::Hello {
         version: msg::PROTOCOL_VERSION,
         software: format!("sluice {}", env!("CARGO_PKG_VERSION")),
         role,
         options: options.clone(),
+        path: path.map(serde_bytes::ByteBuf::from),
     })
+}
+
+/// How a half starts its session.
+#[derive(Clone, Debug)]
+pub enum Opening {
+    /// This side started the session: it sends the options (and, to a
+    /// server, the path the server should work on) in its hello.
+    Initiate {
+        options: SessionOptions,
+        remote_path: Option<Vec<u8>>,
+    },
+    /// This side answers: the peer's hello was already read (by a server
+    /// deciding its role) or is read now (`None`).
+    Answer(Option<msg::Hello>),
+}
+
+impl Opening {
+    /// Exchanges hellos as `role`; returns the session's options.
+    fn open(self, t: &mut dyn Transport, role: msg::Role) -> Result<SessionOptions> {
+        let peer_role = match role {
+            msg::Role::Sender => msg::Role::Receiver,
+            msg::Role::Receiver => msg::Role::Sender,
+        };
+        match self {
+            Opening::Initiate {
+                options,
+                remote_path,
+            } => {
+                t.send(&hello(role, &options, remote_path))?;
+                let peer = read_hello(t)?;
+                check_hello(&peer, peer_role)?;
+                Ok(options)
+            }
+            Opening::Answer(peer) => {
+                let peer = match peer {
+                    Some(h) => h,
+                    None => read_hello(t)?,
+                };
+                if let Err(e) = check_hello(&peer, peer_role) {
+                    // Tell the peer why, in its own terms, before giving up.
+                    let _ = t.send(&hello(role, &peer.options, None));
+                    return Err(e);
+                }
+                t.send(&hello(role, &peer.options, None))?;
+                Ok(peer.options)
+            }
+        }
+    }
+}
+
+/// Reads the peer's hello.
+pub fn read_hello(t: &mut dyn Transport) -> Result<msg::Hello> {
+    match t.recv()? {
+        msg::Msg::Hello(h) => Ok(h),
+        msg::Msg::Error(e) => Err(Error::Peer(e)),
+        other => Err(msg::protocol(format!(
+            "expected Hello, got {}",
+            other.name()
+        ))),
+    }
 }
 
 /// Syncs two local folders: both halves in this process, over memory.
 pub fn sync_local(src: &Side, dst: &Side, opts: &SessionOptions) -> Result<SyncReport> {
     let (mut a, mut b) = MemoryTransport::pair(64);
     std::thread::scope(|s| {
-        let sender = s.spawn(|| run_sender(&mut a, src, Some(opts)));
-        let received = run_receiver(&mut b, dst, Some(opts));
+        let opening = Opening::Initiate {
+            options: opts.clone(),
+            remote_path: None,
+        };
+        let sender = s.spawn(|| run_sender(&mut a, src, Opening::Answer(None)));
+        let received = run_receiver(&mut b, dst, opening);
         drop(b);
         let sent = sender
             .join()

@@ -42,6 +42,8 @@ pub struct Hello {
     pub role: Role,
     /// The initiator's options (the answering side sends its copy back).
     pub options: SessionOptions,
+    /// The folder a serving peer should work on (from the initiator only).
+    pub path: Option<serde_bytes::ByteBuf>,
 }
 
 /// An entry of the source manifest, as sent.

@@ -8,8 +8,8 @@ use super::msg::{
     check_chunks, check_entry, check_tree, protocol, Msg, Need, Role, SourceDone, NEED_PER_MSG,
 };
 use super::{
-    check_hello, hello, index_skips, open_index, ChangeLine, SessionOptions, Side, SyncReport,
-    Transport, PARTIAL_MARK,
+    index_skips, open_index, ChangeLine, Opening, SessionOptions, Side, SyncReport, Transport,
+    PARTIAL_MARK,
 };
 use crate::apply::{Applier, ApplyOptions, IndexUpdate, Tree};
 use crate::chunk::ChunkParams;
@@ -24,14 +24,9 @@ use crate::scan::ScanReport;
 /// Rounds of re-requests for chunks that failed local verification.
 const MAX_ROUNDS: u32 = 3;
 
-/// Runs the receiver. `initiator` carries the options when this side started
-/// the session; otherwise they arrive in the peer's hello.
-pub fn run_receiver(
-    t: &mut dyn Transport,
-    side: &Side,
-    initiator: Option<&SessionOptions>,
-) -> Result<SyncReport> {
-    let result = receiver(t, side, initiator);
+/// Runs the receiver half of a session.
+pub fn run_receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncReport> {
+    let result = receiver(t, side, opening);
     if let Err(e) = &result {
         if !matches!(e, Error::Peer(_)) {
             let _ = t.send(&Msg::Error(e.to_string()));
@@ -40,24 +35,9 @@ pub fn run_receiver(
     result
 }
 
-fn receiver(
-    t: &mut dyn Transport,
-    side: &Side,
-    initiator: Option<&SessionOptions>,
-) -> Result<SyncReport> {
+fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncReport> {
     let started = Instant::now();
-    let opts = match initiator {
-        Some(o) => {
-            t.send(&hello(Role::Receiver, o))?;
-            expect_hello(t)?;
-            o.clone()
-        }
-        None => {
-            let o = expect_hello(t)?;
-            t.send(&hello(Role::Receiver, &o))?;
-            o
-        }
-    };
+    let opts = opening.open(t, Role::Receiver)?;
     let exists = side.root.is_dir();
     if !exists && !opts.dry_run {
         std::fs::create_dir_all(&side.root).map_err(|e| Error::io(&side.root, e))?;
@@ -163,17 +143,6 @@ fn receiver(
     report.duration_s = started.elapsed().as_secs_f64();
     t.send(&Msg::Report(Box::new(report.clone())))?;
     Ok(report)
-}
-
-fn expect_hello(t: &mut dyn Transport) -> Result<SessionOptions> {
-    match t.recv()? {
-        Msg::Hello(h) => {
-            check_hello(&h, Role::Sender)?;
-            Ok(h.options)
-        }
-        Msg::Error(e) => Err(Error::Peer(e)),
-        other => Err(protocol(format!("expected Hello, got {}", other.name()))),
-    }
 }
 
 fn expect_sender_done(t: &mut dyn Transport) -> Result<u64> {

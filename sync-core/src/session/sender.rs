@@ -4,23 +4,15 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use super::msg::{protocol, Msg, Role, SourceDone, WireEntry, CHUNKS_PER_MSG, ENTRIES_PER_MSG};
-use super::{
-    check_hello, hello, index_skips, open_index, SessionOptions, Side, SyncReport, Transport,
-    PARTIAL_MARK,
-};
+use super::{index_skips, open_index, Opening, Side, SyncReport, Transport, PARTIAL_MARK};
 use crate::apply::Tree;
 use crate::error::{Error, Result};
 use crate::manifest::{ChunkLocation, Manifest};
 use crate::path::RelPath;
 
-/// Runs the sender. `initiator` carries the options when this side started
-/// the session; otherwise they arrive in the peer's hello.
-pub fn run_sender(
-    t: &mut dyn Transport,
-    side: &Side,
-    initiator: Option<&SessionOptions>,
-) -> Result<SyncReport> {
-    let result = sender(t, side, initiator);
+/// Runs the sender half of a session.
+pub fn run_sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncReport> {
+    let result = sender(t, side, opening);
     if let Err(e) = &result {
         if !matches!(e, Error::Peer(_)) {
             let _ = t.send(&Msg::Error(e.to_string()));
@@ -29,23 +21,8 @@ pub fn run_sender(
     result
 }
 
-fn sender(
-    t: &mut dyn Transport,
-    side: &Side,
-    initiator: Option<&SessionOptions>,
-) -> Result<SyncReport> {
-    let opts = match initiator {
-        Some(o) => {
-            t.send(&hello(Role::Sender, o))?;
-            expect_hello(t)?;
-            o.clone()
-        }
-        None => {
-            let o = expect_hello(t)?;
-            t.send(&hello(Role::Sender, &o))?;
-            o
-        }
-    };
+fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncReport> {
+    let opts = opening.open(t, Role::Sender)?;
     let (mut index, index_path) = open_index(side)?;
     let mut scan_opts = opts.scan_options(side);
     scan_opts.skip = index_skips(&index_path);
@@ -126,17 +103,6 @@ fn sender(
         }
         Msg::Error(e) => Err(Error::Peer(e)),
         other => Err(protocol(format!("expected Report, got {}", other.name()))),
-    }
-}
-
-fn expect_hello(t: &mut dyn Transport) -> Result<SessionOptions> {
-    match t.recv()? {
-        Msg::Hello(h) => {
-            check_hello(&h, Role::Receiver)?;
-            Ok(h.options)
-        }
-        Msg::Error(e) => Err(Error::Peer(e)),
-        other => Err(protocol(format!("expected Hello, got {}", other.name()))),
     }
 }
 

@@ -5,5 +5,6 @@
 
 mod index;
 mod safety;
+mod ssh;
 mod sync;
 mod util;

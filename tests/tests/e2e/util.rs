@@ -60,10 +60,39 @@ impl Dir {
 
     /// `sluice sync SRC DST extra...` with `--json`; returns (exit code, report).
     pub fn sync(&self, src: &Path, dst: &Path, extra: &[&str]) -> (i32, serde_json::Value, String) {
+        self.sync_os(src.as_os_str(), dst.as_os_str(), extra)
+    }
+
+    /// Push to a remote `host:path`.
+    pub fn sync_to(
+        &self,
+        src: &Path,
+        dst: &str,
+        extra: &[&str],
+    ) -> (i32, serde_json::Value, String) {
+        self.sync_os(src.as_os_str(), dst.as_ref(), extra)
+    }
+
+    /// Pull from a remote `host:path`.
+    pub fn sync_from(
+        &self,
+        src: &str,
+        dst: &Path,
+        extra: &[&str],
+    ) -> (i32, serde_json::Value, String) {
+        self.sync_os(src.as_ref(), dst.as_os_str(), extra)
+    }
+
+    fn sync_os(
+        &self,
+        src: &OsStr,
+        dst: &OsStr,
+        extra: &[&str],
+    ) -> (i32, serde_json::Value, String) {
         let mut args: Vec<&OsStr> = vec!["sync".as_ref(), "--json".as_ref()];
         args.extend(extra.iter().map(|s| OsStr::new(*s)));
-        args.push(src.as_os_str());
-        args.push(dst.as_os_str());
+        args.push(src);
+        args.push(dst);
         let out = self.sluice(&args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

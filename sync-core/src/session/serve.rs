@@ -1,0 +1,79 @@
+//! The serving end of a remote session (`sluice serve --stdio`).
+//!
+//! A server reads the initiator's hello, takes the other role, and runs that
+//! half on the path the hello names. Over ssh the login already decided
+//! what the user may touch, so the path is taken as given (relative paths
+//! are relative to the login folder, as with rsync and scp).
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use super::msg::{protocol, Role};
+use super::{read_hello, run_receiver, run_sender, Opening, Side, StreamTransport, SyncReport};
+use crate::error::{Error, Result};
+
+/// Written by a stdio server before anything else, so a client can tell a
+/// sluice server from a remote shell that printed a banner on stdout.
+pub const PREAMBLE: &[u8; 16] = b"\0sluice-serve-1\n";
+
+/// Serves one session over stdin/stdout.
+pub fn serve_stdio<R: Read + Send, W: Write + Send>(
+    input: R,
+    mut output: W,
+    threads: usize,
+) -> Result<SyncReport> {
+    output
+        .write_all(PREAMBLE)
+        .map_err(|e| Error::io("<stdout>", e))?;
+    output.flush().map_err(|e| Error::io("<stdout>", e))?;
+    let mut t = StreamTransport::new(input, output);
+    let hello = read_hello(&mut t)?;
+    let Some(path) = hello.path.clone() else {
+        return Err(protocol("the client did not say which folder to use"));
+    };
+    if path.is_empty() {
+        return Err(protocol("empty path"));
+    }
+    use std::os::unix::ffi::OsStringExt;
+    let root = PathBuf::from(std::ffi::OsString::from_vec(path.into_vec()));
+    let side = |root: PathBuf| Side {
+        root,
+        index: None,
+        threads,
+        progress: None,
+    };
+    match hello.role {
+        Role::Sender => {
+            // The client sends: we receive into `root`.
+            if root.exists() && !root.is_dir() {
+                let e = Error::Usage(format!(
+                    "destination {} exists and is not a folder",
+                    root.display()
+                ));
+                let _ = super::transport::Transport::send(
+                    &mut t,
+                    &super::msg::Msg::Error(e.to_string()),
+                );
+                return Err(e);
+            }
+            let root = if root.exists() {
+                std::fs::canonicalize(&root).map_err(|e| Error::io(&root, e))?
+            } else {
+                root
+            };
+            run_receiver(&mut t, &side(root), Opening::Answer(Some(hello)))
+        }
+        Role::Receiver => {
+            let canon = std::fs::canonicalize(&root).ok().filter(|p| p.is_dir());
+            let Some(root) = canon else {
+                let e = Error::Usage(format!("source {} is not a folder", root.display()));
+                let _ = super::transport::Transport::send(
+                    &mut t,
+                    &super::msg::Msg::Error(e.to_string()),
+                );
+                return Err(e);
+            };
+            run_sender(&mut t, &side(root), Opening::Answer(Some(hello)))
+        }
+    }
+}

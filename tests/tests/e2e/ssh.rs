@@ -1,0 +1,186 @@
+//! Push and pull over a real OpenSSH server on loopback.
+//!
+//! Each test starts its own `sshd` on 127.0.0.1 with a throwaway host key
+//! and user key in its temp folder; no system configuration is touched.
+//! When sshd cannot start, the tests fail under `CI=true` and are skipped
+//! with a message otherwise.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+struct Sshd {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn keygen(path: &Path) {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "ssh-keygen failed");
+}
+
+/// Starts sshd, or returns `None` (skip) when it is not installed outside CI.
+fn start_sshd(d: &Dir) -> Option<Sshd> {
+    let sshd = Path::new("/usr/sbin/sshd");
+    if !sshd.exists() || Command::new("ssh-keygen").arg("-?").output().is_err() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("sshd is not installed (CI must install openssh-server)");
+        }
+        eprintln!("skipping ssh test: /usr/sbin/sshd not found (apt-get install openssh-server)");
+        return None;
+    }
+    let dir = d.path("sshd");
+    std::fs::create_dir_all(&dir).unwrap();
+    keygen(&dir.join("host_key"));
+    keygen(&dir.join("user_key"));
+    std::fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
+    let _ = std::fs::create_dir_all("/run/sshd");
+    // A free port: bind 0, read it, release it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+         AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
+         PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+         LogLevel FATAL\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("sshd_config"), config).unwrap();
+    let child = Command::new(sshd)
+        .args(["-D", "-e", "-f"])
+        .arg(dir.join("sshd_config"))
+        .spawn()
+        .expect("start sshd");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sshd did not start listening");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(Sshd { child, port, dir })
+}
+
+impl Sshd {
+    fn rsh(&self) -> String {
+        format!(
+            "ssh -p {} -i {}/user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+             -o BatchMode=yes -o LogLevel=ERROR",
+            self.port,
+            self.dir.display()
+        )
+    }
+
+    /// The remote command: our binary, with its state kept in the test folder.
+    fn remote_sluice(&self) -> String {
+        format!(
+            "env XDG_STATE_HOME={}/remote-state {}",
+            self.dir.display(),
+            sluice_bin().display()
+        )
+    }
+
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--rsh".into(),
+            self.rsh(),
+            "--remote-sluice".into(),
+            self.remote_sluice(),
+        ]
+    }
+}
+
+fn remote(p: &Path) -> String {
+    format!("root@127.0.0.1:{}", p.display())
+}
+
+#[test]
+fn push_pull_delete_and_diff_over_ssh() {
+    let d = Dir::new();
+    let Some(sshd) = start_sshd(&d) else { return };
+    let (src, dst, back) = (d.path("src"), d.path("dst"), d.path("back"));
+    write(&src.join("a/big.bin"), &noise(1, 2 << 20));
+    write(&src.join("small"), b"small");
+    std::os::unix::fs::symlink("a/big.bin", src.join("link")).unwrap();
+    let args = sshd.args();
+    let extra: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+
+    // Push.
+    let (code, report, stderr) = d.sync_to(&src, &remote(&dst), &extra);
+    assert_eq!(code, 0, "{stderr}");
+    assert_same_tree(&src, &dst);
+    assert!(n(&report, "chunk_bytes_sent") >= 2 << 20);
+    assert!(n(&report, "wire_bytes_sent") > n(&report, "chunk_bytes_sent"));
+
+    // Pull it back.
+    let (code, _, stderr) = d.sync_from(&remote(&dst), &back, &extra);
+    assert_eq!(code, 0, "{stderr}");
+    assert_same_tree(&src, &back);
+
+    // Diff over ssh changes nothing; push with --delete removes.
+    std::fs::remove_file(src.join("small")).unwrap();
+    std::fs::rename(src.join("a"), src.join("b")).unwrap();
+    let mut dry = extra.clone();
+    dry.extend(["--dry-run", "--delete"]);
+    let (code, report, _) = d.sync_to(&src, &remote(&dst), &dry);
+    assert_eq!(code, 0);
+    let l = lines(&report);
+    assert!(
+        l.contains(&"R a/big.bin -> b/big.bin".to_string()) && l.contains(&"- small".to_string()),
+        "{l:?}"
+    );
+    assert!(dst.join("small").exists());
+    let mut del = extra.clone();
+    del.push("--delete");
+    let (code, report, stderr) = d.sync_to(&src, &remote(&dst), &del);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(n(&report, "chunk_bytes_sent"), 0, "a rename ships nothing");
+    assert_same_tree(&src, &dst);
+}
+
+#[test]
+fn ssh_failures_say_which() {
+    let d = Dir::new();
+    let Some(sshd) = start_sshd(&d) else { return };
+    write(&d.path("src/f"), b"f");
+    let run = |rsh: String, remote_sluice: String| {
+        let out = d.sluice(&[
+            "sync".as_ref(),
+            "--rsh".as_ref(),
+            rsh.as_ref(),
+            "--remote-sluice".as_ref(),
+            remote_sluice.as_ref(),
+            d.path("src").as_os_str(),
+            remote(&d.path("dst")).as_ref(),
+        ]);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = run(sshd.rsh(), "/nonexistent/sluice".into());
+    assert!(err.contains("was not found on root@127.0.0.1"), "{err}");
+    let err = run(
+        sshd.rsh(),
+        format!("echo Welcome to the server; {}", sshd.remote_sluice()),
+    );
+    assert!(err.contains("printed \"Welcome to the server\""), "{err}");
+    let err = run(
+        sshd.rsh().replace(&format!("-p {}", sshd.port), "-p 1"),
+        sshd.remote_sluice(),
+    );
+    assert!(err.contains("ssh could not connect"), "{err}");
+    assert!(!d.path("dst").exists());
+}
