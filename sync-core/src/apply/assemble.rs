@@ -7,6 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::journal;
 use super::tree::{temp_name, Tree};
 use super::{io_err, kind_is_dir, ApplyError, ApplyOptions, ApplyReport, IndexUpdate, StreamMap};
 use crate::chunk::{ChunkRef, Hash};
@@ -23,6 +24,9 @@ const MAX_OPEN: usize = 128;
 struct FileState {
     file: Option<File>,
     created: bool,
+    /// The journal of shipped chunks, for files large enough to have one.
+    journal: Option<File>,
+    journal_len: u64,
     /// Stream chunks still to arrive.
     missing: u32,
     failed: bool,
@@ -49,6 +53,7 @@ pub struct Applier<'p> {
     update: IndexUpdate,
     buf: Vec<u8>,
     written: Option<Arc<AtomicU64>>,
+    leftovers: Vec<RelPath>,
 }
 
 /// Errors that end the whole run rather than one file.
@@ -96,6 +101,7 @@ impl<'p> Applier<'p> {
             update: IndexUpdate::default(),
             buf: Vec::new(),
             written: None,
+            leftovers: Vec::new(),
         }
     }
 
@@ -111,14 +117,13 @@ impl<'p> Applier<'p> {
         });
     }
 
-    /// Step 1: clean up, rescue, make folders, write files that need nothing
-    /// from the sender. `leftovers` are temp files found by the scan.
+    /// Step 1: rescue, make folders, write files that need nothing from the
+    /// sender. `leftovers` are temp files found by the scan: their journaled
+    /// chunks may be sources in this plan, so they go only in [`finish`].
+    ///
+    /// [`finish`]: Applier::finish
     pub fn start(&mut self, leftovers: &[RelPath]) -> Result<()> {
-        for t in leftovers {
-            self.tree
-                .remove(t, false)
-                .map_err(|e| io_err(&self.tree, t, e))?;
-        }
+        self.leftovers = leftovers.to_vec();
         self.rescue()?;
         let plan = self.plan;
         for d in &plan.dirs {
@@ -354,12 +359,62 @@ impl<'p> Applier<'p> {
                 self.abandon(i, format!("write failed: {e}"));
                 continue;
             }
+            self.journal(i, off, &expect)?;
             self.files[i].missing -= 1;
             if self.files[i].missing == 0 {
                 self.finalize(i)?;
             }
         }
         Ok(())
+    }
+
+    /// Records a shipped chunk in file `i`'s journal (large files only).
+    fn journal(&mut self, i: usize, offset: u64, c: &StreamChunk) -> Result<()> {
+        let op: &'p FileOp = &self.plan.files[i];
+        let remote = op
+            .pieces
+            .iter()
+            .filter(|p| matches!(p, Piece::Remote { .. }))
+            .count();
+        if (remote as u32) < journal::MIN_CHUNKS {
+            return Ok(());
+        }
+        let path = &op.entry.path;
+        let name = journal::name_for(&temp_name(path, &self.tag));
+        if self.files[i].journal.is_none() {
+            let opened = if self.files[i].journal_len == 0 {
+                self.tree.create_temp(path, &name)
+            } else {
+                self.tree.reopen_temp(path, &name)
+            };
+            match opened {
+                Ok(f) => self.files[i].journal = Some(f),
+                Err(e) if is_fatal(&e) => return Err(io_err(&self.tree, path, e)),
+                // Without a journal the file still completes; only resume suffers.
+                Err(_) => return Ok(()),
+            }
+        }
+        let rec = journal::record(offset, c.length, &c.hash);
+        let s = &mut self.files[i];
+        if let Some(j) = &s.journal {
+            match j.write_all_at(&rec, s.journal_len) {
+                Ok(()) => s.journal_len += rec.len() as u64,
+                Err(e) if is_fatal(&e) => return Err(io_err(&self.tree, path, e)),
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes file `i`'s journal, if it has one.
+    fn drop_journal(&mut self, i: usize) {
+        let s = &mut self.files[i];
+        if s.journal.take().is_some() || s.journal_len > 0 {
+            let path = &self.plan.files[i].entry.path;
+            let _ = self
+                .tree
+                .remove_temp(path, &journal::name_for(&temp_name(path, &self.tag)));
+        }
     }
 
     /// The sender could not supply chunk `idx` (its source changed).
@@ -389,6 +444,7 @@ impl<'p> Applier<'p> {
         if s.created {
             let _ = self.tree.remove_temp(&path, &temp_name(&path, &self.tag));
         }
+        self.drop_journal(i);
         self.fail(&path, message);
     }
 
@@ -431,6 +487,7 @@ impl<'p> Applier<'p> {
             return Ok(());
         }
         self.files[i].done = true;
+        self.drop_journal(i);
         self.report.files_written += 1;
         if let Some(c) = &self.written {
             c.fetch_add(op.entry.meta.size, Ordering::Relaxed);
@@ -483,6 +540,11 @@ impl<'p> Applier<'p> {
             self.record(path, r, None, true)?;
         }
         self.delete()?;
+        for t in std::mem::take(&mut self.leftovers) {
+            if let Err(e) = self.tree.remove(&t, false) {
+                self.fail(&t, format!("cannot remove a leftover temporary file: {e}"));
+            }
+        }
         for (path, meta) in &plan.dir_meta {
             if self
                 .tree
@@ -566,9 +628,18 @@ impl<'p> Applier<'p> {
         }
     }
 
-    /// Removes every temp file this run created (after a fatal error).
+    /// Stops after a fatal error: removes this run's temp files, except
+    /// those whose journals record shipped chunks (the next run resumes
+    /// from them).
     pub fn abort(mut self) -> IndexUpdate {
         for i in 0..self.files.len() {
+            if self.files[i].journal_len > 0 && !self.files[i].done {
+                let s = &mut self.files[i];
+                s.file = None;
+                s.journal = None;
+                s.failed = true;
+                continue;
+            }
             self.abandon(i, "run aborted".into());
         }
         std::mem::take(&mut self.update)

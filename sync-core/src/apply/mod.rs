@@ -22,6 +22,7 @@
 //! into a chunk to fetch from the sender in another round.
 
 mod assemble;
+pub mod journal;
 pub mod tree;
 
 use std::collections::HashMap;

@@ -91,6 +91,10 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
         }
     }
 
+    for (hash, loc) in &opts.extra_sources {
+        stable.entry(*hash).or_insert_with(|| loc.clone());
+    }
+
     // 4. Walk the source in path order (parents first).
     let mut rescue_slot: HashMap<Hash, u32> = HashMap::new();
     let mut stream_slot: HashMap<Hash, u32> = HashMap::new();

@@ -35,6 +35,9 @@ pub struct PlanOptions {
     /// Source paths that could not be read this run: never deleted at the
     /// destination, never written.
     pub protect: Vec<RelPath>,
+    /// More places at the destination that hold chunks (journaled chunks of
+    /// a dead run's temporary files); used when no indexed file has them.
+    pub extra_sources: Vec<(Hash, ChunkLocation)>,
 }
 
 /// Counts for the summary.

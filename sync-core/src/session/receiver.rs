@@ -75,6 +75,13 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         .iter()
         .filter_map(|p| RelPath::new(p.to_vec()).ok())
         .collect();
+    // Chunks a dead run left in journaled temp files are local sources too.
+    let extra_sources = match Tree::open(&side.root) {
+        Ok(mut tree) if !dst_scan.temp_files.is_empty() => {
+            crate::apply::journal::leftover_sources(&mut tree, &dst_scan.temp_files)
+        }
+        _ => Vec::new(),
+    };
     let plan = plan::diff(
         &src,
         &dst_manifest,
@@ -82,6 +89,7 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             delete: opts.delete,
             hard_links: opts.hard_links,
             protect,
+            extra_sources,
         },
     );
     let mut report = plan_report(&plan, opts.dry_run);
