@@ -628,12 +628,13 @@ impl<'p> Applier<'p> {
         }
     }
 
-    /// Stops after a fatal error: removes this run's temp files, except
-    /// those whose journals record shipped chunks (the next run resumes
-    /// from them).
-    pub fn abort(mut self) -> IndexUpdate {
+    /// Stops after a fatal error: removes this run's temp files, except,
+    /// with `keep_partial`, those whose journals record shipped chunks (the
+    /// next run resumes from them). A full disk keeps nothing: the space is
+    /// what the user needs back.
+    pub fn abort(mut self, keep_partial: bool) -> IndexUpdate {
         for i in 0..self.files.len() {
-            if self.files[i].journal_len > 0 && !self.files[i].done {
+            if keep_partial && self.files[i].journal_len > 0 && !self.files[i].done {
                 let s = &mut self.files[i];
                 s.file = None;
                 s.journal = None;

@@ -105,7 +105,7 @@ fn a_killed_run_resumes_without_resending_what_arrived() {
     for (i, c) in plan.stream.iter().enumerate().take(total / 2) {
         a.receive_chunk(i as u32, &chunk_bytes(c)).unwrap();
     }
-    drop(a.abort()); // the connection went away
+    drop(a.abort(true)); // the connection went away
     assert!(!dst.join("big").exists(), "nothing at the final path");
 
     let mut ix = Index::open_in_memory().unwrap();

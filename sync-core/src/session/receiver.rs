@@ -132,7 +132,7 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
                 applier.finish()?
             }
             Err(e) => {
-                let update = applier.abort();
+                let update = applier.abort(!e.is_disk_full());
                 let _ = commit_update(&mut index, &update);
                 return Err(e);
             }
