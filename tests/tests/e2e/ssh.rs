@@ -184,3 +184,63 @@ fn ssh_failures_say_which() {
     assert!(err.contains("ssh could not connect"), "{err}");
     assert!(!d.path("dst").exists());
 }
+
+#[test]
+fn a_killed_push_resumes_without_resending_what_arrived() {
+    let d = Dir::new();
+    let Some(sshd) = start_sshd(&d) else { return };
+    let (src, dst) = (d.path("src"), d.path("dst"));
+    let total = 96usize << 20;
+    write(&src.join("huge.bin"), &noise(77, total));
+    let args = sshd.args();
+    let mut cmd = std::process::Command::new(sluice_bin());
+    cmd.args(["sync", "--json"])
+        .args(&args)
+        .arg(&src)
+        .arg(remote(&dst))
+        .env("XDG_STATE_HOME", d.path("state"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    // Kill the client once the receiver has journaled a good part of the file.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let journaled = || -> u64 {
+        std::fs::read_dir(&dst)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".journal"))
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    while journaled() < 48 * 200 {
+        assert!(Instant::now() < deadline, "the transfer never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the transfer finished before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The remote end sees the pipe close and stops; give it a moment.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !dst.join("huge.bin").exists(),
+        "nothing half-written at the final path"
+    );
+    let records = journaled() / 48;
+
+    let extra: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let (code, report, stderr) = d.sync_to(&src, &remote(&dst), &extra);
+    assert_eq!(code, 0, "{stderr}");
+    assert_same_tree(&src, &dst);
+    let sent = n(&report, "chunk_bytes_sent");
+    // At least the journaled chunks (64 KiB on average) were not sent again.
+    assert!(
+        sent + records * 32 * 1024 < total as u64,
+        "resent {sent} of {total} bytes with {records} chunks journaled"
+    );
+}
