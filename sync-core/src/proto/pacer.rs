@@ -1,0 +1,144 @@
+//! Token-bucket pacing of datagrams.
+//!
+//! Owns *when* the next datagram may leave, given a rate in bytes per second.
+//! A small burst allowance (at most [`MAX_BURST_PACKETS`] datagrams, and no
+//! more than [`BURST_INTERVAL`] worth of the rate) lets a driver hand the
+//! kernel a batch per wake-up (sendmmsg) without turning pacing into
+//! line-rate bursts at low rates. It never reads a clock: `now` is passed in.
+
+use std::time::{Duration, Instant};
+
+/// Most datagrams the bucket lets out back to back.
+pub const MAX_BURST_PACKETS: u64 = 32;
+/// Longest stretch of the rate the bucket may hold (caps bursts at low rates).
+pub const BURST_INTERVAL: Duration = Duration::from_millis(2);
+/// Fewest datagrams the bucket holds, so two can always leave together.
+const MIN_BURST_PACKETS: u64 = 2;
+
+/// The bucket.
+#[derive(Clone, Debug)]
+pub struct Pacer {
+    rate: u64,
+    packet: u64,
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Pacer {
+    /// A full bucket at `rate` bytes/s for datagrams of up to `packet` bytes.
+    pub fn new(now: Instant, rate: u64, packet: usize) -> Self {
+        let mut p = Pacer {
+            rate: 0,
+            packet: packet.max(1) as u64,
+            capacity: 0.0,
+            tokens: 0.0,
+            last: now,
+        };
+        p.set_rate(now, rate);
+        p.tokens = p.capacity;
+        p
+    }
+
+    /// Current rate in bytes/s.
+    pub fn rate(&self) -> u64 {
+        self.rate
+    }
+
+    /// Changes the rate; tokens earned so far are kept at the old rate.
+    pub fn set_rate(&mut self, now: Instant, rate: u64) {
+        self.refill(now);
+        self.rate = rate.max(1);
+        let by_time = self.rate as f64 * BURST_INTERVAL.as_secs_f64();
+        let lo = (MIN_BURST_PACKETS * self.packet) as f64;
+        let hi = (MAX_BURST_PACKETS * self.packet) as f64;
+        self.capacity = by_time.clamp(lo, hi);
+        self.tokens = self.tokens.min(self.capacity);
+    }
+
+    /// May a datagram of `len` bytes leave at `now`?
+    pub fn can_send(&mut self, now: Instant, len: usize) -> bool {
+        self.refill(now);
+        self.tokens >= len as f64
+    }
+
+    /// Accounts for a datagram that left.
+    pub fn on_sent(&mut self, len: usize) {
+        self.tokens -= len as f64;
+    }
+
+    /// Earliest time a datagram of `len` bytes may leave.
+    pub fn next_send_time(&self, len: usize) -> Instant {
+        let missing = len as f64 - self.tokens;
+        if missing <= 0.0 {
+            return self.last;
+        }
+        // Round up to a whole nanosecond so waking at this time always finds
+        // enough tokens.
+        self.last + Duration::from_nanos((missing * 1e9 / self.rate as f64).ceil() as u64)
+    }
+
+    fn refill(&mut self, now: Instant) {
+        if now > self.last {
+            let dt = (now - self.last).as_secs_f64();
+            self.tokens = (self.tokens + dt * self.rate as f64).min(self.capacity);
+            self.last = now;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sends greedily for `secs` of virtual time and returns bytes sent.
+    fn drive(p: &mut Pacer, start: Instant, secs: f64, len: usize) -> u64 {
+        let end = start + Duration::from_secs_f64(secs);
+        let mut now = start;
+        let mut sent = 0;
+        while now < end {
+            while p.can_send(now, len) {
+                p.on_sent(len);
+                sent += len as u64;
+            }
+            now = p.next_send_time(len).max(now);
+        }
+        sent
+    }
+
+    #[test]
+    fn holds_the_rate_over_time() {
+        let t0 = Instant::now();
+        for rate in [100_000u64, 12_500_000, 125_000_000, 1_250_000_000] {
+            let mut p = Pacer::new(t0, rate, 1452);
+            let sent = drive(&mut p, t0, 2.0, 1452);
+            let expect = rate as f64 * 2.0;
+            assert!(
+                (sent as f64 - expect).abs() / expect < 0.01,
+                "rate {rate}: sent {sent}"
+            );
+        }
+    }
+
+    #[test]
+    fn bursts_are_bounded() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(t0, 10_000_000_000, 1452);
+        let later = t0 + Duration::from_secs(1);
+        let mut burst = 0;
+        while p.can_send(later, 1452) {
+            p.on_sent(1452);
+            burst += 1;
+        }
+        assert_eq!(burst, MAX_BURST_PACKETS);
+        // At 1 Mbit/s the bucket holds only two datagrams.
+        let mut p = Pacer::new(t0, 125_000, 1452);
+        let mut burst = 0;
+        while p.can_send(later, 1452) {
+            p.on_sent(1452);
+            burst += 1;
+        }
+        assert_eq!(burst, MIN_BURST_PACKETS);
+        assert!(p.next_send_time(1452) > later);
+    }
+}

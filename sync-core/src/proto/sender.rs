@@ -1,0 +1,555 @@
+//! The sending side of one block transfer, as a sans-IO state machine.
+//!
+//! Owns the choice of which block goes out next and when: NAKed blocks
+//! first, then new blocks in order, then — once every block has been sent —
+//! repeated passes over blocks the receiver has not confirmed (StarBurst
+//! MFTP's "passes"), until the receiver says it holds and verified
+//! everything. It never waits for an acknowledgement before sending: the
+//! rate comes from the congestion [`Controller`] (capped by the receiver's
+//! back-pressure) through the [`Pacer`], and the path is kept full.
+//!
+//! A block is not sent again until the feedback about its previous copy
+//! can have arrived (the *hold*: one smoothed RTT plus variation plus the
+//! receiver's feedback delay), which is what keeps NAKs repeated by every
+//! feedback from multiplying retransmissions. Lost NAKs and a lost last
+//! block need no special case: the tail passes resend every unconfirmed
+//! block once its hold has expired.
+//!
+//! It never touches sockets, files or clocks: payload bytes come through
+//! [`BlockSource`], time through `now`, and output is datagrams
+//! ([`Sender::poll_transmit`]), control messages ([`Sender::poll_control`]),
+//! a wake-up time ([`Sender::poll_timeout`]) and [`Event`]s.
+
+use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::bitmap::Bitmap;
+use super::congestion::{BackPressure, CongestionConfig, Controller, PathSample};
+use super::control::{ControlMsg, Feedback, SenderStatus};
+use super::crypto::{Cipher, Direction, PacketKey, SessionSecret};
+use super::layout::Layout;
+use super::pacer::Pacer;
+use super::rtt::{BaseDelay, RttEstimator, MAX_RTT_SAMPLE};
+use super::wire::{Header, HEADER_LEN};
+
+/// Where block payloads come from: files in the driver, memory in tests.
+pub trait BlockSource {
+    /// Fills `buf` with the stream bytes starting at `stream_offset`.
+    fn read(&mut self, stream_offset: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
+/// An in-memory stream: `&mut &bytes[..]` is a source.
+impl BlockSource for &[u8] {
+    fn read(&mut self, stream_offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let start = usize::try_from(stream_offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| self.get(start..end))
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+/// Most blocks one feedback message may queue for retransmission; the rest
+/// of a huge NAK range is picked up by later feedback or by the tail passes.
+pub const MAX_QUEUED_PER_FEEDBACK: u64 = 1 << 16;
+/// Most send records kept for hold tracking (bounds memory at absurd rates).
+pub const MAX_HOLD_RECORDS: usize = 1 << 22;
+/// Extra hold beyond the RTT estimate. A NAK about an older copy reaches us
+/// less than one current RTT after the new copy left, so the hold needs to
+/// cover the RTT and its jitter, little more: a longer hold delays repairs,
+/// which is what makes the tail of a transfer slow.
+const HOLD_SLACK: Duration = Duration::from_millis(3);
+/// After its hold, a block still waits this long before a tail pass may
+/// resend it unasked: its confirmation may be in a feedback message that
+/// was built up to one feedback interval after the block arrived.
+const PASS_GRACE: Duration = Duration::from_millis(25);
+
+/// Sender tuning.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SenderConfig {
+    pub cipher: Cipher,
+    pub congestion: CongestionConfig,
+    /// RTT assumed until the first echo arrives.
+    pub initial_rtt: Duration,
+    /// How often a status message goes out (it doubles as a keepalive).
+    pub status_interval: Duration,
+    /// Give up when no feedback arrives for this long.
+    pub idle_timeout: Duration,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        SenderConfig {
+            cipher: Cipher::Aes256Gcm,
+            congestion: CongestionConfig::default(),
+            initial_rtt: Duration::from_millis(100),
+            status_interval: Duration::from_millis(250),
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Things the driver should know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The receiver holds and verified every block: the transfer is done.
+    Complete,
+    /// No feedback for [`SenderConfig::idle_timeout`]; the transfer is dead.
+    TimedOut,
+}
+
+/// Counters for progress displays and tests.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SenderStats {
+    pub datagrams: u64,
+    pub bytes: u64,
+    pub new_blocks: u64,
+    /// Blocks sent again because the receiver NAKed them.
+    pub retransmissions: u64,
+    /// Blocks sent again by a tail pass (unconfirmed, hold expired).
+    pub pass_resends: u64,
+    pub feedback: u64,
+    pub stale_feedback: u64,
+    pub blocks_confirmed: u64,
+    pub srtt: Duration,
+    pub rate: u64,
+    pub loss: f64,
+}
+
+/// Why a block is being sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    New,
+    Repair,
+    Pass,
+}
+
+/// The state machine.
+pub struct Sender {
+    layout: Arc<Layout>,
+    key: PacketKey,
+    session_id: u32,
+    epoch: Instant,
+    config: SenderConfig,
+    next_pn: u64,
+    next_new: u64,
+    confirmed: Bitmap,
+    /// Blocks sent within their hold; NAKs about them are not acted on.
+    held: Bitmap,
+    hold_fifo: VecDeque<(Instant, u64)>,
+    /// Blocks within hold + [`PASS_GRACE`]: tail passes skip them.
+    recent: Bitmap,
+    grace_fifo: VecDeque<(Instant, u64)>,
+    queued: Bitmap,
+    retransmit: VecDeque<u64>,
+    pass_cursor: u64,
+    /// Nothing was sendable at the last attempt; wait for a hold to expire
+    /// or for feedback instead of polling the pacer.
+    starved: bool,
+    controller: Box<dyn Controller>,
+    backpressure: BackPressure,
+    pacer: Pacer,
+    rtt: RttEstimator,
+    base_delay: BaseDelay,
+    loss: f64,
+    last_counts: Option<(u64, u64)>,
+    last_seq: Option<u64>,
+    last_heard: Instant,
+    next_status: Instant,
+    control: VecDeque<ControlMsg>,
+    events: VecDeque<Event>,
+    done: bool,
+    stats: SenderStats,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("next_new", &self.next_new)
+            .field("confirmed", &self.confirmed.count_ones())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sender {
+    /// A sender for `layout`, keyed from the session secret.
+    pub fn new(
+        config: SenderConfig,
+        layout: Arc<Layout>,
+        secret: &SessionSecret,
+        now: Instant,
+    ) -> Self {
+        let n = layout.block_count();
+        let key = PacketKey::new(secret, config.cipher, Direction::SenderToReceiver);
+        let controller = config.congestion.build();
+        let max_len = HEADER_LEN + layout.block_size() + key.tag_len();
+        let pacer = Pacer::new(now, controller.rate(), max_len);
+        Sender {
+            session_id: secret.session_id(),
+            key,
+            epoch: now,
+            next_pn: 0,
+            next_new: 0,
+            confirmed: Bitmap::new(n),
+            held: Bitmap::new(n),
+            hold_fifo: VecDeque::new(),
+            recent: Bitmap::new(n),
+            grace_fifo: VecDeque::new(),
+            queued: Bitmap::new(n),
+            retransmit: VecDeque::new(),
+            pass_cursor: 0,
+            starved: false,
+            controller,
+            backpressure: BackPressure::new(),
+            pacer,
+            rtt: RttEstimator::new(config.initial_rtt),
+            base_delay: BaseDelay::new(),
+            loss: 0.0,
+            last_counts: None,
+            last_seq: None,
+            last_heard: now,
+            next_status: now,
+            control: VecDeque::new(),
+            events: VecDeque::new(),
+            done: false,
+            stats: SenderStats::default(),
+            layout,
+            config,
+        }
+    }
+
+    /// Largest datagram this sender builds; `poll_transmit` buffers must be
+    /// at least this long.
+    pub fn max_datagram(&self) -> usize {
+        HEADER_LEN + self.layout.block_size() + self.key.tag_len()
+    }
+
+    /// Builds the next datagram into `buf` if pacing allows and there is
+    /// something to send; returns its length.
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        source: &mut dyn BlockSource,
+        buf: &mut [u8],
+    ) -> io::Result<Option<usize>> {
+        if self.done {
+            return Ok(None);
+        }
+        let max = self.max_datagram();
+        if buf.len() < max {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "datagram buffer too small",
+            ));
+        }
+        self.expire_holds(now);
+        self.controller.on_tick(now);
+        let rate = self.backpressure.limit(self.controller.rate());
+        if rate != self.pacer.rate() {
+            self.pacer.set_rate(now, rate);
+        }
+        if !self.pacer.can_send(now, max) {
+            return Ok(None);
+        }
+        let Some((block, kind)) = self.next_block() else {
+            self.starved = true;
+            return Ok(None);
+        };
+        let range = self.layout.block_range(block);
+        let len = (range.end - range.start) as usize;
+        let tag = self.key.tag_len();
+        let header = Header {
+            session_id: self.session_id,
+            packet_number: self.next_pn,
+            block,
+            send_time_us: self.clock_us(now),
+        };
+        header.encode(buf);
+        let (head, rest) = buf.split_at_mut(HEADER_LEN);
+        let (payload, rest) = rest.split_at_mut(len);
+        source.read(range.start, payload)?;
+        self.key.seal(self.next_pn, head, payload, &mut rest[..tag]);
+        self.next_pn += 1;
+        let total = HEADER_LEN + len + tag;
+        self.pacer.on_sent(total);
+        self.hold(now, block);
+        self.stats.datagrams += 1;
+        self.stats.bytes += total as u64;
+        match kind {
+            Kind::New => self.stats.new_blocks += 1,
+            Kind::Repair => self.stats.retransmissions += 1,
+            Kind::Pass => self.stats.pass_resends += 1,
+        }
+        Ok(Some(total))
+    }
+
+    /// Feeds a control message from the receiver.
+    pub fn handle_control(&mut self, now: Instant, msg: ControlMsg) {
+        self.last_heard = now;
+        if let ControlMsg::Feedback(f) = msg {
+            self.handle_feedback(now, &f);
+        }
+    }
+
+    /// Fires timers; call when `poll_timeout` has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.done {
+            return;
+        }
+        if now.saturating_duration_since(self.last_heard) >= self.config.idle_timeout {
+            self.done = true;
+            self.events.push_back(Event::TimedOut);
+            return;
+        }
+        self.expire_holds(now);
+        if now >= self.next_status {
+            self.queue_status();
+            self.next_status = now + self.config.status_interval;
+        }
+    }
+
+    /// The next control message to send to the receiver.
+    pub fn poll_control(&mut self, _now: Instant) -> Option<ControlMsg> {
+        self.control.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When the driver should next call in (pacing, holds, status, idle).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.done {
+            return None;
+        }
+        let mut t = self
+            .next_status
+            .min(self.last_heard + self.config.idle_timeout);
+        if self.starved {
+            for fifo in [&self.hold_fifo, &self.grace_fifo] {
+                if let Some(&(expiry, _)) = fifo.front() {
+                    t = t.min(expiry);
+                }
+            }
+        } else {
+            t = t.min(self.pacer.next_send_time(self.max_datagram()));
+        }
+        Some(t)
+    }
+
+    /// True once the transfer is complete or dead.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    pub fn stats(&self) -> SenderStats {
+        SenderStats {
+            srtt: self.rtt.srtt(),
+            rate: self.pacer.rate(),
+            loss: self.loss,
+            blocks_confirmed: self.confirmed.count_ones(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// Chooses the next block: queued NAKs, then new blocks, then a pass.
+    fn next_block(&mut self) -> Option<(u64, Kind)> {
+        while let Some(b) = self.retransmit.pop_front() {
+            self.queued.clear(b);
+            if !self.confirmed.get(b) && !self.held.get(b) {
+                return Some((b, Kind::Repair));
+            }
+        }
+        let n = self.layout.block_count();
+        if self.next_new < n {
+            let b = self.next_new;
+            self.next_new += 1;
+            if self.next_new == n {
+                self.queue_status();
+            }
+            return Some((b, Kind::New));
+        }
+        let found = self
+            .pass_candidate(self.pass_cursor, n)
+            .or_else(|| self.pass_candidate(0, self.pass_cursor))?;
+        self.pass_cursor = found + 1;
+        Some((found, Kind::Pass))
+    }
+
+    /// First unconfirmed block in `from..to` that is neither held nor in
+    /// its grace period.
+    fn pass_candidate(&self, from: u64, to: u64) -> Option<u64> {
+        let mut b = from;
+        while let Some(c) = self.confirmed.next_clear_in_both(&self.recent, b) {
+            if c >= to {
+                return None;
+            }
+            if !self.held.get(c) {
+                return Some(c);
+            }
+            b = c + 1;
+        }
+        None
+    }
+
+    fn hold(&mut self, now: Instant, block: u64) {
+        let hold = (self.rtt.srtt() + 2 * self.rtt.rttvar()).max(self.rtt.latest()) + HOLD_SLACK;
+        self.held.set(block);
+        self.recent.set(block);
+        self.hold_fifo.push_back((now + hold, block));
+        if self.hold_fifo.len() > MAX_HOLD_RECORDS {
+            if let Some((_, b)) = self.hold_fifo.pop_front() {
+                self.held.clear(b);
+                self.recent.clear(b);
+            }
+        }
+        if self.grace_fifo.len() > MAX_HOLD_RECORDS {
+            if let Some((_, b)) = self.grace_fifo.pop_front() {
+                self.recent.clear(b);
+            }
+        }
+    }
+
+    fn expire_holds(&mut self, now: Instant) {
+        while let Some(&(expiry, b)) = self.hold_fifo.front() {
+            if expiry > now {
+                break;
+            }
+            self.hold_fifo.pop_front();
+            self.held.clear(b);
+            self.grace_fifo.push_back((expiry + PASS_GRACE, b));
+            if !self.confirmed.get(b) {
+                self.starved = false;
+            }
+        }
+        while let Some(&(expiry, b)) = self.grace_fifo.front() {
+            if expiry > now {
+                break;
+            }
+            self.grace_fifo.pop_front();
+            if !self.held.get(b) {
+                self.recent.clear(b);
+            }
+            if !self.confirmed.get(b) {
+                self.starved = false;
+            }
+        }
+    }
+
+    fn handle_feedback(&mut self, now: Instant, f: &Feedback) {
+        if self.last_seq.is_some_and(|s| f.seq <= s) {
+            self.stats.stale_feedback += 1;
+            return;
+        }
+        self.last_seq = Some(f.seq);
+        self.stats.feedback += 1;
+        let n = self.layout.block_count();
+
+        // What the receiver holds, and what it asks for again. Everything is
+        // clipped to the stream so a confused peer cannot make us loop.
+        self.confirmed.set_range(0..f.cum_ack.min(n));
+        let scan_end = f.scan.end.min(n);
+        let mut pos = f.scan.start.min(n);
+        let mut queued = 0u64;
+        for r in &f.naks {
+            let (start, end) = (r.start.min(n), r.end.min(n));
+            self.confirmed.set_range(pos..start);
+            // A NAK may withdraw an earlier confirmation: a chunk that
+            // failed verification has its blocks re-requested.
+            self.confirmed.clear_range(start..end);
+            let mut b = start;
+            while b < end && queued < MAX_QUEUED_PER_FEEDBACK {
+                match self.held.next_clear(b) {
+                    Some(c) if c < end => {
+                        if self.queued.set(c) {
+                            self.retransmit.push_back(c);
+                            queued += 1;
+                        }
+                        b = c + 1;
+                    }
+                    _ => break,
+                }
+            }
+            pos = end;
+        }
+        self.confirmed.set_range(pos..scan_end);
+        if queued > 0 {
+            self.starved = false;
+        }
+
+        if let Some(e) = f.echo {
+            let elapsed = self.clock_us(now).wrapping_sub(e.send_time_us);
+            if let Some(rtt) = elapsed.checked_sub(e.hold_us) {
+                let rtt = Duration::from_micros(u64::from(rtt));
+                if rtt <= MAX_RTT_SAMPLE {
+                    self.rtt.update(rtt);
+                }
+            }
+        }
+
+        // Loss: authenticated arrivals against packet numbers spanned.
+        if let Some((p0, h0)) = self.last_counts {
+            let dp = f.packets_received.saturating_sub(p0);
+            let dh = f.highest_pn.saturating_sub(h0);
+            if dh >= 16 {
+                let inst = 1.0 - (dp as f64 / dh as f64).min(1.0);
+                self.loss = 0.75 * self.loss + 0.25 * inst;
+            }
+        }
+        self.last_counts = Some((f.packets_received, f.highest_pn));
+
+        let queue_delay = f.owd.and_then(|o| {
+            self.base_delay.update(now, o.min_us);
+            let base = self.base_delay.base()?;
+            let q = o.min_us.saturating_sub(base).max(0);
+            Some(Duration::from_micros(q as u64))
+        });
+        let delivery_rate = (f.recv_rate as f64 / (1.0 - self.loss.min(0.5))) as u64;
+        let sample = PathSample {
+            queue_delay,
+            delivery_rate,
+            loss: self.loss,
+            srtt: self.rtt.srtt(),
+            min_rtt: self.rtt.min().unwrap_or(self.rtt.srtt()),
+        };
+        self.controller.on_feedback(now, &sample);
+        let current = self.pacer.rate();
+        self.backpressure.on_report(
+            now,
+            f64::from(f.sink_fill) / 1000.0,
+            f.sink_rate,
+            current,
+            self.rtt.srtt(),
+        );
+        let rate = self.backpressure.limit(self.controller.rate());
+        self.pacer.set_rate(now, rate);
+
+        if f.complete && !self.done {
+            self.confirmed.set_range(0..n);
+            self.done = true;
+            self.events.push_back(Event::Complete);
+        }
+    }
+
+    fn queue_status(&mut self) {
+        let n = self.layout.block_count();
+        let all_sent = self.next_new >= n;
+        self.control.push_back(ControlMsg::Status(SenderStatus {
+            sent_once: self.next_new,
+            all_sent,
+            srtt_us: u32::try_from(self.rtt.srtt().as_micros()).unwrap_or(u32::MAX),
+            rate: self.pacer.rate(),
+        }));
+    }
+
+    /// Microseconds since this sender started, wrapping (the header field).
+    fn clock_us(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.epoch).as_micros() as u32
+    }
+}

@@ -1,0 +1,345 @@
+//! Whole transfers over the simulated link: correctness under impairments,
+//! goodput, congestion behaviour, back-pressure, hostile datagrams.
+//!
+//! Goodput runs are "scaled" in debug builds: the link, stream, initial rate
+//! and additive increase are all divided by ten (100 Mbit/s, 100 MB instead
+//! of 1 Gbit/s, 1 GB) so a debug `cargo test` stays fast. RTTs, loss and
+//! therefore the expected *fraction* of the link are unchanged; release
+//! builds (and the `proto_sim` bench) run the full-size case.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::proto::congestion::{mbit, CongestionConfig, FairConfig, FixedConfig};
+use crate::proto::layout::{LayoutConfig, IPV4_UDP_OVERHEAD};
+use crate::proto::sender::BlockSource;
+use crate::proto::sim::link::{GilbertElliott, LinkConfig};
+use crate::proto::sim::{run, FlowSpec, Pattern, Payload, SimConfig, SimResult, SlowDisk};
+use crate::proto::Cipher;
+
+fn memory(len: usize, seed: u64) -> Payload {
+    let mut v = vec![0u8; len];
+    Pattern(seed).read(0, &mut v).unwrap();
+    Payload::Memory(Arc::new(v))
+}
+
+fn block_size() -> u64 {
+    LayoutConfig {
+        ip_overhead: IPV4_UDP_OVERHEAD,
+        ..LayoutConfig::default()
+    }
+    .block_size()
+    .unwrap() as u64
+}
+
+fn assert_delivered(r: &SimResult, what: &str) {
+    for (i, f) in r.flows.iter().enumerate() {
+        assert!(
+            f.data_ok && f.completed.is_some() && f.sender_done,
+            "{what}: flow {i} failed (seed {}): completed {:?}, data_ok {}, sender {:?}, receiver {:?}, link {:?}",
+            r.seed,
+            f.completed,
+            f.data_ok,
+            f.sender,
+            f.receiver,
+            r.link
+        );
+    }
+}
+
+#[test]
+fn delivers_every_byte_under_random_loss_reordering_duplication_corruption() {
+    for seed in 0..12u64 {
+        let loss = [0.0, 0.01, 0.05, 0.10][seed as usize % 4];
+        let mut link = LinkConfig::new(40, Duration::from_millis(30));
+        link.loss = loss;
+        link.reorder = 0.02;
+        link.duplicate = 0.01;
+        link.corrupt = 0.01;
+        let mut cfg = SimConfig::new(seed, link);
+        cfg.control.feedback_loss = if seed % 3 == 0 { 0.3 } else { 0.0 };
+        let mut spec = FlowSpec::new(memory(1_000_000 + seed as usize * 7919, seed));
+        spec.chunk_len = 48_000 + seed as u32 * 1000;
+        let r = run(&cfg, vec![spec]);
+        assert_delivered(&r, &format!("loss {loss}"));
+        // Every corrupted datagram (and its duplicate, if any) is caught.
+        let rx = &r.flows[0].receiver;
+        assert!(
+            rx.auth_failed + rx.malformed + rx.foreign >= r.link.corrupted,
+            "seed {seed}: {rx:?}"
+        );
+        assert!(
+            r.link.corrupted > 0 || seed > 3,
+            "seed {seed}: corruption was exercised"
+        );
+    }
+}
+
+#[test]
+fn delivers_under_burst_loss_and_lost_feedback() {
+    for seed in 100..106u64 {
+        let mut link = LinkConfig::new(40, Duration::from_millis(60));
+        link.burst = Some(GilbertElliott {
+            enter_bad: 0.005,
+            leave_bad: 0.1,
+            bad_loss: 0.8,
+        });
+        let mut cfg = SimConfig::new(seed, link);
+        cfg.control.feedback_loss = 0.5;
+        let r = run(&cfg, vec![FlowSpec::new(memory(800_000, seed))]);
+        assert_delivered(&r, "burst loss");
+    }
+}
+
+#[test]
+fn delivers_when_the_last_blocks_and_feedback_are_lost() {
+    let len = 500_000u64;
+    let blocks = len.div_ceil(block_size());
+    for seed in 200..204u64 {
+        let link = LinkConfig::new(20, Duration::from_millis(80));
+        let mut cfg = SimConfig::new(seed, link);
+        cfg.drop_first_copy = blocks - 20..blocks;
+        cfg.control.feedback_loss = 0.3;
+        let r = run(&cfg, vec![FlowSpec::new(memory(len as usize, seed))]);
+        assert_delivered(&r, "tail loss");
+        let f = &r.flows[0];
+        assert!(
+            f.sender.retransmissions + f.sender.pass_resends >= 20,
+            "{:?}",
+            f.sender
+        );
+    }
+}
+
+#[test]
+fn delivers_empty_tiny_and_many_small_chunks() {
+    let link = LinkConfig::new(50, Duration::from_millis(20));
+    let cfg = SimConfig::new(9, link);
+    // One byte, 1000-byte chunks, and an empty stream.
+    for (len, chunk) in [(1usize, 1u32), (300_000, 1000), (0, 1000)] {
+        let mut spec = FlowSpec::new(memory(len, 9));
+        spec.chunk_len = chunk;
+        let r = run(&cfg, vec![spec]);
+        assert_delivered(&r, &format!("len {len}"));
+    }
+}
+
+#[test]
+fn cipher_none_delivers_on_a_clean_link() {
+    let mut link = LinkConfig::new(50, Duration::from_millis(20));
+    link.loss = 0.03;
+    let cfg = SimConfig::new(11, link);
+    let mut spec = FlowSpec::new(memory(700_000, 11));
+    spec.sender.cipher = Cipher::None;
+    spec.receiver.cipher = Cipher::None;
+    assert_delivered(&run(&cfg, vec![spec]), "cipher none");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+    #[test]
+    fn any_seed_below_the_loss_bound_delivers_identical_bytes(seed in 0u64..1 << 40, loss in 0.0f64..0.10) {
+        let mut link = LinkConfig::new(30, Duration::from_millis(20));
+        link.loss = loss;
+        link.reorder = 0.01;
+        let r = run(&SimConfig::new(seed, link), vec![FlowSpec::new(memory(200_000, seed))]);
+        assert_delivered(&r, "proptest");
+    }
+}
+
+/// Full size in release, one tenth in debug (see module docs).
+fn scale() -> u64 {
+    if cfg!(debug_assertions) {
+        10
+    } else {
+        1
+    }
+}
+
+fn goodput_fraction(seed: u64, rtt_ms: u64, loss: f64) -> f64 {
+    let s = scale();
+    let mut link = LinkConfig::new(1000 / s, Duration::from_millis(rtt_ms));
+    link.loss = loss;
+    let cfg = SimConfig::new(seed, link.clone());
+    let mut spec = FlowSpec::new(Payload::Pattern {
+        seed,
+        len: 1_000_000_000 / s,
+    });
+    let fair = FairConfig::default();
+    spec.sender.congestion = CongestionConfig::Fair(FairConfig {
+        initial_rate: fair.initial_rate / s,
+        additive_increase: fair.additive_increase / s,
+        ..fair
+    });
+    let r = run(&cfg, vec![spec]);
+    assert_delivered(&r, "goodput");
+    let g = r.flows[0].goodput_bps() / (link.rate as f64 * 8.0);
+    eprintln!(
+        "rtt {rtt_ms} ms loss {loss}: goodput {:.1} % of link ({:?})",
+        g * 100.0,
+        r.flows[0].completed
+    );
+    g
+}
+
+#[test]
+fn goodput_at_1_percent_loss_is_at_least_90_percent() {
+    let g = goodput_fraction(1, 100, 0.01);
+    assert!(g >= 0.90, "goodput {g}");
+}
+
+#[test]
+fn goodput_at_5_percent_loss_is_at_least_80_percent() {
+    let g = goodput_fraction(2, 100, 0.05);
+    assert!(g >= 0.80, "goodput {g}");
+}
+
+#[test]
+fn goodput_at_200ms_matches_100ms() {
+    // The only RTT-dependent costs left are the first datagram's one-way
+    // delay and repairing losses of the final round trip (~1.5 RTT in all),
+    // about 1.5 % of a 1 GB transfer per extra 100 ms.
+    let g100 = goodput_fraction(3, 100, 0.01);
+    let g200 = goodput_fraction(3, 200, 0.01);
+    assert!(g200 >= g100 - 0.04, "200 ms {g200} vs 100 ms {g100}");
+    assert!(g200 >= 0.85, "goodput {g200}");
+}
+
+#[test]
+fn fair_keeps_queueing_delay_near_its_target() {
+    let link = LinkConfig::new(100, Duration::from_millis(50));
+    let mut cfg = SimConfig::new(21, link);
+    cfg.max_time = Duration::from_secs(8);
+    let spec = FlowSpec::new(Payload::Pattern {
+        seed: 21,
+        len: 1_000_000_000,
+    });
+    let r = run(&cfg, vec![spec]);
+    // After startup (and its drain), the mean over 2..8 s.
+    let steady: Vec<_> = r.queue_delay[20..80]
+        .iter()
+        .map(|(mean, _)| mean.as_secs_f64())
+        .collect();
+    let mean = steady.iter().sum::<f64>() / steady.len() as f64;
+    let target = FairConfig::default().target_queue_delay.as_secs_f64();
+    eprintln!(
+        "mean queueing delay {:.1} ms (target {:.1} ms)",
+        mean * 1e3,
+        target * 1e3
+    );
+    assert!(
+        mean > target * 0.3 && mean < target * 2.0,
+        "mean queue {mean}"
+    );
+    let max = r.queue_delay[20..80]
+        .iter()
+        .map(|(_, m)| *m)
+        .max()
+        .unwrap_or_default();
+    assert!(max.as_secs_f64() < target * 4.0, "max queue {max:?}");
+}
+
+#[test]
+fn two_fair_flows_share_the_bottleneck() {
+    let link = LinkConfig::new(100, Duration::from_millis(40));
+    let mut cfg = SimConfig::new(31, link);
+    cfg.max_time = Duration::from_secs(12);
+    let big = |seed| Payload::Pattern {
+        seed,
+        len: 1_000_000_000,
+    };
+    let first = FlowSpec::new(big(1));
+    let mut second = FlowSpec::new(big(2));
+    second.start = Duration::from_secs(2);
+    let r = run(&cfg, vec![first, second]);
+    // Bytes delivered over 8..12 s of simulation time.
+    let share = |i: usize| -> u64 { r.flows[i].delivered.iter().skip(80).take(40).sum() };
+    let (a, b) = (share(0) as f64, share(1) as f64);
+    eprintln!("shares: {:.1} / {:.1} Mbit/s", a * 8.0 / 4e6, b * 8.0 / 4e6);
+    assert!((a - b).abs() / a.max(b) < 0.20, "shares {a} vs {b}");
+    assert!(
+        (a + b) * 8.0 / 4.0 > 0.85 * 100e6,
+        "link underused: {}",
+        (a + b) * 2.0
+    );
+}
+
+#[test]
+fn fixed_holds_its_rate_whatever_happens() {
+    let mut link = LinkConfig::new(100, Duration::from_millis(40));
+    link.loss = 0.05;
+    let mut cfg = SimConfig::new(41, link);
+    cfg.max_time = Duration::from_secs(4);
+    let mut spec = FlowSpec::new(Payload::Pattern {
+        seed: 41,
+        len: 1_000_000_000,
+    });
+    let rate = mbit(60);
+    spec.sender.congestion = CongestionConfig::Fixed(FixedConfig { rate });
+    let r = run(&cfg, vec![spec]);
+    let sent = r.flows[0].sender.bytes as f64 / r.elapsed.as_secs_f64();
+    assert!(
+        (sent - rate as f64).abs() / (rate as f64) < 0.02,
+        "sent {sent} B/s vs {rate}"
+    );
+}
+
+#[test]
+fn slow_disk_is_not_flooded() {
+    let link = LinkConfig::new(200, Duration::from_millis(40));
+    let cfg = SimConfig::new(51, link);
+    let mut spec = FlowSpec::new(Payload::Pattern {
+        seed: 51,
+        len: 40_000_000,
+    });
+    spec.disk = Some(SlowDisk {
+        rate: mbit(40),
+        queue_bytes: 4 << 20,
+    });
+    let r = run(&cfg, vec![spec]);
+    assert_delivered(&r, "slow disk");
+    let f = &r.flows[0];
+    let dropped = f.backpressure_drops as f64 / f.arrived as f64;
+    eprintln!(
+        "back-pressure drops {:.2} % of arrivals, completed {:?}",
+        dropped * 100.0,
+        f.completed
+    );
+    assert!(dropped < 0.03, "dropped {dropped}");
+    // The disk, not the link, is the limit: 40 MB at 5 MB/s is 8 s.
+    assert!(f.completed.unwrap_or_default() < Duration::from_secs(11));
+}
+
+#[test]
+#[ignore = "diagnostic: RTT=ms LOSS=fraction MB=n cargo test --release probe -- --ignored --nocapture"]
+fn probe() {
+    let env = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let mut link = LinkConfig::new(1000, Duration::from_millis(env("RTT", 100.0) as u64));
+    link.loss = env("LOSS", 0.01);
+    let r = run(
+        &SimConfig::new(7, link),
+        vec![FlowSpec::new(Payload::Pattern {
+            seed: 3,
+            len: env("MB", 1000.0) as u64 * 1_000_000,
+        })],
+    );
+    let f = &r.flows[0];
+    eprintln!(
+        "goodput {:.1} Mbit/s\n{:?}\n{:?}\n{:?}",
+        f.goodput_bps() / 1e6,
+        f.sender,
+        f.receiver,
+        r.link
+    );
+    let q: Vec<_> = r
+        .queue_delay
+        .iter()
+        .map(|(m, x)| (m.as_millis(), x.as_millis()))
+        .collect();
+    eprintln!("queue delay (mean, max) ms per 100 ms: {q:?}");
+}
