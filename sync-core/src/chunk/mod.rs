@@ -1,9 +1,10 @@
 //! Content-defined chunking and chunk identities.
 //!
-//! This module owns the cut-point rule (FastCDC 2020, through the `fastcdc`
-//! crate) and the BLAKE3 names of chunks. [`Chunker`] only looks at buffers;
-//! [`stream`] wraps it around a reader in bounded memory. Nothing here opens
-//! files or knows about the index.
+//! This module owns the cut-point rule (FastCDC 2020: the `fastcdc` crate's
+//! tables and masks, its search loop restated here for speed and tested to
+//! cut exactly where the crate cuts) and the BLAKE3 names of chunks.
+//! [`Chunker`] only looks at buffers; [`stream`] wraps it around a reader in
+//! bounded memory. Nothing here opens files or knows about the index.
 //!
 //! Cut points depend only on the bytes from a chunk's start up to `max`
 //! bytes ahead, so a window that holds at least `max` bytes past the current
