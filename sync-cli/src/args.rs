@@ -1,8 +1,9 @@
 //! The command line, as clap types. Doc comments are the `--help` text.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::exit;
 
@@ -44,18 +45,46 @@ pub enum Command {
     /// Show what `sync` would change, changing nothing (same as `sync --dry-run`).
     #[command(after_help = ITEMISED_HELP)]
     Diff(SyncArgs),
-    /// Serve the remote end of a sync (started by `sluice sync` over ssh).
+    /// Serve the remote end of syncs: over ssh (`--stdio`), or as a daemon
+    /// serving the modules of a config file to clients with allowed keys
+    /// (`--config FILE [--listen ADDR:PORT]`).
     Serve(ServeArgs),
+    /// Make a key pair for `sluice serve` or for a client of one.
+    ///
+    /// Writes the private key (hex, mode 0600) to FILE and the public key to
+    /// FILE.pub, and prints the public key.
+    Keygen(KeygenArgs),
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("mode").required(true).args(["stdio", "config"])))]
 pub struct ServeArgs {
     /// Speak the session protocol on stdin/stdout (what `sync` runs over ssh).
-    #[arg(long, required = true)]
+    #[arg(long, conflicts_with_all = ["listen", "config"])]
     pub stdio: bool,
+    /// Run as a daemon on ADDR:PORT (overrides `listen` in the config file).
+    #[arg(long, value_name = "ADDR:PORT", requires = "config")]
+    pub listen: Option<SocketAddr>,
+    /// The daemon's config file (TOML: key, modules, limits; see the README).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Threads for scanning (default: one per core).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub threads: usize,
+    /// UDP ports to receive data on (LOW-HIGH; 0: any free port).
+    #[arg(long, value_name = "LOW-HIGH", default_value = "33001-33016",
+          value_parser = crate::data_args::parse_ports)]
+    pub udp_ports: std::ops::RangeInclusive<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the private key [default: ~/.config/sluice/id].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Replace an existing key file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// The itemised format, shown under `sync --help` and `diff --help`.
@@ -84,10 +113,12 @@ Exit codes:
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// The source folder: a local path or `[user@]host:path` (ssh).
+    /// The source folder: a local path, `[user@]host:path` (ssh) or
+    /// `sluice://host[:port]/module/path` (a `sluice serve` daemon).
     pub src: PathBuf,
-    /// The destination folder (created if missing): a local path or
-    /// `[user@]host:path` (ssh). At most one side may be remote.
+    /// The destination folder (created if missing): a local path,
+    /// `[user@]host:path` (ssh) or `sluice://host[:port]/module/path`. At
+    /// most one side may be remote.
     pub dst: PathBuf,
     /// The ssh command for remote paths, split on spaces
     /// (e.g. 'ssh -p 2222 -i key').
@@ -96,6 +127,14 @@ pub struct SyncArgs {
     /// Path of the sluice binary on the remote host.
     #[arg(long, value_name = "PATH", default_value = "sluice")]
     pub remote_sluice: String,
+    /// Private key for sluice:// daemons [default: ~/.config/sluice/id]
+    /// (make one with `sluice keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// The daemon's public key (64 hex digits), required for sluice://
+    /// addresses: the connection fails unless the server holds its private key.
+    #[arg(long, value_name = "HEX")]
+    pub server_key: Option<String>,
     /// Delete entries in DST that SRC does not have (excluded entries are kept).
     #[arg(long)]
     pub delete: bool,
@@ -125,6 +164,16 @@ pub struct SyncArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub data: crate::data_args::DataArgs,
+    /// UDP ports to receive on when this side receives (LOW-HIGH; 0: any).
+    #[arg(long, value_name = "LOW-HIGH", default_value = "33001-33016",
+          value_parser = crate::data_args::parse_ports)]
+    pub udp_ports: std::ops::RangeInclusive<u16>,
+    /// Local address to receive UDP data on when this side receives
+    /// (default: all addresses).
+    #[arg(long, value_name = "ADDR")]
+    pub udp_bind: Option<std::net::IpAddr>,
 }
 
 /// Options that choose which entries a scan sees and how it reads them.

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use sync_core::daemon::keys::{default_key_path, PrivateKey, PublicKey};
 use sync_core::session::msg::Role;
 use sync_core::session::remote::{connect_ssh, Location, SshOptions};
 use sync_core::session::{
-    self, Opening, Progress, SessionOptions, Side, SyncReport, PHASE_SCAN, PHASE_TRANSFER,
+    self, Opening, Progress, SessionOptions, Side, SyncReport, Transport, UdpSide, PHASE_SCAN,
+    PHASE_TRANSFER,
 };
 
 use crate::args::SyncArgs;
@@ -25,22 +27,20 @@ pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
     );
     let remote = match (&src_loc, &dst_loc) {
         (Location::Local(_), Location::Local(_)) => None,
-        (Location::Daemon { .. }, _) | (_, Location::Daemon { .. }) => {
-            eprintln!(
-                "sluice: error: sluice:// (daemon) addresses are not supported by this version yet"
-            );
-            return Ok(Code::Paths);
-        }
-        (Location::Ssh { .. }, Location::Ssh { .. }) => {
+        (remote, Location::Local(_)) => endpoint(remote).map(|(e, p)| (e, p, Role::Sender)),
+        (Location::Local(_), remote) => endpoint(remote).map(|(e, p)| (e, p, Role::Receiver)),
+        _ => {
             eprintln!("sluice: error: only one of SRC and DST may be remote");
             return Ok(Code::Paths);
         }
-        (Location::Ssh { host, path }, Location::Local(_)) => {
-            Some((host.clone(), path.clone(), Role::Sender))
-        }
-        (Location::Local(_), Location::Ssh { host, path }) => {
-            Some((host.clone(), path.clone(), Role::Receiver))
-        }
+    };
+    // A daemon address needs both keys before anything else happens.
+    let keys = match &remote {
+        Some((Endpoint::Daemon(..), _, _)) => match daemon_keys(&a) {
+            Ok(k) => Some(k),
+            Err(code) => return Ok(code),
+        },
+        _ => None,
     };
     let checked = match &remote {
         None => check_paths(&a.src, &a.dst),
@@ -70,6 +70,23 @@ pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
         allow_empty_source: a.allow_empty_source,
         excludes,
         gitignore: a.scan.gitignore,
+        data: match a.data.options() {
+            Ok(d) => d,
+            Err(msg) => {
+                eprintln!("sluice: error: {msg}");
+                return Ok(Code::Usage);
+            }
+        },
+    };
+    let udp = match &remote {
+        None => UdpSide::local(),
+        Some((Endpoint::Ssh(host) | Endpoint::Daemon(host, _), _, _)) => {
+            let mut u = UdpSide::remote(resolve(host), a.udp_ports.clone());
+            if let Some(ip) = a.udp_bind {
+                u.bind = ip;
+            }
+            u
+        }
     };
     let show = !quiet && !a.json && output::stderr_is_tty();
     let progress = show.then(|| Arc::new(Progress::default()));
@@ -78,6 +95,7 @@ pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
         index: index.clone(),
         threads: a.scan.threads,
         progress: progress.clone(),
+        udp: udp.clone(),
     };
     let (src_side, dst_side) = (side(src, &a.src_index), side(dst, &a.dst_index));
     let done = AtomicBool::new(false);
@@ -87,25 +105,29 @@ pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
         }
         let r = match &remote {
             None => session::sync_local(&src_side, &dst_side, &opts),
-            Some((host, path, remote_role)) => {
-                let ssh = SshOptions {
-                    rsh: a.rsh.clone(),
-                    remote_sluice: a.remote_sluice.clone(),
+            Some((endpoint, path, remote_role)) => {
+                let opening = Opening::Initiate {
+                    options: opts.clone(),
+                    remote_path: Some(path.clone()),
                 };
-                connect_ssh(host, &ssh).and_then(|mut conn| {
-                    let opening = Opening::Initiate {
-                        options: opts.clone(),
-                        remote_path: Some(path.clone()),
-                    };
-                    match remote_role {
-                        Role::Receiver => {
-                            session::run_sender(&mut conn.transport, &src_side, opening)
-                        }
-                        Role::Sender => {
-                            session::run_receiver(&mut conn.transport, &dst_side, opening)
-                        }
+                let run = |t: &mut dyn Transport| match remote_role {
+                    Role::Receiver => session::run_sender(t, &src_side, opening),
+                    Role::Sender => session::run_receiver(t, &dst_side, opening),
+                };
+                match endpoint {
+                    Endpoint::Ssh(host) => {
+                        let ssh = SshOptions {
+                            rsh: a.rsh.clone(),
+                            remote_sluice: a.remote_sluice.clone(),
+                        };
+                        connect_ssh(host, &ssh).and_then(|mut conn| run(&mut conn.transport))
                     }
-                })
+                    Endpoint::Daemon(host, port) => {
+                        let (key, server_key) = keys.as_ref().expect("loaded above");
+                        sync_core::daemon::client::connect(host, *port, key, server_key)
+                            .and_then(|mut t| run(&mut t))
+                    }
+                }
             }
         };
         done.store(true, Ordering::Relaxed);
@@ -120,6 +142,63 @@ pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
     } else {
         Code::Ok
     })
+}
+
+/// The first address of `[user@]host`, for UDP datagrams to a remote receiver.
+fn resolve(host: &str) -> Option<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host, 0).to_socket_addrs().ok()?.next().map(|a| a.ip())
+}
+
+/// Where the remote end of a sync is reached.
+enum Endpoint {
+    /// `[user@]host` over ssh.
+    Ssh(String),
+    /// `sluice://host[:port]`.
+    Daemon(String, Option<u16>),
+}
+
+/// A remote location's endpoint and path (`None` for a local one).
+fn endpoint(loc: &Location) -> Option<(Endpoint, Vec<u8>)> {
+    match loc {
+        Location::Local(_) => None,
+        Location::Ssh { host, path } => Some((Endpoint::Ssh(host.clone()), path.clone())),
+        Location::Daemon { host, port, path } => Some((
+            Endpoint::Daemon(host.clone(), *port),
+            path.as_bytes().to_vec(),
+        )),
+    }
+}
+
+/// The client's private key (`--key`) and the pinned server key
+/// (`--server-key`); on failure, the message is printed and the exit code
+/// returned.
+fn daemon_keys(a: &SyncArgs) -> Result<(PrivateKey, PublicKey), Code> {
+    let Some(hex) = &a.server_key else {
+        eprintln!(
+            "sluice: error: sluice:// addresses need --server-key HEX, the server's public key \
+             (its `sluice keygen` printed it; it is in the server key's .pub file)"
+        );
+        return Err(Code::Usage);
+    };
+    let server_key = PublicKey::from_hex(hex).map_err(|e| {
+        eprintln!("sluice: error: --server-key: {e}");
+        Code::Usage
+    })?;
+    let path = match &a.key {
+        Some(p) => p.clone(),
+        None => default_key_path().map_err(|e| {
+            eprintln!("sluice: error: {e}");
+            Code::Usage
+        })?,
+    };
+    let key = PrivateKey::load(&path).map_err(|e| {
+        eprintln!("sluice: error: client key: {e} (make one with `sluice keygen`)");
+        Code::Error
+    })?;
+    Ok((key, server_key))
 }
 
 /// Checks a local SRC: it must be a folder.

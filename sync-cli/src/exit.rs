@@ -10,7 +10,6 @@ pub enum Code {
     /// An error stopped the run (the message says which).
     Error = 1,
     /// Bad command line (clap exits with 2 itself).
-    #[allow(dead_code)]
     Usage = 2,
     /// SRC or DST is unusable (missing, not a folder, nested in the other).
     Paths = 3,

@@ -5,8 +5,10 @@
 
 mod args;
 mod cmd_index;
+mod cmd_keygen;
 mod cmd_serve;
 mod cmd_sync;
+mod data_args;
 mod exit;
 mod output;
 mod scan_opts;
@@ -15,7 +17,14 @@ use clap::Parser;
 
 fn main() {
     let cli = args::Cli::parse();
-    output::init_logging(cli.verbose, cli.quiet);
+    // A daemon logs its connections (info) unless told otherwise.
+    let daemon = matches!(&cli.command, args::Command::Serve(a) if a.config.is_some());
+    let verbose = if daemon {
+        cli.verbose.max(1)
+    } else {
+        cli.verbose
+    };
+    output::init_logging(verbose, cli.quiet);
     let code = match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -36,5 +45,6 @@ fn run(cli: args::Cli) -> anyhow::Result<exit::Code> {
         args::Command::Sync(a) => cmd_sync::run(a, false, cli.quiet),
         args::Command::Diff(a) => cmd_sync::run(a, true, cli.quiet),
         args::Command::Serve(a) => cmd_serve::run(a),
+        args::Command::Keygen(a) => cmd_keygen::run(a),
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod apply;
 pub mod chunk;
+pub mod daemon;
 pub mod entry;
 pub mod error;
 pub mod index;

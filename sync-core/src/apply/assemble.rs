@@ -318,6 +318,14 @@ impl<'p> Applier<'p> {
         self.report.chunks_refetched += 1;
     }
 
+    /// Adds a temporary file of this run to remove in [`Applier::finish`]
+    /// (kept by [`Applier::abort`], so a later run can resume from it).
+    ///
+    /// [`Applier::finish`]: Applier::finish
+    pub fn add_leftover(&mut self, path: RelPath) {
+        self.leftovers.push(path);
+    }
+
     /// Chunks to ask the sender for in another round, with their stream
     /// indices; empties the list.
     pub fn take_refetch(&mut self) -> Vec<(u32, StreamChunk)> {

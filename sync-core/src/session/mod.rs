@@ -26,6 +26,7 @@ pub mod remote;
 mod sender;
 pub mod serve;
 pub mod transport;
+mod udp;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicU8};
@@ -55,6 +56,57 @@ pub struct SessionOptions {
     /// Exclude patterns (gitignore syntax), `--exclude-from` lines first.
     pub excludes: Vec<String>,
     pub gitignore: bool,
+    /// How shipped chunks travel.
+    pub data: DataOptions,
+}
+
+/// How shipped chunks travel (`--transport`, `--rate`, ...).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataOptions {
+    pub transport: TransportChoice,
+    /// Ceiling in bits per second (`None`: no ceiling).
+    pub rate: Option<u64>,
+    /// Floor in bits per second for `fair`.
+    pub min_rate: Option<u64>,
+    pub policy: Policy,
+    /// Largest IP packet of a data datagram (1500, up to 9000 for jumbo frames).
+    pub packet_size: u16,
+    /// Encrypt and authenticate datagrams (false: `--cipher none`).
+    pub encrypt: bool,
+}
+
+impl Default for DataOptions {
+    fn default() -> Self {
+        DataOptions {
+            transport: TransportChoice::Auto,
+            rate: None,
+            min_rate: None,
+            policy: Policy::Fair,
+            packet_size: 1500,
+            encrypt: true,
+        }
+    }
+}
+
+/// `--transport`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransportChoice {
+    /// UDP between hosts, falling back to the control connection when no
+    /// datagram gets through; the in-process pipe for local syncs.
+    Auto,
+    /// UDP always (over loopback for a local sync); fail if it is blocked.
+    Udp,
+    /// Chunks on the control connection (or the in-process pipe).
+    Tcp,
+}
+
+/// `--policy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Policy {
+    /// Adapt to the path's queueing delay, up to `--rate`.
+    Fair,
+    /// Send at `--rate` whatever happens.
+    Fixed,
 }
 
 impl SessionOptions {
@@ -87,6 +139,47 @@ pub struct Side {
     pub threads: usize,
     /// Live counters for a progress display.
     pub progress: Option<Arc<Progress>>,
+    /// UDP: where the peer is (for a sender), and where to listen (for a
+    /// receiver); see [`UdpSide`].
+    pub udp: UdpSide,
+}
+
+/// One side's UDP addressing.
+#[derive(Clone, Debug)]
+pub struct UdpSide {
+    /// The peer's address, when this side sends (`None`: UDP impossible).
+    pub peer: Option<std::net::IpAddr>,
+    /// Address a receiver binds its UDP socket to.
+    pub bind: std::net::IpAddr,
+    /// Ports a receiver may listen on (`0..=0`: any free port).
+    pub ports: std::ops::RangeInclusive<u16>,
+    /// True between two local folders: `auto` then uses the in-process pipe.
+    pub local: bool,
+}
+
+/// Default UDP ports a receiver tries, first free wins.
+pub const DEFAULT_UDP_PORTS: std::ops::RangeInclusive<u16> = 33001..=33016;
+
+impl UdpSide {
+    /// Both halves in this process: loopback, any free port.
+    pub fn local() -> UdpSide {
+        UdpSide {
+            peer: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+            bind: std::net::Ipv4Addr::LOCALHOST.into(),
+            ports: 0..=0,
+            local: true,
+        }
+    }
+
+    /// A side talking to a peer at `peer` (if known).
+    pub fn remote(peer: Option<std::net::IpAddr>, ports: std::ops::RangeInclusive<u16>) -> UdpSide {
+        UdpSide {
+            peer,
+            bind: std::net::Ipv6Addr::UNSPECIFIED.into(),
+            ports,
+            local: false,
+        }
+    }
 }
 
 /// Counters a progress display can poll while a session runs.
@@ -154,6 +247,9 @@ pub struct SyncReport {
     pub wire_bytes_sent: u64,
     /// Bytes assembled from chunks already at the destination.
     pub bytes_reused: u64,
+    /// How the chunks travelled: "udp", "control connection" (TCP, ssh or
+    /// the in-process pipe of a local sync), or "none" when nothing was sent.
+    pub data_path: String,
     pub duration_s: f64,
     /// Deletions skipped: more than `--max-delete`.
     pub max_delete_hit: bool,

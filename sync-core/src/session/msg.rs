@@ -69,6 +69,21 @@ pub struct SourceDone {
     pub warnings: Vec<String>,
 }
 
+/// Where and how the receiver takes this round's chunks over UDP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UdpOffer {
+    /// The receiver's UDP port (the sender knows its address).
+    pub port: u16,
+    /// Secret the per-direction datagram keys are derived from; it only
+    /// ever crosses the already-protected control channel.
+    pub secret: [u8; 32],
+    /// Largest IP packet and the IP+UDP header size the layout assumes.
+    pub packet_size: u16,
+    pub ip_overhead: u16,
+    /// False for `--cipher none`.
+    pub encrypt: bool,
+}
+
 /// One requested chunk: its stream index, hash and length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Need {
@@ -98,10 +113,18 @@ pub enum Msg {
     SourceDone(SourceDone),
     /// Chunks the receiver asks for.
     Need(Vec<Need>),
-    /// End of one round's requests; an empty round ends the transfer.
+    /// End of one round's requests; an empty round ends the transfer. With
+    /// `udp`, this round's chunks travel as UDP datagrams, not `Data`.
     NeedDone {
         round: u32,
         count: u32,
+        udp: Option<UdpOffer>,
+    },
+    /// A control message of the UDP data phase (`proto::ControlMsg`, encoded).
+    Proto(serde_bytes::ByteBuf),
+    /// This side's UDP data phase is over (`ok`: it completed).
+    DataDone {
+        ok: bool,
     },
     /// One chunk's bytes.
     Data {
@@ -137,6 +160,8 @@ impl Msg {
             Msg::SourceDone(_) => "SourceDone",
             Msg::Need(_) => "Need",
             Msg::NeedDone { .. } => "NeedDone",
+            Msg::Proto(_) => "Proto",
+            Msg::DataDone { .. } => "DataDone",
             Msg::Data { .. } => "Data",
             Msg::Unavailable { .. } => "Unavailable",
             Msg::RoundDone { .. } => "RoundDone",

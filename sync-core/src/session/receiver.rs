@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::msg::{
     check_chunks, check_entry, check_tree, protocol, Msg, Need, Role, SourceDone, NEED_PER_MSG,
 };
+use super::udp;
 use super::{
     index_skips, open_index, ChangeLine, Opening, SessionOptions, Side, SyncReport, Transport,
     PARTIAL_MARK,
@@ -107,7 +108,11 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
     }
 
     if opts.dry_run {
-        t.send(&Msg::NeedDone { round: 1, count: 0 })?;
+        t.send(&Msg::NeedDone {
+            round: 1,
+            count: 0,
+            udp: None,
+        })?;
         report.wire_bytes_sent = expect_sender_done(t)?;
     } else {
         let tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
@@ -122,7 +127,15 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             p.phase.store(super::PHASE_TRANSFER, Ordering::Relaxed);
             applier.count_into(Arc::clone(&p.bytes_done));
         }
-        let outcome = transfer(t, &mut applier, &plan, &dst_scan);
+        let outcome = transfer(
+            t,
+            &mut applier,
+            &plan,
+            &dst_scan,
+            (&opts, side),
+            &mut report.warnings,
+            &mut report.data_path,
+        );
         let (applied, update) = match outcome {
             Ok(wire) => {
                 report.wire_bytes_sent = wire;
@@ -252,6 +265,9 @@ fn transfer(
     applier: &mut Applier<'_>,
     plan: &Plan,
     dst_scan: &ScanReport,
+    (opts, side): (&SessionOptions, &Side),
+    warnings: &mut Vec<String>,
+    path_used: &mut String,
 ) -> Result<u64> {
     applier.start(&dst_scan.temp_files)?;
     let mut needs: Vec<Need> = plan
@@ -265,21 +281,62 @@ fn transfer(
         })
         .collect();
     let mut round = 1;
+    let mut udp_failed = false;
+    let mut data_path: Option<&str> = None;
     while !needs.is_empty() && round <= MAX_ROUNDS {
         for part in needs.chunks(NEED_PER_MSG) {
             t.send(&Msg::Need(part.to_vec()))?;
         }
+        let use_udp = !udp_failed && udp::wanted(&opts.data, side, t.split().is_some());
+        let prepared = if use_udp {
+            Some(udp::prepare(&opts.data, side)?)
+        } else {
+            None
+        };
         t.send(&Msg::NeedDone {
             round,
             count: needs.len() as u32,
+            udp: prepared.as_ref().map(|p| p.offer().clone()),
         })?;
-        loop {
-            match t.recv()? {
-                Msg::Data { idx, bytes } => applier.receive_chunk(idx, &bytes)?,
-                Msg::Unavailable { idx } => applier.chunk_unavailable(idx),
-                Msg::RoundDone { round: r } if r == round => break,
-                Msg::Error(e) => return Err(Error::Peer(e)),
-                other => return Err(protocol(format!("expected Data, got {}", other.name()))),
+        if let Some(prepared) = prepared {
+            // The spool stays on disk until this run succeeds: if it dies,
+            // the next run finds the spool's journaled chunks.
+            let (spool_file, spool_journal) = udp::spool_paths(prepared.offer().port);
+            applier.add_leftover(spool_file);
+            applier.add_leftover(spool_journal);
+            match udp::receive(t, prepared, &needs, &opts.data, side)? {
+                Some((spool, layout)) => {
+                    data_path.get_or_insert("udp");
+                    let mut buf = Vec::new();
+                    for (i, n) in needs.iter().enumerate() {
+                        spool
+                            .read_range(layout.chunk_range(i), &mut buf)
+                            .map_err(|e| Error::io(&side.root, e))?;
+                        applier.receive_chunk(n.idx, &buf)?;
+                    }
+                }
+                None => {
+                    // Ask for the same chunks again, on the control connection.
+                    udp_failed = true;
+                    warnings.push(format!(
+                        "no UDP datagram got through for {} s (blocked by a firewall?); \
+                         the data went over the control connection instead",
+                        udp::AUTO_FALLBACK.as_secs()
+                    ));
+                    round += 1;
+                    continue;
+                }
+            }
+        } else {
+            data_path.get_or_insert("control connection");
+            loop {
+                match t.recv()? {
+                    Msg::Data { idx, bytes } => applier.receive_chunk(idx, &bytes)?,
+                    Msg::Unavailable { idx } => applier.chunk_unavailable(idx),
+                    Msg::RoundDone { round: r } if r == round => break,
+                    Msg::Error(e) => return Err(Error::Peer(e)),
+                    other => return Err(protocol(format!("expected Data, got {}", other.name()))),
+                }
             }
         }
         needs = applier
@@ -293,7 +350,12 @@ fn transfer(
             .collect();
         round += 1;
     }
-    t.send(&Msg::NeedDone { round, count: 0 })?;
+    t.send(&Msg::NeedDone {
+        round,
+        count: 0,
+        udp: None,
+    })?;
+    *path_used = data_path.unwrap_or("none").to_string();
     expect_sender_done(t)
 }
 
@@ -327,6 +389,7 @@ fn plan_report(plan: &Plan, dry_run: bool) -> SyncReport {
         chunk_bytes_sent: s.chunk_bytes_to_send,
         bytes_reused: s.bytes_reused,
         changes: plan.changes.iter().map(ChangeLine::from).collect(),
+        data_path: "none".into(),
         ..SyncReport::default()
     }
 }

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use super::msg::{protocol, Msg, Role, SourceDone, WireEntry, CHUNKS_PER_MSG, ENTRIES_PER_MSG};
+use super::udp;
 use super::{index_skips, open_index, Opening, Side, SyncReport, Transport, PARTIAL_MARK};
 use crate::apply::Tree;
 use crate::error::{Error, Result};
@@ -56,12 +57,13 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         open: None,
         buf: Vec::new(),
     };
+    let mut datagram_bytes = 0u64;
     loop {
         let mut needs = Vec::new();
-        let (round, count) = loop {
+        let (round, count, udp_offer) = loop {
             match t.recv()? {
                 Msg::Need(n) => needs.extend(n),
-                Msg::NeedDone { round, count } => break (round, count),
+                Msg::NeedDone { round, count, udp } => break (round, count, udp),
                 Msg::Error(e) => return Err(Error::Peer(e)),
                 other => return Err(protocol(format!("expected Need, got {}", other.name()))),
             }
@@ -74,6 +76,16 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         }
         if count == 0 {
             break;
+        }
+        if let Some(offer) = udp_offer {
+            let mut source = StreamSource::new(&needs, &locations, &mut reader);
+            match udp::send(t, &offer, &needs, &opts.data, side, &mut source) {
+                Ok(sent) => datagram_bytes += sent.unwrap_or(0),
+                // The receiver decides: it repeats the round on the control
+                // connection, or gives up and says why.
+                Err(e) => tracing::warn!("UDP data phase failed: {e}"),
+            }
+            continue;
         }
         for need in needs {
             match locations
@@ -92,7 +104,8 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         }
         t.send(&Msg::RoundDone { round })?;
     }
-    let wire = t.wire_bytes_sent();
+    // Datagrams count as wire bytes too (headers and tags included).
+    let wire = t.wire_bytes_sent() + datagram_bytes;
     t.send(&Msg::SenderDone {
         wire_bytes_sent: wire,
     })?;
@@ -149,5 +162,73 @@ impl ChunkReader<'_> {
         self.buf.resize(loc.length as usize, 0);
         f.read_exact_at(&mut self.buf, loc.offset).ok()?;
         Some(&self.buf)
+    }
+}
+
+/// The stream of requested chunks, read from the source files, as the UDP
+/// sender wants it: any byte range by stream offset.
+struct StreamSource<'a, 'b> {
+    needs: &'a [super::msg::Need],
+    /// Stream offset where each need starts.
+    starts: Vec<u64>,
+    locations: &'a std::collections::HashMap<crate::chunk::Hash, ChunkLocation>,
+    reader: &'a mut ChunkReader<'b>,
+    /// The chunk whose bytes are in `reader.buf`.
+    cached: Option<usize>,
+}
+
+impl<'a, 'b> StreamSource<'a, 'b> {
+    fn new(
+        needs: &'a [super::msg::Need],
+        locations: &'a std::collections::HashMap<crate::chunk::Hash, ChunkLocation>,
+        reader: &'a mut ChunkReader<'b>,
+    ) -> Self {
+        let mut at = 0;
+        let starts = needs
+            .iter()
+            .map(|n| {
+                let s = at;
+                at += n.length as u64;
+                s
+            })
+            .collect();
+        StreamSource {
+            needs,
+            starts,
+            locations,
+            reader,
+            cached: None,
+        }
+    }
+}
+
+impl crate::proto::sender::BlockSource for StreamSource<'_, '_> {
+    fn read(&mut self, stream_offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            let at = stream_offset + done as u64;
+            let k = self.starts.partition_point(|&s| s <= at).saturating_sub(1);
+            let need = self.needs.get(k).ok_or(std::io::ErrorKind::UnexpectedEof)?;
+            if self.cached != Some(k) {
+                self.cached = None;
+                let loc = self
+                    .locations
+                    .get(&need.hash)
+                    .filter(|l| l.length == need.length)
+                    .ok_or_else(|| {
+                        std::io::Error::other("a requested chunk is not in the source")
+                    })?;
+                self.reader
+                    .read(loc)
+                    .ok_or_else(|| std::io::Error::other("a source file changed or vanished"))?;
+                self.cached = Some(k);
+            }
+            let within = (at - self.starts[k]) as usize;
+            let chunk = &self.reader.buf[..need.length as usize];
+            let n = (chunk.len() - within).min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&chunk[within..within + n]);
+            done += n;
+        }
+        Ok(())
     }
 }

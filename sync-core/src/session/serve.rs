@@ -21,6 +21,7 @@ pub fn serve_stdio<R: Read + Send, W: Write + Send>(
     input: R,
     mut output: W,
     threads: usize,
+    udp_ports: std::ops::RangeInclusive<u16>,
 ) -> Result<SyncReport> {
     output
         .write_all(PREAMBLE)
@@ -36,11 +37,16 @@ pub fn serve_stdio<R: Read + Send, W: Write + Send>(
     }
     use std::os::unix::ffi::OsStringExt;
     let root = PathBuf::from(std::ffi::OsString::from_vec(path.into_vec()));
+    // Over ssh, the client's address is in SSH_CONNECTION ("ip port ip port").
+    let peer = std::env::var("SSH_CONNECTION")
+        .ok()
+        .and_then(|v| v.split_whitespace().next().and_then(|ip| ip.parse().ok()));
     let side = |root: PathBuf| Side {
         root,
         index: None,
         threads,
         progress: None,
+        udp: super::UdpSide::remote(peer, udp_ports.clone()),
     };
     match hello.role {
         Role::Sender => {

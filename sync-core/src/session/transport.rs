@@ -25,6 +25,77 @@ pub trait Transport: Send {
     fn recv(&mut self) -> Result<Msg>;
     /// Bytes put on the wire so far, framing included.
     fn wire_bytes_sent(&self) -> u64;
+    /// Separate halves for reading and writing at once from two threads
+    /// (the UDP data phase needs both directions at the same time), or
+    /// `None` when this transport cannot be split.
+    fn split(&mut self) -> Option<(Box<dyn MsgRead + '_>, Box<dyn MsgWrite + '_>)> {
+        None
+    }
+}
+
+/// The reading half of a split transport.
+pub trait MsgRead: Send {
+    fn recv(&mut self) -> Result<Msg>;
+}
+
+/// The writing half of a split transport.
+pub trait MsgWrite: Send {
+    fn send(&mut self, msg: &Msg) -> Result<()>;
+}
+
+struct MemRead<'a>(&'a chan::Receiver<Vec<u8>>);
+struct MemWrite<'a>(&'a chan::Sender<Vec<u8>>, &'a mut u64);
+
+impl MsgRead for MemRead<'_> {
+    fn recv(&mut self) -> Result<Msg> {
+        let frame = self.0.recv().map_err(|_| closed())?;
+        decode(&frame[4..])
+    }
+}
+
+impl MsgWrite for MemWrite<'_> {
+    fn send(&mut self, msg: &Msg) -> Result<()> {
+        let frame = encode(msg)?;
+        *self.1 += frame.len() as u64;
+        self.0.send(frame).map_err(|_| closed())
+    }
+}
+
+struct StreamRead<'a, R>(&'a mut R, Vec<u8>);
+struct StreamWrite<'a, W>(&'a mut W, &'a mut u64);
+
+impl<R: Read + Send> MsgRead for StreamRead<'_, R> {
+    fn recv(&mut self) -> Result<Msg> {
+        read_frame(self.0, &mut self.1)
+    }
+}
+
+impl<W: Write + Send> MsgWrite for StreamWrite<'_, W> {
+    fn send(&mut self, msg: &Msg) -> Result<()> {
+        *self.1 += write_frame(self.0, msg)?;
+        Ok(())
+    }
+}
+
+fn read_frame<R: Read>(reader: &mut R, buf: &mut Vec<u8>) -> Result<Msg> {
+    let mut len = [0u8; 4];
+    reader.read_exact(&mut len).map_err(io)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(protocol(format!(
+            "peer announced a frame of {len} bytes (limit {MAX_FRAME})"
+        )));
+    }
+    buf.resize(len, 0);
+    reader.read_exact(buf).map_err(io)?;
+    decode(buf)
+}
+
+fn write_frame<W: Write>(writer: &mut W, msg: &Msg) -> Result<u64> {
+    let frame = encode(msg)?;
+    writer.write_all(&frame).map_err(io)?;
+    writer.flush().map_err(io)?;
+    Ok(frame.len() as u64)
 }
 
 /// Encodes a message as one frame.
@@ -93,6 +164,13 @@ impl Transport for MemoryTransport {
     fn wire_bytes_sent(&self) -> u64 {
         self.sent
     }
+
+    fn split(&mut self) -> Option<(Box<dyn MsgRead + '_>, Box<dyn MsgWrite + '_>)> {
+        Some((
+            Box::new(MemRead(&self.rx)),
+            Box::new(MemWrite(&self.tx, &mut self.sent)),
+        ))
+    }
 }
 
 /// A transport over a byte stream (a TCP socket, an ssh child's pipes).
@@ -124,29 +202,23 @@ fn io(e: std::io::Error) -> Error {
 
 impl<R: Read + Send, W: Write + Send> Transport for StreamTransport<R, W> {
     fn send(&mut self, msg: &Msg) -> Result<()> {
-        let frame = encode(msg)?;
-        self.writer.write_all(&frame).map_err(io)?;
-        self.writer.flush().map_err(io)?;
-        self.sent += frame.len() as u64;
+        self.sent += write_frame(&mut self.writer, msg)?;
         Ok(())
     }
 
     fn recv(&mut self) -> Result<Msg> {
-        let mut len = [0u8; 4];
-        self.reader.read_exact(&mut len).map_err(io)?;
-        let len = u32::from_be_bytes(len) as usize;
-        if len > MAX_FRAME {
-            return Err(protocol(format!(
-                "peer announced a frame of {len} bytes (limit {MAX_FRAME})"
-            )));
-        }
-        self.buf.resize(len, 0);
-        self.reader.read_exact(&mut self.buf).map_err(io)?;
-        decode(&self.buf)
+        read_frame(&mut self.reader, &mut self.buf)
     }
 
     fn wire_bytes_sent(&self) -> u64 {
         self.sent
+    }
+
+    fn split(&mut self) -> Option<(Box<dyn MsgRead + '_>, Box<dyn MsgWrite + '_>)> {
+        Some((
+            Box::new(StreamRead(&mut self.reader, Vec::new())),
+            Box::new(StreamWrite(&mut self.writer, &mut self.sent)),
+        ))
     }
 }
 
@@ -162,7 +234,11 @@ mod tests {
                 idx: 7,
                 bytes: vec![1, 2, 3],
             },
-            Msg::NeedDone { round: 1, count: 0 },
+            Msg::NeedDone {
+                round: 1,
+                count: 0,
+                udp: None,
+            },
             Msg::Error("boom".into()),
         ];
         let mut wire = Vec::new();

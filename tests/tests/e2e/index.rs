@@ -62,7 +62,7 @@ fn an_unreadable_file_is_a_warning_and_a_partial_exit() {
     let root = d.path("tree");
     write(&root.join("ok"), b"fine");
     write(&root.join("secret"), b"hidden");
-    std::fs::set_permissions(&root.join("secret"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    std::fs::set_permissions(root.join("secret"), std::fs::Permissions::from_mode(0o000)).unwrap();
     if unsafe { libc::geteuid() } != 0 {
         // Not root: permissions already apply.
         let out = d.sluice(&["index".as_ref(), root.as_os_str()]);

@@ -3,6 +3,7 @@
 //! One test binary with topic modules (ripgrep's layout). Each test makes
 //! its own temporary folders through [`util::Dir`].
 
+mod daemon;
 mod index;
 mod safety;
 mod ssh;

@@ -244,3 +244,35 @@ fn a_killed_push_resumes_without_resending_what_arrived() {
         "resent {sent} of {total} bytes with {records} chunks journaled"
     );
 }
+
+#[test]
+fn remote_data_goes_over_udp_and_falls_back_when_blocked() {
+    let d = Dir::new();
+    let Some(sshd) = start_sshd(&d) else { return };
+    let (src, dst, back) = (d.path("src"), d.path("dst"), d.path("back"));
+    write(&src.join("data.bin"), &noise(3, 4 << 20));
+    write(&src.join("small"), b"small");
+    let args = sshd.args();
+    let mut extra: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    extra.extend(["--udp-ports", "0"]);
+
+    let (code, report, stderr) = d.sync_to(&src, &remote(&dst), &extra);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["data_path"], "udp", "{report}");
+    assert_same_tree(&src, &dst);
+
+    // Pull, receiving on an address the remote sender does not send to:
+    // no datagram arrives, and auto falls back to the ssh connection.
+    let mut blocked = extra.clone();
+    blocked.extend(["--udp-bind", "127.0.0.3"]);
+    let (code, report, stderr) = d.sync_from(&remote(&dst), &back, &blocked);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["data_path"], "control connection", "{report}");
+    assert!(
+        report["warnings"]
+            .to_string()
+            .contains("no UDP datagram got through"),
+        "{report}"
+    );
+    assert_same_tree(&src, &back);
+}

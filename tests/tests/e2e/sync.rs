@@ -373,3 +373,66 @@ fn tree_comparison_catches_differences() {
     let r = std::panic::catch_unwind(|| assert_same_tree(&d.path("a"), &d.path("b")));
     assert!(r.is_err());
 }
+
+#[test]
+fn a_local_sync_over_udp_mirrors_exactly() {
+    let d = Dir::new();
+    let (src, dst) = (d.path("src"), d.path("dst"));
+    let _keep = odd_tree(&src);
+    write(&src.join("big.bin"), &noise(5, 5 << 20));
+    let (code, report, stderr) = d.sync(&src, &dst, &["--transport", "udp"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["data_path"], "udp");
+    assert_same_tree(&src, &dst);
+    let (chunks, wire) = (
+        n(&report, "chunk_bytes_sent"),
+        n(&report, "wire_bytes_sent"),
+    );
+    // Datagram headers and tags count on the wire.
+    assert!(chunks > 5 << 20 && wire > chunks, "{chunks} {wire}");
+
+    // Unencrypted and with a fixed rate too (small tree, so it stays quick).
+    write(&src.join("more.bin"), &noise(6, 1 << 20));
+    let (code, report, stderr) = d.sync(
+        &src,
+        &dst,
+        &[
+            "--transport",
+            "udp",
+            "--cipher",
+            "none",
+            "--policy",
+            "fixed",
+            "--rate",
+            "400M",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["data_path"], "udp");
+    assert_same_tree(&src, &dst);
+}
+
+#[test]
+fn data_flags_are_checked() {
+    let d = Dir::new();
+    write(&d.path("src/f"), b"f");
+    for bad in [
+        vec!["--policy", "fixed"],
+        vec!["--rate", "1X"],
+        vec!["--packet-size", "10000"],
+        vec!["--rate", "1M", "--min-rate", "2M"],
+    ] {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["sync".as_ref()];
+        args.extend(bad.iter().map(|s| std::ffi::OsStr::new(*s)));
+        args.push(d.path("src").into_os_string().leak());
+        args.push(d.path("dst").into_os_string().leak());
+        let out = d.sluice(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(!d.path("dst").exists());
+}

@@ -1,0 +1,145 @@
+//! Flags for the data path (`--transport`, `--rate`, ...), shared by sync and diff.
+
+use clap::{Args, ValueEnum};
+use sync_core::session::{DataOptions, Policy, TransportChoice};
+
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// How chunks travel: udp (paced, encrypted datagrams), tcp (on the
+    /// control connection), or auto: UDP between hosts, falling back to the
+    /// control connection with a warning if no datagram gets through within
+    /// 5 s; a local sync uses an in-process pipe unless --transport udp.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub transport: TransportArg,
+    /// Ceiling for the UDP data rate in bits per second (e.g. 200M, 1G);
+    /// default: no ceiling.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub rate: Option<u64>,
+    /// Floor for the fair policy, in bits per second.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub min_rate: Option<u64>,
+    /// fair: adapt to the path, backing off when its queue grows (not for
+    /// random loss); fixed: send at --rate whatever happens.
+    #[arg(long, value_enum, default_value = "fair")]
+    pub policy: PolicyArg,
+    /// Largest IP packet for data datagrams (576-9000; 9000 for jumbo frames).
+    #[arg(long, value_name = "BYTES", default_value_t = 1500,
+          value_parser = clap::value_parser!(u16).range(576..=9000))]
+    pub packet_size: u16,
+    /// Datagram protection: aes (AES-256-GCM, the default) or none. `none`
+    /// sends file contents in the clear and unauthenticated: only for trusted
+    /// networks and benchmarks.
+    #[arg(long, value_enum, default_value = "aes")]
+    pub cipher: CipherArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TransportArg {
+    Auto,
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PolicyArg {
+    Fair,
+    Fixed,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CipherArg {
+    Aes,
+    None,
+}
+
+impl DataArgs {
+    /// Validates combinations and builds the session's data options.
+    pub fn options(&self) -> Result<DataOptions, String> {
+        if matches!(self.policy, PolicyArg::Fixed) && self.rate.is_none() {
+            return Err("--policy fixed needs --rate".into());
+        }
+        if let (Some(min), Some(max)) = (self.min_rate, self.rate) {
+            if min > max {
+                return Err("--min-rate is above --rate".into());
+            }
+        }
+        Ok(DataOptions {
+            transport: match self.transport {
+                TransportArg::Auto => TransportChoice::Auto,
+                TransportArg::Udp => TransportChoice::Udp,
+                TransportArg::Tcp => TransportChoice::Tcp,
+            },
+            rate: self.rate,
+            min_rate: self.min_rate,
+            policy: match self.policy {
+                PolicyArg::Fair => Policy::Fair,
+                PolicyArg::Fixed => Policy::Fixed,
+            },
+            packet_size: self.packet_size,
+            encrypt: matches!(self.cipher, CipherArg::Aes),
+        })
+    }
+}
+
+/// `200M`, `1G`, `1.5G`, `800k`, or plain bits per second.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult = match c.to_ascii_uppercase() {
+                'K' => 1e3,
+                'M' => 1e6,
+                'G' => 1e9,
+                'T' => 1e12,
+                _ => return Err(format!("unknown unit {c:?} in {s:?} (use K, M, G or T)")),
+            };
+            (&s[..i], mult)
+        }
+        _ => (s, 1.0),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("not a rate: {s:?} (e.g. 200M, 1G)"))?;
+    if !(v.is_finite() && v > 0.0) {
+        return Err(format!("rate must be positive: {s:?}"));
+    }
+    Ok((v * mult) as u64)
+}
+
+/// `LOW-HIGH` or a single port; `0` means any free port.
+pub fn parse_ports(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    let bad = || format!("not a port range: {s:?} (e.g. 33001-33016)");
+    let (lo, hi) = match s.split_once('-') {
+        Some((a, b)) => (
+            a.trim().parse().map_err(|_| bad())?,
+            b.trim().parse().map_err(|_| bad())?,
+        ),
+        None => {
+            let p: u16 = s.trim().parse().map_err(|_| bad())?;
+            (p, p)
+        }
+    };
+    if lo > hi {
+        return Err(bad());
+    }
+    Ok(lo..=hi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_and_ports_parse() {
+        assert_eq!(parse_rate("200M"), Ok(200_000_000));
+        assert_eq!(parse_rate("1G"), Ok(1_000_000_000));
+        assert_eq!(parse_rate("1.5g"), Ok(1_500_000_000));
+        assert_eq!(parse_rate("64000"), Ok(64_000));
+        assert!(
+            parse_rate("fast").is_err() && parse_rate("-1M").is_err() && parse_rate("1X").is_err()
+        );
+        assert_eq!(parse_ports("33001-33016"), Ok(33001..=33016));
+        assert_eq!(parse_ports("0"), Ok(0..=0));
+        assert!(parse_ports("9-1").is_err() && parse_ports("x").is_err());
+    }
+}

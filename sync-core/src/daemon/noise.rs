@@ -1,0 +1,300 @@
+//! The daemon's encrypted wire: [`NoiseTransport`], a session
+//! [`Transport`] over Noise transport messages on a TCP socket, and the
+//! socket helpers the handshake ([`super::handshake`]) shares.
+//!
+//! Every Noise message is prefixed by its 2-byte big-endian length (the
+//! Noise spec's §13 framing) and is at most 65535 bytes; a session frame
+//! (4-byte length + postcard, see [`crate::session::transport`]) is split
+//! over as many messages as it needs. Every length is checked before use;
+//! anything malformed is [`Error::Protocol`], never a panic. All
+//! cryptography is `snow`'s.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::rate::Pacer;
+use crate::error::{Error, Result};
+use crate::session::msg::{protocol, Msg};
+use crate::session::transport::{decode, encode, Transport, MAX_FRAME};
+
+/// The Noise protocol name.
+pub const PATTERN: &str = "Noise_XK_25519_ChaChaPoly_BLAKE2s";
+/// Longest Noise message (spec §3).
+pub const MAX_NOISE_MSG: usize = 65535;
+/// The AEAD tag on every transport message.
+const TAG: usize = 16;
+/// Plaintext carried by one full transport message.
+const MAX_PLAIN: usize = MAX_NOISE_MSG - TAG;
+/// Reads and writes on a socket, with an optional deadline for reads.
+pub(super) struct Io<'a> {
+    pub(super) stream: &'a mut TcpStream,
+    pub(super) deadline: Option<Instant>,
+}
+
+impl Io<'_> {
+    pub(super) fn read_exact(&mut self, mut buf: &mut [u8]) -> Result<()> {
+        while !buf.is_empty() {
+            if let Some(d) = self.deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(timed_out());
+                }
+                self.stream.set_read_timeout(Some(left)).map_err(conn)?;
+            }
+            match self.stream.read(buf) {
+                Ok(0) => return Err(closed()),
+                Ok(n) => buf = &mut buf[n..],
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if self.deadline.is_none() {
+                        return Err(timed_out());
+                    }
+                }
+                Err(e) => return Err(conn(e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn write_all(&mut self, buf: &[u8]) -> Result<()> {
+        self.stream.write_all(buf).map_err(conn)
+    }
+
+    /// Writes one length-prefixed Noise message.
+    pub(super) fn write_msg(&mut self, msg: &[u8]) -> Result<()> {
+        let mut out = Vec::with_capacity(2 + msg.len());
+        out.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+        out.extend_from_slice(msg);
+        self.write_all(&out)
+    }
+
+    /// Reads one length-prefixed Noise message into `buf`.
+    pub(super) fn read_msg(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        let mut len = [0u8; 2];
+        self.read_exact(&mut len)?;
+        let len = u16::from_be_bytes(len) as usize;
+        if len < TAG {
+            return Err(protocol(format!(
+                "a Noise message of {len} bytes is too short"
+            )));
+        }
+        buf.resize(len, 0);
+        self.read_exact(buf)
+    }
+}
+
+fn closed() -> Error {
+    Error::Peer("the other side closed the connection".into())
+}
+
+fn timed_out() -> Error {
+    Error::Peer("timed out waiting for the other side".into())
+}
+
+pub(super) fn conn(e: std::io::Error) -> Error {
+    match e.kind() {
+        ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => closed(),
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => timed_out(),
+        _ => Error::io("<connection>", e),
+    }
+}
+
+pub(super) fn noise_err(what: &str) -> impl Fn(snow::Error) -> Error + '_ {
+    move |e| protocol(format!("{what}: {e}"))
+}
+
+/// A session transport over a TCP socket, every byte encrypted and
+/// authenticated by Noise.
+///
+/// The sending and receiving state are kept apart ([`Writer`], [`Reader`],
+/// each with its own nonce, over snow's stateless transport state, whose
+/// methods take `&self`) so the two directions can later be driven from two
+/// threads at once.
+pub struct NoiseTransport {
+    stream: TcpStream,
+    noise: snow::StatelessTransportState,
+    reader: Reader,
+    writer: Writer,
+    pacer: Option<Arc<Pacer>>,
+}
+
+/// The sending direction: nonce, scratch buffer, byte count.
+struct Writer {
+    nonce: u64,
+    out: Vec<u8>,
+    sent: u64,
+}
+
+/// The receiving direction: nonce, decrypted bytes not yet consumed (from
+/// `start` on), scratch buffer, and the read deadline.
+struct Reader {
+    nonce: u64,
+    plain: Vec<u8>,
+    start: usize,
+    cipher: Vec<u8>,
+    deadline: Option<Instant>,
+}
+
+impl Writer {
+    /// Encrypts `bytes` as transport messages and writes them.
+    fn write_plain(
+        &mut self,
+        noise: &snow::StatelessTransportState,
+        mut stream: &TcpStream,
+        pacer: Option<&Pacer>,
+        bytes: &[u8],
+    ) -> Result<()> {
+        self.out.clear();
+        for piece in bytes.chunks(MAX_PLAIN) {
+            let at = self.out.len() + 2;
+            self.out.resize(at + piece.len() + TAG, 0);
+            let n = noise
+                .write_message(self.nonce, piece, &mut self.out[at..])
+                .map_err(noise_err("encrypt"))?;
+            self.nonce += 1;
+            self.out.truncate(at + n);
+            self.out[at - 2..at].copy_from_slice(&(n as u16).to_be_bytes());
+        }
+        if let Some(p) = pacer {
+            p.take(self.out.len());
+        }
+        stream.write_all(&self.out).map_err(conn)?;
+        self.sent += self.out.len() as u64;
+        Ok(())
+    }
+
+    fn send(
+        &mut self,
+        noise: &snow::StatelessTransportState,
+        stream: &TcpStream,
+        pacer: Option<&Pacer>,
+        msg: &Msg,
+    ) -> Result<()> {
+        let frame = encode(msg)?;
+        self.write_plain(noise, stream, pacer, &frame)
+    }
+}
+
+impl Reader {
+    /// Reads and decrypts one transport message onto `plain`.
+    fn read_one(
+        &mut self,
+        noise: &snow::StatelessTransportState,
+        stream: &mut TcpStream,
+        pacer: Option<&Pacer>,
+    ) -> Result<()> {
+        let mut io = Io {
+            stream,
+            deadline: self.deadline,
+        };
+        io.read_msg(&mut self.cipher)?;
+        if let Some(p) = pacer {
+            p.take(self.cipher.len() + 2);
+        }
+        let at = self.plain.len();
+        self.plain.resize(at + self.cipher.len(), 0);
+        let n = noise
+            .read_message(self.nonce, &self.cipher, &mut self.plain[at..])
+            .map_err(|_| protocol("a message failed authentication (corrupted or forged)"))?;
+        self.nonce += 1;
+        self.plain.truncate(at + n);
+        Ok(())
+    }
+
+    fn recv(
+        &mut self,
+        noise: &snow::StatelessTransportState,
+        stream: &mut TcpStream,
+        pacer: Option<&Pacer>,
+    ) -> Result<Msg> {
+        if self.start > 0 {
+            self.plain.drain(..self.start);
+            self.start = 0;
+        }
+        while self.plain.len() < 4 {
+            self.read_one(noise, stream, pacer)?;
+        }
+        let len = u32::from_be_bytes(self.plain[..4].try_into().expect("4 bytes")) as usize;
+        if len > MAX_FRAME {
+            return Err(protocol(format!(
+                "peer announced a frame of {len} bytes (limit {MAX_FRAME})"
+            )));
+        }
+        while self.plain.len() < 4 + len {
+            self.read_one(noise, stream, pacer)?;
+        }
+        self.start = 4 + len;
+        decode(&self.plain[4..4 + len])
+    }
+}
+
+impl NoiseTransport {
+    pub(super) fn new(stream: TcpStream, noise: snow::StatelessTransportState) -> NoiseTransport {
+        NoiseTransport {
+            stream,
+            noise,
+            reader: Reader {
+                nonce: 0,
+                plain: Vec::new(),
+                start: 0,
+                cipher: Vec::new(),
+                deadline: None,
+            },
+            writer: Writer {
+                nonce: 0,
+                out: Vec::new(),
+                sent: 0,
+            },
+            pacer: None,
+        }
+    }
+
+    /// Reads fail once `deadline` passes (`None`: the socket's own timeout).
+    pub fn set_deadline(&mut self, deadline: Option<Instant>) -> Result<()> {
+        self.reader.deadline = deadline;
+        if deadline.is_none() {
+            self.stream.set_read_timeout(None).map_err(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Paces every byte sent and received through `pacer`.
+    pub fn set_pacer(&mut self, pacer: Option<Arc<Pacer>>) {
+        self.pacer = pacer;
+    }
+
+    /// The socket, for timeouts and addresses.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Test hook: sends arbitrary plaintext as if it were frames.
+    #[cfg(test)]
+    pub(crate) fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        let pacer = self.pacer.as_deref();
+        self.writer
+            .write_plain(&self.noise, &self.stream, pacer, bytes)
+    }
+}
+
+impl Transport for NoiseTransport {
+    fn send(&mut self, msg: &Msg) -> Result<()> {
+        let pacer = self.pacer.as_deref();
+        self.writer.send(&self.noise, &self.stream, pacer, msg)
+    }
+
+    fn recv(&mut self) -> Result<Msg> {
+        let pacer = self.pacer.as_deref();
+        self.reader.recv(&self.noise, &mut self.stream, pacer)
+    }
+
+    fn wire_bytes_sent(&self) -> u64 {
+        self.writer.sent
+    }
+}
+
+#[cfg(test)]
+#[path = "noise_tests.rs"]
+mod tests;
