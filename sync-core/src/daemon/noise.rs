@@ -17,7 +17,7 @@ use std::time::Instant;
 use super::rate::Pacer;
 use crate::error::{Error, Result};
 use crate::session::msg::{protocol, Msg};
-use crate::session::transport::{decode, encode, Transport, MAX_FRAME};
+use crate::session::transport::{decode, encode, MsgRead, MsgWrite, Transport, MAX_FRAME};
 
 /// The Noise protocol name.
 pub const PATTERN: &str = "Noise_XK_25519_ChaChaPoly_BLAKE2s";
@@ -292,6 +292,54 @@ impl Transport for NoiseTransport {
 
     fn wire_bytes_sent(&self) -> u64 {
         self.writer.sent
+    }
+
+    /// Two halves over one Noise state: the transport state is stateless
+    /// (each direction keeps its own nonce), so reading and writing from two
+    /// threads needs only a second descriptor of the socket.
+    fn split(&mut self) -> Option<(Box<dyn MsgRead + '_>, Box<dyn MsgWrite + '_>)> {
+        let read_stream = self.stream.try_clone().ok()?;
+        let pacer = self.pacer.as_deref();
+        Some((
+            Box::new(NoiseRead {
+                reader: &mut self.reader,
+                noise: &self.noise,
+                stream: read_stream,
+                pacer,
+            }),
+            Box::new(NoiseWrite {
+                writer: &mut self.writer,
+                noise: &self.noise,
+                stream: &self.stream,
+                pacer,
+            }),
+        ))
+    }
+}
+
+struct NoiseRead<'a> {
+    reader: &'a mut Reader,
+    noise: &'a snow::StatelessTransportState,
+    stream: TcpStream,
+    pacer: Option<&'a Pacer>,
+}
+
+impl MsgRead for NoiseRead<'_> {
+    fn recv(&mut self) -> Result<Msg> {
+        self.reader.recv(self.noise, &mut self.stream, self.pacer)
+    }
+}
+
+struct NoiseWrite<'a> {
+    writer: &'a mut Writer,
+    noise: &'a snow::StatelessTransportState,
+    stream: &'a TcpStream,
+    pacer: Option<&'a Pacer>,
+}
+
+impl MsgWrite for NoiseWrite<'_> {
+    fn send(&mut self, msg: &Msg) -> Result<()> {
+        self.writer.send(self.noise, self.stream, self.pacer, msg)
     }
 }
 

@@ -190,6 +190,8 @@ fn push_and_pull_a_read_write_module() {
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(n(&report, "wire_bytes_sent") > n(&report, "chunk_bytes_sent"));
     assert!(n(&report, "chunk_bytes_sent") >= 300_000);
+    // Chunks went as UDP datagrams, the control connection stayed Noise.
+    assert_eq!(report["data_path"], "udp", "{report}");
 
     let (code, _, err) = daemon.pull(&d, "keys/client", "rw/sub/dir/", &back);
     assert_eq!(code, 0, "{err}\n{}", daemon.log_text());
