@@ -41,32 +41,37 @@ timed() {
     echo "$name $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" | tee -a "$log" >&2
 }
 col() { awk -v n="$1" '$1 == n { print $2 }' "$log"; }
-clean() { rm -rf "$out/dst" "$out"/*.db "$out"/*.db-wal "$out"/*.db-shm; }
+# ext4 here will not reuse inodes freed in the last minutes, which makes a
+# copy into a just-emptied folder several times slower: every run writes into
+# a folder never used before, and all of them are removed at the end.
+n=0
+fresh() { n=$((n + 1)); dst="$out/dst-$n"; rm -f "$out"/*.db "$out"/*.db-wal "$out"/*.db-shm; }
+trap 'rm -rf "$out"/dst-* "$out"/rsync-dst-*' EXIT
 warm() { find "$1" -type f -print0 | xargs -0 -n 512 cat >/dev/null; }
 S() { "$sluice" -q sync --src-index "$out/src.db" --dst-index "$out/dst.db" "$@"; }
 
 warm "$old"
 for i in $(seq "$runs"); do
-    clean; sync; timed rsync_first rsync -a "$old/" "$out/dst/"
-    for j in 1 2 3; do timed rsync_nochange rsync -a "$old/" "$out/dst/"; done
-    clean; sync; timed sluice_first S "$old" "$out/dst"
-    for j in 1 2 3; do timed sluice_nochange S "$old" "$out/dst"; done
+    fresh; sync; timed rsync_first rsync -a "$old/" "$dst/"
+    for j in 1 2 3; do timed rsync_nochange rsync -a "$old/" "$dst/"; done
+    fresh; sync; timed sluice_first S "$old" "$dst"
+    for j in 1 2 3; do timed sluice_nochange S "$old" "$dst"; done
 done
 
 # Upgrade: a 6.1 mirror made current with 6.12, by each tool.
 warm "$new"
-clean
-S "$old" "$out/dst"
-rm -rf "$out/rsync-dst"; rsync -a "$old/" "$out/rsync-dst/"
+fresh
+S "$old" "$dst"
+rsync -a "$old/" "$out/rsync-dst-$n/"
 t0=$(now_ns)
-"$sluice" sync --json --delete --src-index "$out/new.db" --dst-index "$out/dst.db" "$new" "$out/dst" >"$out/upgrade.json"
+"$sluice" sync --json --delete --src-index "$out/new.db" --dst-index "$out/dst.db" "$new" "$dst" >"$out/upgrade.json"
 t1=$(now_ns)
 up_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
 t0=$(now_ns)
-rsync -a --delete --no-whole-file --stats "$new/" "$out/rsync-dst/" >"$out/rsync-upgrade.txt"
+rsync -a --delete --no-whole-file --stats "$new/" "$out/rsync-dst-$n/" >"$out/rsync-upgrade.txt"
 t1=$(now_ns)
 rs_up_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
-diff -r -q "$new" "$out/dst" >/dev/null || { echo "sluice upgrade: trees differ" >&2; exit 1; }
+diff -r -q --no-dereference "$new" "$dst" >/dev/null || { echo "sluice upgrade: trees differ" >&2; exit 1; }
 chunk=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["chunk_bytes_sent"])' "$out/upgrade.json")
 wire=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["wire_bytes_sent"])' "$out/upgrade.json")
 literal=$(awk -F': ' '/Literal data/ { gsub(/[ ,a-z]/, "", $2); print $2 }' "$out/rsync-upgrade.txt")

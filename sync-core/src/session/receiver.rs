@@ -54,6 +54,10 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
     });
     let (src, source_done) = src?;
     let (mut index, dst_manifest, dst_scan) = dst?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "scanned DST, received SRC's manifest"
+    );
 
     let mut warnings = source_done.warnings.clone();
     warnings.extend(dst_scan.warnings.iter().map(|w| {
@@ -93,6 +97,7 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             extra_sources,
         },
     );
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "planned");
     let mut report = plan_report(&plan, opts.dry_run);
     report.warnings = warnings;
     if source_done.partial && !plan.deletes.is_empty() {
@@ -150,7 +155,12 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
                 return Err(e);
             }
         };
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, "applied");
         commit_update(&mut index, &update)?;
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            "DST index updated"
+        );
         report.entries_deleted = applied.entries_deleted;
         if applied.max_delete_hit || applied.deletes_skipped {
             report.files_deleted = 0;

@@ -23,13 +23,19 @@ pub fn run_sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Resul
 }
 
 fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncReport> {
+    let started = std::time::Instant::now();
     let opts = opening.open(t, Role::Sender)?;
     let (mut index, index_path) = open_index(side)?;
     let mut scan_opts = opts.scan_options(side);
     scan_opts.skip = index_skips(&index_path);
     let scan = crate::scan::scan(&side.root, &mut index, &scan_opts)?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "scanned SRC");
     let manifest = index.manifest()?;
     drop(index);
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "loaded SRC manifest"
+    );
     send_manifest(t, &manifest)?;
     let warnings = scan
         .warnings
