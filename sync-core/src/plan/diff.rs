@@ -76,7 +76,14 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
     }
     let mut stable: HashMap<Hash, ChunkLocation> = HashMap::new();
     let mut endangered: HashMap<Hash, ChunkLocation> = HashMap::new();
-    for d in dst.files() {
+    // The chunk maps cost a hash-map entry per destination chunk: build them
+    // only when some source file's content is missing at its path.
+    let content_needed = src.files().any(|e| {
+        !protected(&e.path)
+            && !follower_of.contains_key(&e.path)
+            && dst.get(&e.path).is_none_or(|d| d.meta.kind != Kind::File || d.hash != e.hash)
+    });
+    for d in dst.files().filter(|_| content_needed) {
         let map = if overwritten.contains(&d.path) {
             &mut endangered
         } else {

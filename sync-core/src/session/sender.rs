@@ -56,7 +56,9 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         warnings,
     }))?;
 
-    let locations = manifest.chunk_locations();
+    // Where each chunk is in the source; built on the first request (a
+    // no-change sync never needs it).
+    let mut locations = std::collections::HashMap::new();
     let mut tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
     let mut reader = ChunkReader {
         tree: &mut tree,
@@ -82,6 +84,9 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         }
         if count == 0 {
             break;
+        }
+        if locations.is_empty() {
+            locations = manifest.chunk_locations();
         }
         if let Some(offer) = udp_offer {
             let mut source = StreamSource::new(&needs, &locations, &mut reader);
