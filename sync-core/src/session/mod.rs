@@ -298,7 +298,22 @@ fn hello(role: msg::Role, options: &SessionOptions, path: Option<Vec<u8>>) -> ms
         role,
         options: options.clone(),
         path: path.map(serde_bytes::ByteBuf::from),
+        capabilities: msg::CAPABILITIES.iter().map(|c| c.to_string()).collect(),
     })
+}
+
+/// What the two hellos settled.
+pub(crate) struct Negotiated {
+    pub options: SessionOptions,
+    /// The peer's capabilities.
+    pub peer_caps: Vec<String>,
+}
+
+impl Negotiated {
+    /// True when the peer can take chunks over UDP.
+    pub fn peer_has(&self, cap: &str) -> bool {
+        self.peer_caps.iter().any(|c| c == cap)
+    }
 }
 
 /// How a half starts its session.
@@ -316,8 +331,9 @@ pub enum Opening {
 }
 
 impl Opening {
-    /// Exchanges hellos as `role`; returns the session's options.
-    fn open(self, t: &mut dyn Transport, role: msg::Role) -> Result<SessionOptions> {
+    /// Exchanges hellos as `role`; returns the session's options and the
+    /// peer's capabilities.
+    fn open(self, t: &mut dyn Transport, role: msg::Role) -> Result<Negotiated> {
         let peer_role = match role {
             msg::Role::Sender => msg::Role::Receiver,
             msg::Role::Receiver => msg::Role::Sender,
@@ -330,7 +346,10 @@ impl Opening {
                 t.send(&hello(role, &options, remote_path))?;
                 let peer = read_hello(t)?;
                 check_hello(&peer, peer_role)?;
-                Ok(options)
+                Ok(Negotiated {
+                    options,
+                    peer_caps: peer.capabilities,
+                })
             }
             Opening::Answer(peer) => {
                 let peer = match peer {
@@ -343,7 +362,10 @@ impl Opening {
                     return Err(e);
                 }
                 t.send(&hello(role, &peer.options, None))?;
-                Ok(peer.options)
+                Ok(Negotiated {
+                    options: peer.options,
+                    peer_caps: peer.capabilities,
+                })
             }
         }
     }

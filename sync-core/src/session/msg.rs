@@ -44,7 +44,12 @@ pub struct Hello {
     pub options: SessionOptions,
     /// The folder a serving peer should work on (from the initiator only).
     pub path: Option<serde_bytes::ByteBuf>,
+    /// What this side can do beyond the base protocol ([`CAPABILITIES`]).
+    pub capabilities: Vec<String>,
 }
+
+/// Capabilities this build offers: chunks over UDP (`udp`).
+pub const CAPABILITIES: &[&str] = &["udp"];
 
 /// An entry of the source manifest, as sent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -38,7 +38,8 @@ pub fn run_receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Res
 
 fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncReport> {
     let started = Instant::now();
-    let opts = opening.open(t, Role::Receiver)?;
+    let negotiated = opening.open(t, Role::Receiver)?;
+    let opts = negotiated.options.clone();
     let exists = side.root.is_dir();
     if !exists && !opts.dry_run {
         std::fs::create_dir_all(&side.root).map_err(|e| Error::io(&side.root, e))?;
@@ -137,7 +138,7 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             &mut applier,
             &plan,
             &dst_scan,
-            (&opts, side),
+            (&opts, side, negotiated.peer_has("udp")),
             &mut report.warnings,
             &mut report.data_path,
         );
@@ -275,7 +276,7 @@ fn transfer(
     applier: &mut Applier<'_>,
     plan: &Plan,
     dst_scan: &ScanReport,
-    (opts, side): (&SessionOptions, &Side),
+    (opts, side, peer_udp): (&SessionOptions, &Side, bool),
     warnings: &mut Vec<String>,
     path_used: &mut String,
 ) -> Result<u64> {
@@ -297,7 +298,7 @@ fn transfer(
         for part in needs.chunks(NEED_PER_MSG) {
             t.send(&Msg::Need(part.to_vec()))?;
         }
-        let use_udp = !udp_failed && udp::wanted(&opts.data, side, t.split().is_some());
+        let use_udp = !udp_failed && peer_udp && udp::wanted(&opts.data, side, t.split().is_some());
         let prepared = if use_udp {
             Some(udp::prepare(&opts.data, side)?)
         } else {

@@ -24,7 +24,8 @@ pub fn run_sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Resul
 
 fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncReport> {
     let started = std::time::Instant::now();
-    let opts = opening.open(t, Role::Sender)?;
+    let negotiated = opening.open(t, Role::Sender)?;
+    let opts = negotiated.options.clone();
     let (mut index, index_path) = open_index(side)?;
     let mut scan_opts = opts.scan_options(side);
     scan_opts.skip = index_skips(&index_path);

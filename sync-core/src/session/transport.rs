@@ -114,8 +114,25 @@ pub fn encode(msg: &Msg) -> Result<Vec<u8>> {
 }
 
 /// Decodes a frame's payload (without its length prefix).
+///
+/// A hello from a peer of another protocol version may not decode at all;
+/// its first fields (the `Hello` tag, then the version) are stable, so such
+/// a peer still gets the one clear line naming both versions.
 pub fn decode(payload: &[u8]) -> Result<Msg> {
-    postcard::from_bytes(payload).map_err(|e| protocol(format!("undecodable message: {e}")))
+    postcard::from_bytes(payload).map_err(|e| {
+        if let [0, rest @ ..] = payload {
+            if let Ok((version, _)) = postcard::take_from_bytes::<u32>(rest) {
+                if version != super::msg::PROTOCOL_VERSION {
+                    return Error::Version(format!(
+                        "incompatible peer: it speaks protocol {version}, this is sluice {} (protocol {})",
+                        env!("CARGO_PKG_VERSION"),
+                        super::msg::PROTOCOL_VERSION
+                    ));
+                }
+            }
+        }
+        protocol(format!("undecodable message: {e}"))
+    })
 }
 
 /// One end of an in-memory pipe (local syncs and tests).
@@ -250,6 +267,18 @@ mod tests {
             assert_eq!(&t.recv().unwrap(), m);
         }
         assert!(matches!(t.recv(), Err(Error::Peer(_))));
+    }
+
+    #[test]
+    fn a_hello_of_another_version_names_both_versions() {
+        // Tag 0 (Hello), version 9 as a varint, then bytes this build cannot read.
+        let payload = [0u8, 9, 0xff, 0xff, 0xff];
+        match decode(&payload) {
+            Err(Error::Version(m)) => {
+                assert!(m.contains("protocol 9") && m.contains("protocol 1"), "{m}")
+            }
+            other => panic!("expected a version error, got {other:?}"),
+        }
     }
 
     #[test]
