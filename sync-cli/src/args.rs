@@ -88,7 +88,7 @@ pub struct KeygenArgs {
 }
 
 /// The itemised format, shown under `sync --help` and `diff --help`.
-pub const ITEMISED_HELP: &str =
+pub const ITEMISED_HELP: &str = concat!(
     "Itemised changes (printed by diff, --dry-run and --itemize-changes):
   + PATH          created (folders end in /)
   M PATH          content changed (or symlink target)
@@ -100,16 +100,9 @@ pub const ITEMISED_HELP: &str =
 Then a summary: files and bytes in SRC, entries to create/update/delete, and
 the chunk bytes that are (or would be) sent after reuse.
 
-Exit codes:
-  0   success
-  1   error (see the message)
-  2   bad command line
-  3   SRC or DST unusable (missing, not a folder, one inside the other)
-  5   index file foreign, corrupt, or written by a newer sluice
-  11  destination disk full
-  12  protocol error or incompatible peer
-  23  partial: some entries could not be read or written (named in warnings)
-  25  --max-delete limit reached; nothing was deleted";
+",
+    crate::exit_codes_help!()
+);
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {

@@ -12,10 +12,10 @@ pub struct DataArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub transport: TransportArg,
     /// Ceiling for the UDP data rate in bits per second (e.g. 200M, 1G);
-    /// default: no ceiling.
+    /// default: 10G, more than this software reaches.
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<u64>,
-    /// Floor for the fair policy, in bits per second.
+    /// Floor for the fair policy, in bits per second (default 1M).
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub min_rate: Option<u64>,
     /// fair: adapt to the path, backing off when its queue grows (not for

@@ -25,8 +25,11 @@ pub enum Code {
     MaxDelete = 25,
 }
 
-/// The codes as a table for `--help`.
-pub const HELP: &str = "Exit codes:
+/// The exit code table, as a literal so `--help` texts can `concat!` it.
+#[macro_export]
+macro_rules! exit_codes_help {
+    () => {
+        "Exit codes:
   0   success
   1   error (see the message)
   2   bad command line
@@ -35,7 +38,12 @@ pub const HELP: &str = "Exit codes:
   11  destination disk full
   12  protocol error or incompatible peer
   23  partial: some entries could not be read or written (named in warnings)
-  25  --max-delete limit reached; nothing was deleted";
+  25  --max-delete limit reached; nothing was deleted"
+    };
+}
+
+/// The codes as a table for `--help`.
+pub const HELP: &str = exit_codes_help!();
 
 impl Code {
     /// The code for an error that stopped the run.
