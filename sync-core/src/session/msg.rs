@@ -25,6 +25,11 @@ pub const ENTRIES_PER_MSG: usize = 2048;
 pub const CHUNKS_PER_MSG: usize = 16384;
 /// Chunks per `Need` message.
 pub const NEED_PER_MSG: usize = 16384;
+/// Most entries a received manifest may list (a bound on the receiver's
+/// memory, far above real trees: 78,000 entries for a kernel source tree).
+pub const MAX_ENTRIES: usize = 50_000_000;
+/// Most chunks a received manifest may list in all (16 TB at 64 KiB each).
+pub const MAX_CHUNKS: usize = 256_000_000;
 
 /// Which half of a session a peer runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::msg::{
-    check_chunks, check_entry, check_tree, protocol, Msg, Need, Role, SourceDone, NEED_PER_MSG,
+    check_chunks, check_entry, check_tree, protocol, Msg, Need, Role, SourceDone, MAX_CHUNKS,
+    MAX_ENTRIES, NEED_PER_MSG,
 };
 use super::udp;
 use super::{
@@ -209,6 +210,7 @@ fn scan_destination(
 fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, SourceDone)> {
     let mut m = Manifest::default();
     let mut last: Option<crate::entry::Entry> = None;
+    let (mut entries, mut chunks) = (0usize, 0usize);
     let limits = ChunkParams {
         min: 64,
         avg: 256,
@@ -217,6 +219,13 @@ fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, SourceDone)> {
     let done = loop {
         match t.recv()? {
             Msg::Entries(batch) => {
+                entries += batch.len();
+                chunks += batch.iter().map(|w| w.chunks.len()).sum::<usize>();
+                if entries > MAX_ENTRIES || chunks > MAX_CHUNKS {
+                    return Err(protocol(format!(
+                        "the manifest exceeds {MAX_ENTRIES} entries or {MAX_CHUNKS} chunks"
+                    )));
+                }
                 for w in batch {
                     if let Some(e) = last.take() {
                         finish_entry(&mut m, e)?;
@@ -233,7 +242,15 @@ fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, SourceDone)> {
                 }
             }
             Msg::Chunks(more) => match last.as_mut() {
-                Some(e) if e.meta.kind == Kind::File => e.chunks.extend(more),
+                Some(e) if e.meta.kind == Kind::File => {
+                    chunks += more.len();
+                    if chunks > MAX_CHUNKS {
+                        return Err(protocol(format!(
+                            "the manifest exceeds {MAX_CHUNKS} chunks"
+                        )));
+                    }
+                    e.chunks.extend(more)
+                }
                 _ => return Err(protocol("chunk list continuation without a file")),
             },
             Msg::SourceDone(done) => break done,

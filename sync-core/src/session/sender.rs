@@ -71,7 +71,12 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         let mut needs = Vec::new();
         let (round, count, udp_offer) = loop {
             match t.recv()? {
-                Msg::Need(n) => needs.extend(n),
+                Msg::Need(n) => {
+                    if needs.len() + n.len() > super::msg::MAX_CHUNKS {
+                        return Err(protocol("the receiver asked for more chunks than exist"));
+                    }
+                    needs.extend(n)
+                }
                 Msg::NeedDone { round, count, udp } => break (round, count, udp),
                 Msg::Error(e) => return Err(Error::Peer(e)),
                 other => return Err(protocol(format!("expected Need, got {}", other.name()))),
