@@ -38,6 +38,7 @@ fn hello(role: Role, path: &str, dry_run: bool) -> Hello {
             ..SessionOptions::default()
         },
         path: Some(serde_bytes::ByteBuf::from(path.as_bytes().to_vec())),
+        capabilities: Vec::new(),
     }
 }
 

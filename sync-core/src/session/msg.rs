@@ -297,3 +297,120 @@ pub fn check_tree(m: &Manifest) -> Result<()> {
         _ => Err(protocol("the manifest has no root folder")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Meta;
+
+    fn meta(kind: Kind, size: u64) -> Meta {
+        Meta {
+            kind,
+            size,
+            mtime_ns: 0,
+            mode: 0o644,
+            ino: 0,
+            dev: 0,
+            ctime_ns: 0,
+            nlink: 1,
+        }
+    }
+
+    fn wire(path: &[u8], kind: Kind, target: &[u8], chunks: Vec<ChunkRef>) -> WireEntry {
+        let size = chunks.iter().map(|c| c.length as u64).sum();
+        WireEntry {
+            path: path.to_vec(),
+            meta: meta(kind, size),
+            target: target.to_vec(),
+            hash: (kind == Kind::File).then(|| Hash::of(b"x")),
+            chunks,
+        }
+    }
+
+    fn manifest(entries: Vec<WireEntry>) -> Result<Manifest> {
+        let mut m = Manifest::default();
+        for w in entries {
+            let e = check_entry(w, &ChunkParams::default())?;
+            m.entries.insert(e.path.clone(), e);
+        }
+        check_tree(&m)?;
+        Ok(m)
+    }
+
+    #[test]
+    fn peer_paths_that_escape_are_refused() {
+        for bad in [
+            &b"../etc/passwd"[..],
+            b"/etc/passwd",
+            b"a/../../b",
+            b"a//b",
+            b"",
+        ] {
+            let r = check_entry(wire(bad, Kind::File, b"", vec![]), &ChunkParams::default());
+            if bad.is_empty() {
+                continue; // the root itself is allowed (as a folder)
+            }
+            assert!(r.is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn a_file_below_a_symlink_or_a_file_is_refused() {
+        let root = wire(b"", Kind::Dir, b"", vec![]);
+        let link = wire(b"a", Kind::Symlink, b"/etc", vec![]);
+        let below = wire(b"a/passwd", Kind::File, b"", vec![]);
+        assert!(matches!(
+            manifest(vec![root.clone(), link, below.clone()]),
+            Err(Error::Protocol(_))
+        ));
+        let file = wire(b"a", Kind::File, b"", vec![]);
+        assert!(manifest(vec![root.clone(), file, below.clone()]).is_err());
+        assert!(
+            manifest(vec![root.clone(), below]).is_err(),
+            "missing parent"
+        );
+        assert!(
+            manifest(vec![wire(b"x", Kind::Dir, b"", vec![])]).is_err(),
+            "no root"
+        );
+        let dir = wire(b"a", Kind::Dir, b"", vec![]);
+        let ok = wire(b"a/passwd", Kind::File, b"", vec![]);
+        assert!(manifest(vec![root, dir, ok]).is_ok());
+    }
+
+    #[test]
+    fn malformed_chunk_lists_and_targets_are_refused() {
+        let c = |offset, length| ChunkRef {
+            offset,
+            length,
+            hash: Hash::of(b"c"),
+        };
+        let p = ChunkParams::default();
+        let path = RelPath::new(b"f".to_vec()).unwrap();
+        assert!(check_chunks(&path, 10, &[c(0, 10)], &p).is_ok());
+        assert!(
+            check_chunks(&path, 10, &[c(0, 5), c(6, 4)], &p).is_err(),
+            "gap"
+        );
+        assert!(check_chunks(&path, 10, &[c(0, 5)], &p).is_err(), "short");
+        assert!(
+            check_chunks(&path, 0, &[c(0, 0)], &p).is_err(),
+            "empty chunk"
+        );
+        assert!(
+            check_chunks(&path, 1 << 20, &[c(0, 1 << 20)], &p).is_err(),
+            "over max"
+        );
+        let mut w = wire(b"f", Kind::File, b"", vec![c(0, 10)]);
+        w.hash = None;
+        assert!(check_entry(w, &p).is_err(), "file without hash");
+        assert!(
+            check_entry(wire(b"l", Kind::Symlink, b"", vec![]), &p).is_err(),
+            "empty target"
+        );
+        assert!(
+            check_entry(wire(b"l", Kind::Symlink, b"a\0b", vec![]), &p).is_err(),
+            "NUL"
+        );
+    }
+}
