@@ -81,7 +81,9 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
     let content_needed = src.files().any(|e| {
         !protected(&e.path)
             && !follower_of.contains_key(&e.path)
-            && dst.get(&e.path).is_none_or(|d| d.meta.kind != Kind::File || d.hash != e.hash)
+            && dst
+                .get(&e.path)
+                .is_none_or(|d| d.meta.kind != Kind::File || d.hash != e.hash)
     });
     for d in dst.files().filter(|_| content_needed) {
         let map = if overwritten.contains(&d.path) {
