@@ -2,11 +2,23 @@
 //!
 //! Sends `SIZE_MB` (default 1000) of generated data from one thread to
 //! another over 127.0.0.1 with AES-256-GCM, through `run_sender` and
-//! `run_receiver`, and prints the goodput. The receiver's sink discards
-//! writes after counting them (it would otherwise measure memory copies),
-//! and answers verification reads from the same generator.
+//! `run_receiver`, and prints the goodput. By default the stream is
+//! generated into memory before the clock starts, the source reads from it
+//! and the sink writes into a pre-touched buffer of the same size, which is
+//! what a session's files and spool cost when they sit in the page cache
+//! (one copy each way; chunk verification reads the buffer back and hashes
+//! it). The received stream is compared with the sent one after the clock
+//! stops.
 //!
-//! Run: `cargo run --release -p sync-core --example udp_loopback [SIZE_MB] [MAX_MBIT]`
+//! Run: `cargo run --release -p sync-core --example udp_loopback [SIZE_MB] [MAX_MBIT]
+//! [--packet-size BYTES] [--fixed MBIT] [--no-crypto] [--pattern]`
+//!
+//! `--packet-size` sets the IP packet size (1280..=9000, default 1500);
+//! `--fixed` replaces the fair controller with a constant rate, to tell the
+//! driver's ceiling from the controller's; `--no-crypto` turns AES-GCM off;
+//! `--pattern` generates the stream on the fly on both sides instead of
+//! holding it in memory (no memory needed, but the generator then costs
+//! more CPU than the transport: every byte is generated three times).
 
 use std::io;
 use std::net::Ipv4Addr;
@@ -16,11 +28,11 @@ use std::time::Instant;
 use sync_core::net::{
     bind_in_range, channel_pair, run_receiver, run_sender, set_buffers, BlockSink,
 };
-use sync_core::proto::congestion::{mbit, CongestionConfig, FairConfig};
+use sync_core::proto::congestion::{mbit, CongestionConfig, FairConfig, FixedConfig};
 use sync_core::proto::layout::{ChunkSpec, Layout, LayoutConfig, IPV4_UDP_OVERHEAD};
 use sync_core::proto::sim::Pattern;
 use sync_core::proto::{
-    BlockSource, Receiver, ReceiverConfig, Sender, SenderConfig, SessionSecret,
+    BlockSource, Cipher, Receiver, ReceiverConfig, Sender, SenderConfig, SessionSecret,
 };
 
 /// Discards writes but can reproduce the stream for verification reads.
@@ -38,12 +50,68 @@ impl BlockSink for PatternSink {
     }
 }
 
-fn main() -> io::Result<()> {
+/// What the command line asked for.
+struct Options {
+    size_mb: u64,
+    max_mbit: u64,
+    packet_size: usize,
+    fixed_mbit: Option<u64>,
+    cipher: Cipher,
+    pattern: bool,
+}
+
+fn parse_args() -> io::Result<Options> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
+    let mut opts = Options {
+        size_mb: 1000,
+        max_mbit: 20_000,
+        packet_size: 1500,
+        fixed_mbit: None,
+        cipher: Cipher::Aes256Gcm,
+        pattern: false,
+    };
+    let mut positional = 0;
     let mut args = std::env::args().skip(1);
-    let size_mb: u64 = args.next().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let max_mbit: u64 = args.next().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| -> io::Result<u64> {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| bad(&format!("{name} needs a number")))
+        };
+        match a.as_str() {
+            "--packet-size" => opts.packet_size = value("--packet-size")? as usize,
+            "--fixed" => opts.fixed_mbit = Some(value("--fixed")?),
+            "--no-crypto" => opts.cipher = Cipher::None,
+            "--pattern" => opts.pattern = true,
+            _ => {
+                let v: u64 = a
+                    .parse()
+                    .map_err(|_| bad(&format!("unknown argument {a}")))?;
+                match positional {
+                    0 => opts.size_mb = v,
+                    1 => opts.max_mbit = v,
+                    _ => return Err(bad("too many arguments")),
+                }
+                positional += 1;
+            }
+        }
+    }
+    Ok(opts)
+}
+
+fn main() -> io::Result<()> {
+    let opts = parse_args()?;
+    let size_mb = opts.size_mb;
     let len = size_mb * 1_000_000;
     let pattern = Pattern(42);
+    let stream: Arc<Vec<u8>> = if opts.pattern {
+        Arc::new(Vec::new())
+    } else {
+        let mut v = vec![0u8; len as usize];
+        let mut p = pattern;
+        p.read(0, &mut v)?;
+        Arc::new(v)
+    };
     // 1 MiB chunks, hashed from the generator.
     let mut chunks = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -60,7 +128,7 @@ fn main() -> io::Result<()> {
     }
     let config = LayoutConfig {
         ip_overhead: IPV4_UDP_OVERHEAD,
-        ..LayoutConfig::default()
+        packet_size: opts.packet_size,
     };
     let layout = Arc::new(Layout::new(config, chunks).map_err(io::Error::other)?);
     let secret = SessionSecret::generate().map_err(|_| io::Error::other("no randomness"))?;
@@ -72,31 +140,66 @@ fn main() -> io::Result<()> {
     let peer = rx.local_addr()?;
     let (mut tx_link, mut rx_link) = channel_pair();
     let now = Instant::now();
-    let receiver = Receiver::new(ReceiverConfig::default(), layout.clone(), &secret, now);
-    let sender_config = SenderConfig {
-        congestion: CongestionConfig::Fair(FairConfig {
-            max_rate: mbit(max_mbit),
+    let receiver_config = ReceiverConfig {
+        cipher: opts.cipher,
+        ..ReceiverConfig::default()
+    };
+    let receiver = Receiver::new(receiver_config, layout.clone(), &secret, now);
+    let congestion = match opts.fixed_mbit {
+        Some(m) => CongestionConfig::Fixed(FixedConfig { rate: mbit(m) }),
+        None => CongestionConfig::Fair(FairConfig {
+            max_rate: mbit(opts.max_mbit),
             ..FairConfig::default()
         }),
+    };
+    let sender_config = SenderConfig {
+        cipher: opts.cipher,
+        congestion,
         ..SenderConfig::default()
     };
     let sender = Sender::new(sender_config, layout.clone(), &secret, now);
+    // Touched up front, like page-cache pages of a spool being reused.
+    let spool = if opts.pattern {
+        Vec::new()
+    } else {
+        vec![0xA5u8; len as usize]
+    };
     let started = Instant::now();
-    let sending = std::thread::spawn(move || {
-        let mut source = pattern;
-        run_sender(&tx, peer, sender, &mut source, &mut tx_link)
-    });
-    let (_, report) = run_receiver(&rx, receiver, layout, PatternSink(pattern), &mut rx_link)?;
+    let sending = {
+        let stream = stream.clone();
+        let pattern_mode = opts.pattern;
+        std::thread::spawn(move || {
+            let mut generated = pattern;
+            let mut held: &[u8] = &stream;
+            let source: &mut dyn BlockSource = if pattern_mode {
+                &mut generated
+            } else {
+                &mut held
+            };
+            run_sender(&tx, peer, sender, source, &mut tx_link)
+        })
+    };
+    let (report, spool) = if opts.pattern {
+        let (_, report) = run_receiver(&rx, receiver, layout, PatternSink(pattern), &mut rx_link)?;
+        (report, None)
+    } else {
+        let (spool, report) = run_receiver(&rx, receiver, layout, spool, &mut rx_link)?;
+        (report, Some(spool))
+    };
     let stats = sending
         .join()
         .map_err(|_| io::Error::other("sender panicked"))??;
     let secs = started.elapsed().as_secs_f64();
+    if spool.is_some_and(|s| s != *stream) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "spool differs"));
+    }
     println!(
-        "sluice-udp {size_mb} MB in {secs:.2} s: {:.0} Mbit/s goodput (sent {} datagrams, {} repairs, {} back-pressure drops)",
+        "sluice-udp {size_mb} MB in {secs:.2} s: {:.0} Mbit/s goodput (sent {} datagrams, {} repairs, {} back-pressure drops, final rate {} Mbit/s)",
         len as f64 * 8.0 / secs / 1e6,
         stats.datagrams,
         stats.retransmissions + stats.pass_resends,
-        report.backpressure_drops
+        report.backpressure_drops,
+        stats.rate * 8 / 1_000_000
     );
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! Drivers: real sockets, threads and clocks around the sans-IO protocol.
 //!
 //! This module owns everything [`crate::proto`] refuses to do: UDP sockets
-//! ([`socket`]: port ranges, big buffers, `sendmmsg`/`recvmmsg` batches),
+//! ([`socket`]: port ranges, big buffers, `sendmmsg`/`recvmmsg` batches;
+//! [`offload`]: GSO/GRO batches of up to 64 datagrams per message),
 //! sleeping precisely ([`clock`]), the control channel abstraction
 //! ([`link::ControlLink`]), and the two thread loops, [`run_sender`] and
 //! [`run_receiver`], that drive the state machines. It never decides what
@@ -17,6 +18,7 @@
 
 pub mod clock;
 pub mod link;
+pub mod offload;
 pub mod receiver;
 pub mod sender;
 pub mod socket;

@@ -1,35 +1,49 @@
 //! The receiving driver: a socket thread running a [`Receiver`] and a
 //! writer thread that owns the [`BlockSink`].
 //!
-//! Owns the split between the two: the socket thread authenticates
-//! datagrams and queues new blocks for the writer through a bounded queue
-//! of [`WRITE_QUEUE`] blocks; the writer writes them and verifies completed
+//! Owns the split between the two: the socket thread reads datagrams in
+//! batches ([`RecvBuffers`], coalesced by GRO where the kernel can),
+//! authenticates them and copies new blocks into pooled write batches,
+//! handed to the writer through a bounded queue holding at most
+//! [`WRITE_QUEUE_BYTES`] of blocks (and at least [`WRITE_QUEUE`] blocks);
+//! the writer writes them and verifies completed
 //! chunks (BLAKE3 of what it wrote, read back through the sink), in order,
-//! so a verification always sees the writes before it. When the queue is
-//! full the datagram is dropped unprocessed (the sender will resend it),
-//! and the queue's fill is reported to the state machine as back-pressure
-//! so the sender slows down to the disk's pace instead of flooding it.
+//! so a verification always sees the writes before it. Batches return to
+//! the socket thread for reuse, so steady state allocates nothing per
+//! datagram. When the queue is full the datagram is dropped unprocessed
+//! (the sender will resend it), and the queue's fill is reported to the
+//! state machine as back-pressure so the sender slows down to the disk's
+//! pace instead of flooding it.
 
 use std::io;
 use std::net::UdpSocket;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver as ChanRx, Sender as ChanTx, TrySendError};
+use crossbeam_channel::{bounded, Receiver as ChanRx, Sender as ChanTx};
 
 use super::link::ControlLink;
-use super::socket::{recv_batch, BATCH};
-use crate::proto::layout::{Layout, MAX_DATAGRAM};
+use super::offload::{offload_allowed, RecvBuffers};
+use crate::proto::layout::Layout;
 use crate::proto::receiver::{Event, Receiver, ReceiverStats};
 
 /// Blocks that may wait for the writer (about 6 MB at the default size).
 pub const WRITE_QUEUE: usize = 4096;
+/// Bytes of blocks that may wait for the writer: about 25 ms at 10 Gbit/s,
+/// enough to ride out the writer being descheduled for a few time slices
+/// without dropping datagrams (the back-pressure signal reacts within a
+/// feedback interval, 5 ms).
+pub const WRITE_QUEUE_BYTES: usize = 32 << 20;
 /// Longest wait in `recvmmsg` before timers and the control link are checked.
 const RECV_TIMEOUT: Duration = Duration::from_millis(1);
 /// Bytes read back at a time when verifying a chunk.
 const VERIFY_BUF: usize = 1 << 20;
+/// Blocks per [`WriteBatch`] before it is handed to the writer.
+const BATCH_BLOCKS: usize = 64;
+/// Spare batches kept for reuse.
+const SPARE_BATCHES: usize = 64;
 
 /// Where received blocks go: a spool file in the session, memory in tests.
 pub trait BlockSink {
@@ -67,9 +81,65 @@ pub struct ReceiveReport {
     pub backpressure_drops: u64,
 }
 
+/// New blocks for the writer: their bytes back to back, and where each
+/// goes in the stream.
+#[derive(Default)]
+struct WriteBatch {
+    data: Vec<u8>,
+    blocks: Vec<(u64, usize)>,
+}
+
 enum Job {
-    Write(u64, Vec<u8>),
+    Write(WriteBatch),
     Verify(usize, Range<u64>, [u8; 32]),
+}
+
+/// The socket thread's end of the writer queue: the batch being filled,
+/// the pool of spare ones and the count of blocks queued.
+struct WriteQueue<'a> {
+    jobs: &'a ChanTx<Job>,
+    spares: &'a ChanRx<WriteBatch>,
+    queued: &'a AtomicUsize,
+    current: WriteBatch,
+}
+
+impl WriteQueue<'_> {
+    /// Blocks waiting for the writer, including the batch being filled.
+    fn len(&self) -> usize {
+        self.queued.load(Ordering::Relaxed) + self.current.blocks.len()
+    }
+
+    fn push(&mut self, stream_offset: u64, data: &[u8]) -> io::Result<()> {
+        self.current.blocks.push((stream_offset, data.len()));
+        self.current.data.extend_from_slice(data);
+        if self.current.blocks.len() >= BATCH_BLOCKS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the current batch to the writer.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.current.blocks.is_empty() {
+            return Ok(());
+        }
+        let next = self.spares.try_recv().unwrap_or_default();
+        let batch = std::mem::replace(&mut self.current, next);
+        self.queued.fetch_add(batch.blocks.len(), Ordering::Relaxed);
+        // Blocking: the queue counts blocks, not jobs, so a job slot is
+        // almost always free; if not, the writer is about to free one.
+        self.jobs
+            .send(Job::Write(batch))
+            .map_err(|_| io::Error::other("writer stopped"))
+    }
+
+    /// Queues a verification after every write before it.
+    fn verify(&mut self, chunk: usize, range: Range<u64>, hash: [u8; 32]) -> io::Result<()> {
+        self.flush()?;
+        self.jobs
+            .send(Job::Verify(chunk, range, hash))
+            .map_err(|_| io::Error::other("writer stopped"))
+    }
 }
 
 /// Runs `receiver` until every chunk is verified, writing into `sink`;
@@ -85,22 +155,32 @@ pub fn run_receiver<S: BlockSink + Send + 'static>(
     socket.set_read_timeout(Some(RECV_TIMEOUT))?;
     let (jobs, job_rx) = bounded::<Job>(WRITE_QUEUE);
     let (verdict_tx, verdicts) = bounded::<(usize, bool)>(WRITE_QUEUE);
+    let (spare_tx, spares) = bounded::<WriteBatch>(SPARE_BATCHES);
     let written = Arc::new(AtomicU64::new(0));
+    let queued = Arc::new(AtomicUsize::new(0));
     let writer = {
         let written = written.clone();
+        let queued = queued.clone();
         std::thread::Builder::new()
             .name("sluice-writer".into())
-            .spawn(move || write_loop(sink, job_rx, verdict_tx, written))?
+            .spawn(move || write_loop(sink, job_rx, verdict_tx, spare_tx, written, queued))?
+    };
+    let mut queue = WriteQueue {
+        jobs: &jobs,
+        spares: &spares,
+        queued: &queued,
+        current: WriteBatch::default(),
     };
     let result = receive_loop(
         socket,
         &mut receiver,
         &layout,
-        &jobs,
+        &mut queue,
         &verdicts,
         &written,
         link,
     );
+    drop(queue);
     drop(jobs);
     let sink = writer
         .join()
@@ -120,35 +200,34 @@ fn receive_loop(
     socket: &UdpSocket,
     receiver: &mut Receiver,
     layout: &Layout,
-    jobs: &ChanTx<Job>,
+    queue: &mut WriteQueue<'_>,
     verdicts: &ChanRx<(usize, bool)>,
     written: &AtomicU64,
     link: &mut dyn ControlLink,
 ) -> io::Result<u64> {
-    let mut bufs = vec![vec![0u8; MAX_DATAGRAM]; BATCH];
-    let mut lens = [0usize; BATCH];
+    let mut bufs = RecvBuffers::new(socket, offload_allowed());
+    tracing::debug!(gro = bufs.gro(), "UDP receive path");
+    let capacity = queue_capacity(layout.block_size());
     let mut drops = 0u64;
     loop {
-        let n = recv_batch(socket, &mut bufs, &mut lens)?;
+        let n = bufs.recv(socket)?;
         let now = Instant::now();
         for i in 0..n {
-            if jobs.len() >= WRITE_QUEUE {
+            if queue.len() >= capacity {
                 drops += 1;
                 continue;
             }
             // Drop reasons are counted inside the receiver.
-            if let Ok(Some(d)) = receiver.handle_datagram(now, &mut bufs[i][..lens[i]]) {
-                let job = Job::Write(d.stream_offset, d.data.to_vec());
-                if let Err(TrySendError::Disconnected(_)) = jobs.try_send(job) {
-                    return Err(io::Error::other("writer stopped"));
-                }
+            if let Ok(Some(d)) = receiver.handle_datagram(now, bufs.datagram(i)) {
+                queue.push(d.stream_offset, d.data)?;
             }
-            drain_events(receiver, layout, jobs)?;
+            drain_events(receiver, layout, queue)?;
         }
+        queue.flush()?;
         while let Ok((chunk, ok)) = verdicts.try_recv() {
             receiver.handle_chunk_verified(now, chunk, ok);
         }
-        let fill = (jobs.len() * 1000 / WRITE_QUEUE) as u16;
+        let fill = (queue.len().min(capacity) * 1000 / capacity) as u16;
         receiver.handle_sink(now, fill, written.load(Ordering::Relaxed));
         while let Some(msg) = link.try_recv()? {
             receiver.handle_control(now, msg);
@@ -159,7 +238,7 @@ fn receive_loop(
         while let Some(msg) = receiver.poll_feedback(now) {
             link.send(&msg)?;
         }
-        if drain_events(receiver, layout, jobs)? {
+        if drain_events(receiver, layout, queue)? {
             // Make sure the sender hears about completion.
             while let Some(msg) = receiver.poll_feedback(now) {
                 link.send(&msg)?;
@@ -169,15 +248,23 @@ fn receive_loop(
     }
 }
 
+/// Blocks the write queue holds for blocks of `block_size` bytes.
+fn queue_capacity(block_size: usize) -> usize {
+    (WRITE_QUEUE_BYTES / block_size.max(1)).max(WRITE_QUEUE)
+}
+
 /// Forwards chunk completions to the writer; true once the transfer is done.
-fn drain_events(receiver: &mut Receiver, layout: &Layout, jobs: &ChanTx<Job>) -> io::Result<bool> {
+fn drain_events(
+    receiver: &mut Receiver,
+    layout: &Layout,
+    queue: &mut WriteQueue<'_>,
+) -> io::Result<bool> {
     while let Some(ev) = receiver.poll_event() {
         match ev {
             Event::ChunkComplete(c) => {
                 let spec = layout.chunks()[c];
                 // Blocking send: verification must not be dropped.
-                jobs.send(Job::Verify(c, layout.chunk_range(c), spec.hash))
-                    .map_err(|_| io::Error::other("writer stopped"))?;
+                queue.verify(c, layout.chunk_range(c), spec.hash)?;
             }
             Event::Complete => return Ok(true),
             Event::ChunkUnverifiable(c) => {
@@ -201,14 +288,25 @@ fn write_loop<S: BlockSink>(
     mut sink: S,
     jobs: ChanRx<Job>,
     verdicts: ChanTx<(usize, bool)>,
+    spares: ChanTx<WriteBatch>,
     written: Arc<AtomicU64>,
+    queued: Arc<AtomicUsize>,
 ) -> io::Result<S> {
     let mut buf = vec![0u8; VERIFY_BUF];
     for job in jobs {
         match job {
-            Job::Write(offset, data) => {
-                sink.write(offset, &data)?;
-                written.fetch_add(data.len() as u64, Ordering::Relaxed);
+            Job::Write(mut batch) => {
+                let mut at = 0;
+                for &(offset, len) in &batch.blocks {
+                    sink.write(offset, &batch.data[at..at + len])?;
+                    at += len;
+                }
+                written.fetch_add(at as u64, Ordering::Relaxed);
+                queued.fetch_sub(batch.blocks.len(), Ordering::Relaxed);
+                batch.data.clear();
+                batch.blocks.clear();
+                // A full pool just drops the batch.
+                let _ = spares.try_send(batch);
             }
             Job::Verify(chunk, range, hash) => {
                 let mut hasher = blake3::Hasher::new();

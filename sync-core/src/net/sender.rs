@@ -1,8 +1,9 @@
 //! The sending driver: one thread that runs a [`Sender`] on a real socket.
 //!
 //! Owns the loop around the state machine: read the clock, feed control
-//! messages, collect up to [`BATCH`] paced datagrams and hand them to the
-//! kernel in one `sendmmsg`, forward the sender's control messages, then
+//! messages, collect up to [`SEND_BATCH`] paced datagrams and hand them to
+//! the kernel in one system call ([`Transmit`]: GSO groups in one
+//! `sendmmsg`, or plain `sendmmsg`), forward the sender's control messages, then
 //! sleep until the state machine's next deadline. It never decides what to
 //! send or how fast; that is [`crate::proto::sender`]'s job.
 
@@ -10,13 +11,20 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use super::clock::sleep_until;
+use super::clock::sleep_coarse;
 use super::link::ControlLink;
-use super::socket::{send_batch, BATCH};
+use super::offload::{offload_allowed, Transmit, MAX_GSO_BYTES, MAX_SEND};
 use crate::proto::sender::{BlockSource, Event, Sender, SenderStats};
 
 /// Longest sleep between looks at the control link.
 pub const CONTROL_POLL: Duration = Duration::from_millis(1);
+/// Most datagrams built per wake-up: two full GSO sends of 1500-byte packets.
+pub const SEND_BATCH: usize = MAX_SEND;
+/// Bytes worth of pacing tokens to let accumulate before waking to send:
+/// one full GSO send.
+const WAKE_BYTES: u64 = MAX_GSO_BYTES as u64;
+/// Longest wait for [`WAKE_BYTES`] (at low rates, a few datagrams).
+const MAX_BATCH_WAIT: Duration = Duration::from_micros(500);
 
 /// Runs `sender` until the receiver confirms everything; returns its stats.
 /// Fails if the transfer times out or the socket or link fails.
@@ -27,8 +35,10 @@ pub fn run_sender(
     source: &mut dyn BlockSource,
     link: &mut dyn ControlLink,
 ) -> io::Result<SenderStats> {
-    let mut bufs = vec![vec![0u8; sender.max_datagram()]; BATCH];
-    let mut lens = [0usize; BATCH];
+    let mut transmit = Transmit::new(socket, offload_allowed());
+    tracing::debug!(gso = transmit.gso(), "UDP send path");
+    let mut bufs = vec![vec![0u8; sender.max_datagram()]; SEND_BATCH];
+    let mut lens = [0usize; SEND_BATCH];
     // A datagram the kernel had no room for is retried, never rebuilt: its
     // packet number and pacing are already spent.
     let mut pending = 0usize;
@@ -41,23 +51,26 @@ pub fn run_sender(
         if sender.poll_timeout().is_some_and(|t| t <= now) {
             sender.handle_timeout(now);
         }
+        let mut built = 0;
         if pending == 0 {
             pending_from = 0;
-            while pending < BATCH {
+            while pending < SEND_BATCH {
                 match sender.poll_transmit(now, source, &mut bufs[pending])? {
                     Some(n) => {
                         lens[pending] = n;
                         pending += 1;
+                        built += 1;
                     }
                     None => break,
                 }
             }
         }
         if pending > 0 {
-            let batch: Vec<&[u8]> = (pending_from..pending_from + pending)
-                .map(|i| &bufs[i][..lens[i]])
-                .collect();
-            let sent = send_batch(socket, peer, &batch)?;
+            let mut batch: [&[u8]; SEND_BATCH] = [&[]; SEND_BATCH];
+            for (slot, i) in batch.iter_mut().zip(pending_from..pending_from + pending) {
+                *slot = &bufs[i][..lens[i]];
+            }
+            let sent = transmit.send(socket, peer, &batch[..pending])?;
             pending -= sent;
             pending_from += sent;
         }
@@ -78,9 +91,19 @@ pub fn run_sender(
         let wake = if pending > 0 {
             // The socket buffer was full: give the kernel a moment.
             now + Duration::from_micros(50)
+        } else if built == SEND_BATCH {
+            // The pacer may have more: build the next batch at once.
+            now
         } else {
-            sender.poll_timeout().unwrap_or(now).min(now + CONTROL_POLL)
+            let due = sender.poll_timeout().unwrap_or(now).min(now + CONTROL_POLL);
+            // Waking as soon as one datagram may leave would send one per
+            // system call. Let a GSO send's worth of tokens accumulate
+            // instead; the pacer's bucket holds them (and our timer's
+            // overshoot), so the average rate is unchanged.
+            let rate = sender.pacing_rate().max(1);
+            let batch = Duration::from_nanos(WAKE_BYTES * 1_000_000_000 / rate);
+            due.max(now + batch.min(MAX_BATCH_WAIT))
         };
-        sleep_until(wake);
+        sleep_coarse(wake);
     }
 }

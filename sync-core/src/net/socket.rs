@@ -148,9 +148,9 @@ pub fn send_batch(socket: &UdpSocket, dest: SocketAddr, datagrams: &[&[u8]]) -> 
 /// socket's read timeout); their lengths go to `lens`. Returns the count,
 /// 0 on timeout.
 #[cfg(target_os = "linux")]
-pub fn recv_batch(
+pub fn recv_batch<B: AsMut<[u8]>>(
     socket: &UdpSocket,
-    bufs: &mut [Vec<u8>],
+    bufs: &mut [B],
     lens: &mut [usize],
 ) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
@@ -159,9 +159,10 @@ pub fn recv_batch(
     let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
     let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
     for i in 0..n {
+        let buf = bufs[i].as_mut();
         iov[i] = libc::iovec {
-            iov_base: bufs[i].as_mut_ptr().cast(),
-            iov_len: bufs[i].len(),
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
         };
         msgs[i].msg_hdr.msg_iov = &mut iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
@@ -184,7 +185,7 @@ pub fn recv_batch(
             for i in 0..got {
                 // A truncated datagram (longer than our buffer) cannot be
                 // one of ours; report it as received so it is dropped.
-                lens[i] = (msgs[i].msg_len as usize).min(bufs[i].len());
+                lens[i] = (msgs[i].msg_len as usize).min(iov[i].iov_len);
             }
             return Ok(got);
         }
@@ -198,7 +199,7 @@ pub fn recv_batch(
 }
 
 #[cfg(target_os = "linux")]
-fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub(crate) fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: an all-zero sockaddr_storage is valid; we fill the variant
     // matching the address family and report its size.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
@@ -250,12 +251,12 @@ pub fn send_batch(socket: &UdpSocket, dest: SocketAddr, datagrams: &[&[u8]]) -> 
 
 /// Portable fallback: one `recv_from`.
 #[cfg(not(target_os = "linux"))]
-pub fn recv_batch(
+pub fn recv_batch<B: AsMut<[u8]>>(
     socket: &UdpSocket,
-    bufs: &mut [Vec<u8>],
+    bufs: &mut [B],
     lens: &mut [usize],
 ) -> io::Result<usize> {
-    match socket.recv_from(&mut bufs[0]) {
+    match socket.recv_from(bufs[0].as_mut()) {
         Ok((n, _)) => {
             lens[0] = n;
             Ok(1)

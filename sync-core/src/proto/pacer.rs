@@ -1,15 +1,18 @@
 //! Token-bucket pacing of datagrams.
 //!
 //! Owns *when* the next datagram may leave, given a rate in bytes per second.
-//! A small burst allowance (at most [`MAX_BURST_PACKETS`] datagrams, and no
-//! more than [`BURST_INTERVAL`] worth of the rate) lets a driver hand the
-//! kernel a batch per wake-up (sendmmsg) without turning pacing into
-//! line-rate bursts at low rates. It never reads a clock: `now` is passed in.
+//! A small burst allowance (at most [`MAX_BURST_BYTES`], and no more than
+//! [`BURST_INTERVAL`] worth of the rate) lets a driver hand the kernel a
+//! batch per wake-up (sendmmsg, GSO) and absorb its timer's overshoot
+//! without turning pacing into line-rate bursts at low rates. The cap is in
+//! bytes, not datagrams, so jumbo datagrams burst no longer than small ones:
+//! at 10 Gbit/s it is about 200 µs of the rate, a few GSO sends. It never
+//! reads a clock: `now` is passed in.
 
 use std::time::{Duration, Instant};
 
-/// Most datagrams the bucket lets out back to back.
-pub const MAX_BURST_PACKETS: u64 = 32;
+/// Most bytes the bucket lets out back to back (four 64 KiB GSO sends).
+pub const MAX_BURST_BYTES: u64 = 256 << 10;
 /// Longest stretch of the rate the bucket may hold (caps bursts at low rates).
 pub const BURST_INTERVAL: Duration = Duration::from_millis(2);
 /// Fewest datagrams the bucket holds, so two can always leave together.
@@ -51,7 +54,7 @@ impl Pacer {
         self.rate = rate.max(1);
         let by_time = self.rate as f64 * BURST_INTERVAL.as_secs_f64();
         let lo = (MIN_BURST_PACKETS * self.packet) as f64;
-        let hi = (MAX_BURST_PACKETS * self.packet) as f64;
+        let hi = (MAX_BURST_BYTES.max(MIN_BURST_PACKETS * self.packet)) as f64;
         self.capacity = by_time.clamp(lo, hi);
         self.tokens = self.tokens.min(self.capacity);
     }
@@ -130,7 +133,7 @@ mod tests {
             p.on_sent(1452);
             burst += 1;
         }
-        assert_eq!(burst, MAX_BURST_PACKETS);
+        assert_eq!(burst, MAX_BURST_BYTES / 1452);
         // At 1 Mbit/s the bucket holds only two datagrams.
         let mut p = Pacer::new(t0, 125_000, 1452);
         let mut burst = 0;

@@ -343,6 +343,12 @@ impl Sender {
         Some(t)
     }
 
+    /// The pacing rate in datagram bytes per second, for drivers sizing
+    /// their batches (cheaper than [`stats`](Self::stats)).
+    pub fn pacing_rate(&self) -> u64 {
+        self.pacer.rate()
+    }
+
     /// True once the transfer is complete or dead.
     pub fn is_done(&self) -> bool {
         self.done
