@@ -35,12 +35,13 @@ fi
 [ -x "$sluice" ] || { echo "no sluice binary at $sluice" >&2; exit 1; }
 
 : >"$log"
-now_ns() { date +%s%N; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 maxof() { sort -g | tail -n 1; }
 
 # timed NAME CMD...: runs CMD under GNU time, appends "NAME seconds peak_kib"
 # to the log. Wall time comes from the clock around it (ns resolution).
+# (Replaces lib.sh's timed, which does not record memory.)
 timed() {
     local name="$1"; shift
     local t0 t1 rss

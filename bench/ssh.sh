@@ -61,17 +61,8 @@ done
 rsh="ssh -p $port -i $keys/user -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
 remote_sluice="env XDG_STATE_HOME=$out/remote-state $sluice"
 
-now_ns() { date +%s%N; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-timed() {
-    local name="$1"; shift
-    local t0 t1
-    t0=$(now_ns)
-    "$@" >"$out/.out" 2>"$out/.err" || { echo "$name failed:" >&2; cat "$out/.err" >&2; exit 1; }
-    t1=$(now_ns)
-    echo "$name $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" | tee -a "$log" >&2
-}
-col() { awk -v n="$1" '$1 == n { print $2 }' "$log"; }
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 fresh() { n=$((n + 1)); dst="$out/dst-$n"; rm -rf "$out/remote-state" "$out/local-state"; }
 push() { XDG_STATE_HOME="$out/local-state" "$sluice" -q sync --rsh "$rsh" --remote-sluice "$remote_sluice" "$@"; }
 

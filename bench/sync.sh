@@ -30,17 +30,8 @@ echo "building sluice (release)..." >&2
 (cd "$repo" && CARGO_TARGET_DIR="$target" cargo build --release -q -p sync-cli)
 mkdir -p "$out"
 : >"$log"
-now_ns() { date +%s%N; }
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-timed() {
-    local name="$1"; shift
-    local t0 t1
-    t0=$(now_ns)
-    "$@" >"$out/.out" 2>"$out/.err" || { echo "$name failed:" >&2; cat "$out/.err" >&2; exit 1; }
-    t1=$(now_ns)
-    echo "$name $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')" | tee -a "$log" >&2
-}
-col() { awk -v n="$1" '$1 == n { print $2 }' "$log"; }
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 # ext4 here will not reuse inodes freed in the last minutes, which makes a
 # copy into a just-emptied folder several times slower: every run writes into
 # a folder never used before, and all of them are removed at the end.

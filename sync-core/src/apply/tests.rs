@@ -68,17 +68,7 @@ fn chunks_never_requested_are_refused() {
     assert!(a.receive_chunk(0, b"x").is_err());
 }
 
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use crate::chunk::tests::noise;
 
 /// A run that dies halfway leaves its temp file and journal; the next run
 /// takes the journaled chunks locally and asks only for the rest.

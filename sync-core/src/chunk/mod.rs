@@ -250,7 +250,7 @@ fn gear_tables() -> &'static ([u64; 256], [u64; 256]) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(test)]
 mod gear_tests {

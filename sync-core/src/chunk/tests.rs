@@ -14,7 +14,7 @@ fn small() -> Chunker {
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so large inputs are cheap.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {
