@@ -168,6 +168,13 @@ impl Index {
             .map_err(sql)?;
         tx.pragma_update(None, "user_version", schema::LATEST)
             .map_err(sql)?;
+        // Also readable with any SQLite tool, beside the pragma.
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('format_version', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [schema::LATEST.to_string()],
+        )
+        .map_err(sql)?;
         tx.commit().map_err(sql)
     }
 

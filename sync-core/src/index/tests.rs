@@ -40,6 +40,10 @@ fn migrating_twice_keeps_data_and_version() {
     }
     let ix = Index::open(&p).unwrap();
     assert_eq!(ix.version().unwrap(), schema::LATEST);
+    assert_eq!(
+        ix.meta("format_version").unwrap(),
+        Some(schema::LATEST.to_string())
+    );
     let m = ix.manifest().unwrap();
     assert_eq!(m.entries.len(), 1);
     let e = m.entries.values().next().unwrap();
