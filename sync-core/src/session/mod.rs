@@ -10,7 +10,10 @@
 //! ```text
 //! sender                               receiver
 //!   Hello  ───────────────────────────▶  (and back)
-//!   Entries… SourceDone ──────────────▶  scan DST meanwhile; plan
+//!   Entries… SourceDone ──────────────▶  scan DST meanwhile
+//!                         ◀─────────── WantChunks… WantDone (lists of
+//!                                       files DST lacks)
+//!   FileChunks… ChunksDone ───────────▶  plan
 //!                         ◀─────────── Need… NeedDone{round, count}
 //!   Data… / Unavailable… RoundDone ───▶  apply as chunks land
 //!                         ◀─────────── (more rounds for chunks that

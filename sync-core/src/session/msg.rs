@@ -21,7 +21,7 @@ use super::{SessionOptions, SyncReport};
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Entries per `Entries` message.
 pub const ENTRIES_PER_MSG: usize = 2048;
-/// Chunks carried inline per entry; longer lists continue in `Chunks`.
+/// Chunks per `FileChunks` message (longer lists span several).
 pub const CHUNKS_PER_MSG: usize = 16384;
 /// Chunks per `Need` message.
 pub const NEED_PER_MSG: usize = 16384;
@@ -117,8 +117,18 @@ pub enum Msg {
     Hello(Hello),
     /// Part of the source manifest.
     Entries(Vec<WireEntry>),
-    /// More chunks of the last entry sent.
-    Chunks(Vec<ChunkRef>),
+    /// The receiver wants the chunk lists of these manifest entries (by
+    /// their position in the manifest as sent).
+    WantChunks(Vec<u32>),
+    /// End of the receiver's chunk-list requests.
+    WantDone,
+    /// (Part of) the chunk list of manifest entry `index`.
+    FileChunks {
+        index: u32,
+        chunks: Vec<ChunkRef>,
+    },
+    /// Every requested chunk list was sent.
+    ChunksDone,
     /// End of the source manifest.
     SourceDone(SourceDone),
     /// Chunks the receiver asks for.
@@ -166,7 +176,10 @@ impl Msg {
         match self {
             Msg::Hello(_) => "Hello",
             Msg::Entries(_) => "Entries",
-            Msg::Chunks(_) => "Chunks",
+            Msg::WantChunks(_) => "WantChunks",
+            Msg::WantDone => "WantDone",
+            Msg::FileChunks { .. } => "FileChunks",
+            Msg::ChunksDone => "ChunksDone",
             Msg::SourceDone(_) => "SourceDone",
             Msg::Need(_) => "Need",
             Msg::NeedDone { .. } => "NeedDone",

@@ -54,8 +54,9 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             .unwrap_or_else(|_| Err(Error::Peer("scan thread panicked".into())));
         (dst, src)
     });
-    let (src, source_done) = src?;
+    let (mut src, order, source_done) = src?;
     let (mut index, dst_manifest, dst_scan) = dst?;
+    fetch_chunk_lists(t, &mut src, &order, &dst_manifest)?;
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         "scanned DST, received SRC's manifest"
@@ -206,53 +207,30 @@ fn scan_destination(
     Ok((index, manifest, report))
 }
 
-/// Receives and validates the source manifest.
-fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, SourceDone)> {
+/// Receives and validates the source manifest (entries without chunk lists).
+fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, Vec<RelPath>, SourceDone)> {
     let mut m = Manifest::default();
-    let mut last: Option<crate::entry::Entry> = None;
-    let (mut entries, mut chunks) = (0usize, 0usize);
-    let limits = ChunkParams {
-        min: 64,
-        avg: 256,
-        max: 16 << 20,
-    };
+    let mut order = Vec::new();
     let done = loop {
         match t.recv()? {
             Msg::Entries(batch) => {
-                entries += batch.len();
-                chunks += batch.iter().map(|w| w.chunks.len()).sum::<usize>();
-                if entries > MAX_ENTRIES || chunks > MAX_CHUNKS {
+                if order.len() + batch.len() > MAX_ENTRIES {
                     return Err(protocol(format!(
-                        "the manifest exceeds {MAX_ENTRIES} entries or {MAX_CHUNKS} chunks"
+                        "the manifest exceeds {MAX_ENTRIES} entries"
                     )));
                 }
-                for w in batch {
-                    if let Some(e) = last.take() {
-                        finish_entry(&mut m, e)?;
+                for mut w in batch {
+                    if !w.chunks.is_empty() {
+                        return Err(protocol("chunk lists come on request, not in the manifest"));
                     }
-                    // Chunk lists may continue in `Chunks`: check tiling at the end.
-                    let mut w = w;
-                    let chunks = std::mem::take(&mut w.chunks);
-                    let size = w.meta.size;
-                    w.meta.size = 0;
-                    let mut e = check_entry(w, &limits)?;
+                    // Tiling is checked once the list arrives.
+                    let size = std::mem::take(&mut w.meta.size);
+                    let mut e = check_entry(w, &ChunkParams::default())?;
                     e.meta.size = size;
-                    e.chunks = chunks;
-                    last = Some(e);
+                    order.push(e.path.clone());
+                    finish_entry(&mut m, e)?;
                 }
             }
-            Msg::Chunks(more) => match last.as_mut() {
-                Some(e) if e.meta.kind == Kind::File => {
-                    chunks += more.len();
-                    if chunks > MAX_CHUNKS {
-                        return Err(protocol(format!(
-                            "the manifest exceeds {MAX_CHUNKS} chunks"
-                        )));
-                    }
-                    e.chunks.extend(more)
-                }
-                _ => return Err(protocol("chunk list continuation without a file")),
-            },
             Msg::SourceDone(done) => break done,
             Msg::Error(e) => return Err(Error::Peer(e)),
             other => {
@@ -263,20 +241,72 @@ fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, SourceDone)> {
             }
         }
     };
-    if let Some(e) = last.take() {
-        finish_entry(&mut m, e)?;
-    }
     done.params
         .validate()
         .map_err(|e| protocol(e.to_string()))?;
-    for e in m.entries.values() {
-        if e.meta.kind == Kind::File {
-            check_chunks(&e.path, e.meta.size, &e.chunks, &done.params)?;
-        }
-    }
     check_tree(&m)?;
     m.params = done.params;
-    Ok((m, done))
+    Ok((m, order, done))
+}
+
+/// Asks for the chunk lists of the source files whose content the
+/// destination does not already hold at the same path, and checks that
+/// each list tiles its file.
+fn fetch_chunk_lists(
+    t: &mut dyn Transport,
+    src: &mut Manifest,
+    order: &[RelPath],
+    dst: &Manifest,
+) -> Result<()> {
+    let wanted: Vec<u32> = order
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| {
+            let s = &src.entries[*p];
+            s.meta.kind == Kind::File
+                && s.meta.size > 0
+                && dst
+                    .get(p)
+                    .is_none_or(|d| d.meta.kind != Kind::File || d.hash != s.hash)
+        })
+        .map(|(i, _)| i as u32)
+        .collect();
+    for part in wanted.chunks(NEED_PER_MSG) {
+        t.send(&Msg::WantChunks(part.to_vec()))?;
+    }
+    t.send(&Msg::WantDone)?;
+    let mut total = 0usize;
+    loop {
+        match t.recv()? {
+            Msg::FileChunks { index, chunks } => {
+                total += chunks.len();
+                if total > MAX_CHUNKS {
+                    return Err(protocol(format!(
+                        "the chunk lists exceed {MAX_CHUNKS} chunks"
+                    )));
+                }
+                let path = order
+                    .get(index as usize)
+                    .filter(|_| wanted.binary_search(&index).is_ok())
+                    .ok_or_else(|| protocol(format!("unrequested chunk list {index}")))?;
+                let e = src.entries.get_mut(path).expect("listed in order");
+                e.chunks.extend(chunks);
+            }
+            Msg::ChunksDone => break,
+            Msg::Error(e) => return Err(Error::Peer(e)),
+            other => {
+                return Err(protocol(format!(
+                    "expected FileChunks, got {}",
+                    other.name()
+                )))
+            }
+        }
+    }
+    for &i in &wanted {
+        let e = &src.entries[&order[i as usize]];
+        check_chunks(&e.path, e.meta.size, &e.chunks, &src.params)?;
+    }
+    Ok(())
 }
 
 fn finish_entry(m: &mut Manifest, e: crate::entry::Entry) -> Result<()> {

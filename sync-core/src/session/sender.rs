@@ -56,6 +56,7 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
             .collect(),
         warnings,
     }))?;
+    send_chunk_lists(t, &manifest)?;
 
     // Where each chunk is in the source; built on the first request (a
     // no-change sync never needs it).
@@ -136,28 +137,63 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
     }
 }
 
-/// Sends every entry in batches; long chunk lists continue in `Chunks`.
+/// Sends every entry in batches, without chunk lists: the receiver asks
+/// for the lists of the files it lacks ([`send_chunk_lists`]), so a sync
+/// where little changed does not ship every list.
 fn send_manifest(t: &mut dyn Transport, m: &Manifest) -> Result<()> {
     let mut batch = Vec::with_capacity(ENTRIES_PER_MSG);
     for e in m.entries.values() {
         let mut w = WireEntry::from_entry(e);
-        let rest = if w.chunks.len() > CHUNKS_PER_MSG {
-            w.chunks.split_off(CHUNKS_PER_MSG)
-        } else {
-            Vec::new()
-        };
+        w.chunks.clear();
         batch.push(w);
-        if !rest.is_empty() || batch.len() == ENTRIES_PER_MSG {
+        if batch.len() == ENTRIES_PER_MSG {
             t.send(&Msg::Entries(std::mem::take(&mut batch)))?;
-        }
-        for part in rest.chunks(CHUNKS_PER_MSG) {
-            t.send(&Msg::Chunks(part.to_vec()))?;
         }
     }
     if !batch.is_empty() {
         t.send(&Msg::Entries(batch))?;
     }
     Ok(())
+}
+
+/// Answers the receiver's requests for chunk lists.
+fn send_chunk_lists(t: &mut dyn Transport, m: &Manifest) -> Result<()> {
+    let order: Vec<&crate::entry::Entry> = m.entries.values().collect();
+    let mut wanted: Vec<u32> = Vec::new();
+    loop {
+        match t.recv()? {
+            Msg::WantChunks(w) => {
+                if wanted.len() + w.len() > order.len() {
+                    return Err(protocol(
+                        "the receiver asked for more chunk lists than entries",
+                    ));
+                }
+                wanted.extend(w)
+            }
+            Msg::WantDone => break,
+            Msg::Error(e) => return Err(Error::Peer(e)),
+            other => {
+                return Err(protocol(format!(
+                    "expected WantChunks, got {}",
+                    other.name()
+                )))
+            }
+        }
+    }
+    for index in wanted {
+        let e = order.get(index as usize).ok_or_else(|| {
+            protocol(format!(
+                "chunk list {index} requested; there is no such entry"
+            ))
+        })?;
+        for part in e.chunks.chunks(CHUNKS_PER_MSG) {
+            t.send(&Msg::FileChunks {
+                index,
+                chunks: part.to_vec(),
+            })?;
+        }
+    }
+    t.send(&Msg::ChunksDone)
 }
 
 /// Reads chunks from source files, keeping the last file open (chunks are
