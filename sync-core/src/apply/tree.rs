@@ -154,46 +154,33 @@ impl Tree {
         Ok(self.lstat(path)?.and_then(|m| Meta::from_std(&m)))
     }
 
+    /// Opens `name` in folder `dir` with `flags` plus `O_NOFOLLOW | O_CLOEXEC`.
+    fn open_in(&mut self, dir: &RelPath, name: &[u8], flags: libc::c_int) -> io::Result<File> {
+        let dirfd = self.dir(dir)?;
+        let name = cstr(name)?;
+        let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let fd =
+            check(unsafe { libc::openat(dirfd, name.as_ptr(), flags, 0o600 as libc::c_uint) })?;
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
     /// Opens a regular file for reading, refusing symlinks.
     pub fn open_read(&mut self, path: &RelPath) -> io::Result<File> {
-        let (dirfd, name) = self.parent(path)?;
-        let fd = check(unsafe {
-            libc::openat(
-                dirfd,
-                name.as_ptr(),
-                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        })?;
-        Ok(unsafe { File::from_raw_fd(fd) })
+        self.open_in(&path.parent(), path.file_name(), libc::O_RDONLY)
     }
 
     /// Creates a new file named `temp` beside `path`, exclusively, mode 0600.
     pub fn create_temp(&mut self, path: &RelPath, temp: &[u8]) -> io::Result<File> {
-        let dirfd = self.dir(&path.parent())?;
-        let name = cstr(temp)?;
-        let fd = check(unsafe {
-            libc::openat(
-                dirfd,
-                name.as_ptr(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o600 as libc::c_uint,
-            )
-        })?;
-        Ok(unsafe { File::from_raw_fd(fd) })
+        self.open_in(
+            &path.parent(),
+            temp,
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+        )
     }
 
     /// Reopens a temp file created by [`Tree::create_temp`] for writing.
     pub fn reopen_temp(&mut self, path: &RelPath, temp: &[u8]) -> io::Result<File> {
-        let dirfd = self.dir(&path.parent())?;
-        let name = cstr(temp)?;
-        let fd = check(unsafe {
-            libc::openat(
-                dirfd,
-                name.as_ptr(),
-                libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        })?;
-        Ok(unsafe { File::from_raw_fd(fd) })
+        self.open_in(&path.parent(), temp, libc::O_RDWR)
     }
 
     /// Renames `temp` (in `path`'s folder) over `path`.

@@ -41,6 +41,10 @@ use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::path::RelPath;
 
+/// Upserts one meta row (used by [`Index::set_meta`] and [`Writer::set_meta`]).
+const SET_META: &str =
+    "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
+
 /// How long to wait for another process holding the index.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -196,7 +200,7 @@ impl Index {
     /// Sets a value in the meta table.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.conn
-            .prepare_cached("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .prepare_cached(SET_META)
             .and_then(|mut s| s.execute([key, value]))
             .map(|_| ())
             .map_err(|e| self.err(e))
@@ -564,7 +568,7 @@ impl Writer<'_> {
     /// Sets a meta value inside the batch.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.tx
-            .prepare_cached("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .prepare_cached(SET_META)
             .and_then(|mut s| s.execute([key, value]))
             .map(|_| ())
             .map_err(|x| self.err(x))
