@@ -1,24 +1,121 @@
-//! [`Applier`]: assembling files from local and shipped chunks.
+//! [`Shard`]: one writer thread assembling its share of the plan's files
+//! from local and shipped chunks.
+//!
+//! Every file belongs to exactly one shard, so no two threads ever touch the
+//! same temporary file or final path. A shard owns its own [`Tree`] handle
+//! (and folder cache) on the destination root; it learns what to do from
+//! [`Job`]s sent by the [`super::Applier`] in order, and hands back its
+//! report and index records when it is told to finish or abort.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
+
+use crossbeam_channel as chan;
 
 use super::journal;
 use super::tree::{temp_name, Tree};
-use super::{io_err, kind_is_dir, ApplyError, ApplyOptions, ApplyReport, IndexUpdate, StreamMap};
+use super::{io_err, is_fatal, kind_is_dir, ApplyError, ApplyReport, Fatal, IndexUpdate, Reader};
 use crate::chunk::{ChunkRef, Hash};
-use crate::entry::{Entry, Kind};
-use crate::error::{Error, Result};
-use crate::manifest::ChunkLocation;
+use crate::entry::Meta;
+use crate::error::Result;
 use crate::path::RelPath;
 use crate::plan::{FileOp, Piece, Plan, StreamChunk};
 
-/// Temp files kept open at once while chunks arrive.
-const MAX_OPEN: usize = 128;
+/// Temp files one shard keeps open at once while chunks arrive.
+const MAX_OPEN: usize = 64;
+/// What a queued job costs besides its chunk's bytes.
+pub(super) const JOB_COST: u64 = 256;
+
+/// What the applier asks of a shard, in order.
+pub(super) enum Job {
+    /// Write the shard's files that need nothing from the sender.
+    Start,
+    /// A shipped chunk, checked against its hash here unless `verified`.
+    /// `count` is set on exactly one of the shards that need it, so its
+    /// bytes are counted once.
+    Chunk {
+        idx: u32,
+        expect: StreamChunk,
+        data: Arc<Vec<u8>>,
+        count: bool,
+        verified: bool,
+    },
+    /// The sender could not supply stream chunk `idx`.
+    Unavailable(u32),
+    /// More places that need stream chunk `idx` (local copies that failed).
+    Expect { idx: u32, dests: Vec<(u32, u64)> },
+    /// Reply with the local chunks that failed their check since the last
+    /// flush (file, chunk); also proves every earlier job is done.
+    Flush(chan::Sender<Vec<(u32, ChunkRef)>>),
+    /// Give up on files still incomplete and hand back the results.
+    Finish,
+    /// Stop after a fatal error; with `keep_partial`, keep journaled temp
+    /// files for the next run.
+    Abort { keep_partial: bool },
+}
+
+impl Job {
+    /// What the job counts against its writer's queue budget.
+    pub fn cost(&self) -> u64 {
+        match self {
+            Job::Chunk { data, .. } => data.len() as u64 + JOB_COST,
+            _ => JOB_COST,
+        }
+    }
+}
+
+/// Bytes queued for one writer: the applier waits while the writer is
+/// over its budget (but never when its queue is empty, so one chunk larger
+/// than the budget still goes through).
+pub(super) struct Budget {
+    limit: u64,
+    /// Bytes queued, and whether the writer is gone (then nobody waits).
+    used: Mutex<(u64, bool)>,
+    freed: Condvar,
+}
+
+impl Budget {
+    pub fn new(limit: u64) -> Budget {
+        Budget {
+            limit,
+            used: Mutex::new((0, false)),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, bool)> {
+        self.used.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn acquire(&self, n: u64) {
+        let mut used = self.lock();
+        while !used.1 && used.0 > 0 && used.0 + n > self.limit {
+            used = self.freed.wait(used).unwrap_or_else(|p| p.into_inner());
+        }
+        used.0 += n;
+    }
+
+    pub fn release(&self, n: u64) {
+        let mut used = self.lock();
+        used.0 = used.0.saturating_sub(n);
+        self.freed.notify_one();
+    }
+
+    /// The writer stopped (or died): never make the applier wait again.
+    fn close(&self) {
+        self.lock().1 = true;
+        self.freed.notify_all();
+    }
+}
+
+/// What a shard hands back.
+pub(super) struct ShardOut {
+    pub report: ApplyReport,
+    pub update: IndexUpdate,
+}
 
 #[derive(Default)]
 struct FileState {
@@ -33,81 +130,110 @@ struct FileState {
     done: bool,
 }
 
-/// Executes one plan against one destination tree.
-pub struct Applier<'p> {
+/// Chunks saved aside before anything was overwritten.
+pub(super) struct Rescued {
+    pub file: File,
+    /// Offset of each rescue slot; `None` if it could not be saved.
+    pub at: Vec<Option<u64>>,
+}
+
+/// Shared settings of every shard of one run.
+pub(super) struct ShardContext {
+    pub plan: Arc<Plan>,
+    pub tag: Arc<str>,
+    pub rescued: Option<Arc<Rescued>>,
+    pub written: Option<Arc<AtomicU64>>,
+    pub fatal: Fatal,
+}
+
+pub(super) struct Shard {
     tree: Tree,
-    plan: &'p Plan,
-    opts: ApplyOptions,
-    tag: String,
+    cx: ShardContext,
+    /// The files this shard writes, in plan order.
+    mine: Vec<u32>,
+    /// Per plan file (only this shard's are used).
     files: Vec<FileState>,
-    stream: StreamMap,
-    /// Stream chunks added after the plan (local copies that failed).
-    extra: Vec<u32>,
-    extra_by_hash: HashMap<Hash, u32>,
-    spool: Option<File>,
-    /// Offset of each rescue slot in the spool; `None` if it could not be saved.
-    spool_at: Vec<Option<u64>>,
-    source: Option<(RelPath, File)>,
+    /// Per stream chunk: every (file, offset in file) of this shard that needs it.
+    dests: Vec<Vec<(u32, u64)>>,
+    refetch: Vec<(u32, ChunkRef)>,
+    reader: Reader,
     open: usize,
     report: ApplyReport,
     update: IndexUpdate,
-    buf: Vec<u8>,
-    written: Option<Arc<AtomicU64>>,
-    leftovers: Vec<RelPath>,
+    /// A fatal error happened here: only bookkeeping jobs are served.
+    dead: bool,
+    budget: Arc<Budget>,
 }
 
-/// Errors that end the whole run rather than one file.
-fn is_fatal(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EROFS) | Some(libc::EIO)
-    )
-}
-
-impl<'p> Applier<'p> {
-    /// Prepares to apply `plan` to the folder `tree`.
-    pub fn new(tree: Tree, plan: &'p Plan, opts: ApplyOptions) -> Self {
-        let tag = format!(
-            "{:08x}",
-            std::process::id() ^ (crate::entry::now_ns() as u32)
-        );
-        let mut stream = StreamMap::default();
-        for c in &plan.stream {
-            stream.push(*c);
-        }
+impl Shard {
+    pub fn new(tree: Tree, cx: ShardContext, mine: Vec<u32>, budget: Arc<Budget>) -> Shard {
+        let plan = Arc::clone(&cx.plan);
         let mut files: Vec<FileState> = plan.files.iter().map(|_| FileState::default()).collect();
-        for (i, f) in plan.files.iter().enumerate() {
-            for p in &f.pieces {
-                if let Piece::Remote { chunk, stream: s } = p {
-                    stream.dests[*s as usize].push((i as u32, chunk.offset));
-                    files[i].missing += 1;
+        let mut dests = vec![Vec::new(); plan.stream.len()];
+        for &i in &mine {
+            for p in &plan.files[i as usize].pieces {
+                if let Piece::Remote { chunk, stream } = p {
+                    dests[*stream as usize].push((i, chunk.offset));
+                    files[i as usize].missing += 1;
                 }
             }
         }
-        Applier {
+        Shard {
             tree,
-            plan,
-            opts,
-            tag,
+            cx,
+            mine,
             files,
-            stream,
-            extra: Vec::new(),
-            extra_by_hash: HashMap::new(),
-            spool: None,
-            spool_at: Vec::new(),
-            source: None,
+            dests,
+            refetch: Vec::new(),
+            reader: Reader::default(),
             open: 0,
             report: ApplyReport::default(),
             update: IndexUpdate::default(),
-            buf: Vec::new(),
-            written: None,
-            leftovers: Vec::new(),
+            dead: false,
+            budget,
         }
     }
 
-    /// Adds the bytes of every file put in place to `counter`.
-    pub fn count_into(&mut self, counter: Arc<AtomicU64>) {
-        self.written = Some(counter);
+    /// Serves jobs until told to finish or abort (or the applier is gone).
+    pub fn run(mut self, jobs: chan::Receiver<Job>) -> ShardOut {
+        for job in jobs.iter() {
+            let cost = job.cost();
+            let r = match job {
+                Job::Finish => return self.finish(),
+                Job::Abort { keep_partial } => return self.abort(keep_partial),
+                Job::Flush(reply) => {
+                    let _ = reply.send(std::mem::take(&mut self.refetch));
+                    Ok(())
+                }
+                _ if self.dead => Ok(()),
+                Job::Start => self.start(),
+                Job::Chunk {
+                    idx,
+                    expect,
+                    data,
+                    count,
+                    verified,
+                } => self.receive(idx, &expect, &data, count, verified),
+                Job::Unavailable(idx) => {
+                    self.unavailable(idx);
+                    Ok(())
+                }
+                Job::Expect { idx, dests } => {
+                    let i = idx as usize;
+                    if self.dests.len() <= i {
+                        self.dests.resize(i + 1, Vec::new());
+                    }
+                    self.dests[i].extend(dests);
+                    Ok(())
+                }
+            };
+            self.budget.release(cost);
+            if let Err(e) = r {
+                self.dead = true;
+                self.cx.fatal.set(e);
+            }
+        }
+        self.abort(true)
     }
 
     fn fail(&mut self, path: &RelPath, message: String) {
@@ -117,110 +243,30 @@ impl<'p> Applier<'p> {
         });
     }
 
-    /// Step 1: rescue, make folders, write files that need nothing from the
-    /// sender. `leftovers` are temp files found by the scan: their journaled
-    /// chunks may be sources in this plan, so they go only in [`finish`].
-    ///
-    /// [`finish`]: Applier::finish
-    pub fn start(&mut self, leftovers: &[RelPath]) -> Result<()> {
-        self.leftovers = leftovers.to_vec();
-        self.rescue()?;
-        let plan = self.plan;
-        for d in &plan.dirs {
-            if let Err(e) = self.make_dir(&d.path, d.replaces) {
-                if is_fatal(&e) {
-                    return Err(io_err(&self.tree, &d.path, e));
-                }
-                self.fail(&d.path, format!("cannot create folder: {e}"));
-            }
-        }
-        for i in 0..plan.files.len() {
+    fn start(&mut self) -> Result<()> {
+        for k in 0..self.mine.len() {
+            let i = self.mine[k] as usize;
             if self.files[i].missing == 0 {
                 self.open_file(i)?;
-                self.finalize(i)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn make_dir(&mut self, path: &RelPath, replaces: Option<Kind>) -> std::io::Result<()> {
-        if replaces.is_some() {
-            self.report.entries_deleted += self.tree.remove_tree(path)?;
-        }
-        match self.tree.mkdir(path) {
-            Err(e)
-                if e.raw_os_error() == Some(libc::EEXIST)
-                    && self.tree.lstat(path)?.is_some_and(|m| m.is_dir()) =>
-            {
-                Ok(())
-            }
-            r => r,
-        }
-    }
-
-    /// Saves chunks whose only destination copies are about to go.
-    fn rescue(&mut self) -> Result<()> {
-        let plan = self.plan;
-        if plan.rescue.is_empty() {
-            return Ok(());
-        }
-        let root = RelPath::new(b"rescue".to_vec()).expect("valid");
-        let name = temp_name(&root, &self.tag);
-        let spool = self
-            .tree
-            .create_temp(&root, &name)
-            .map_err(|e| io_err(&self.tree, &root, e))?;
-        let mut at = 0u64;
-        for (hash, loc) in &plan.rescue {
-            let slot = match self.read_local(loc, hash) {
-                Ok(Some(())) => {
-                    let len = loc.length as u64;
-                    spool
-                        .write_all_at(&self.buf[..loc.length as usize], at)
-                        .map_err(|e| io_err(&self.tree, &root, e))?;
-                    at += len;
-                    Some(at - len)
+                // A local chunk that failed its check is now missing.
+                if self.files[i].missing == 0 {
+                    self.finalize(i)?;
                 }
-                Ok(None) => None,
-                Err(e) if is_fatal(&e) => return Err(io_err(&self.tree, &loc.path, e)),
-                Err(_) => None,
-            };
-            self.spool_at.push(slot);
+            }
         }
-        // Unlink now: the open descriptor keeps the data until we finish.
-        self.tree
-            .remove_temp(&root, &name)
-            .map_err(|e| io_err(&self.tree, &root, e))?;
-        self.spool = Some(spool);
         Ok(())
-    }
-
-    /// Reads a chunk from a destination file into `self.buf`; `Ok(None)` if
-    /// its bytes no longer match their hash.
-    fn read_local(&mut self, loc: &ChunkLocation, hash: &Hash) -> std::io::Result<Option<()>> {
-        let reuse = matches!(&self.source, Some((p, _)) if *p == loc.path);
-        if !reuse {
-            self.source = Some((loc.path.clone(), self.tree.open_read(&loc.path)?));
-        }
-        let (_, f) = self.source.as_ref().expect("just opened");
-        self.buf.resize(loc.length as usize, 0);
-        match f.read_exact_at(&mut self.buf, loc.offset) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(e),
-        }
-        Ok((Hash::of(&self.buf) == *hash).then_some(()))
     }
 
     /// Creates file `i`'s temp file (if not yet) and copies in its local pieces.
     fn open_file(&mut self, i: usize) -> Result<Option<&File>> {
-        let op: &FileOp = &self.plan.files[i];
+        let plan = Arc::clone(&self.cx.plan);
+        let op: &FileOp = &plan.files[i];
         let path = &op.entry.path;
         if self.files[i].failed {
             return Ok(None);
         }
         if self.files[i].file.is_none() {
-            let name = temp_name(path, &self.tag);
+            let name = temp_name(path, &self.cx.tag);
             let opened = if self.files[i].created {
                 self.tree.reopen_temp(path, &name)
             } else {
@@ -239,124 +285,98 @@ impl<'p> Applier<'p> {
                 self.close_some(i);
             }
             self.open += 1;
-            if !self.files[i].created {
-                self.files[i].created = true;
-                file.set_len(op.entry.meta.size)
-                    .map_err(|e| io_err(&self.tree, path, e))?;
-                self.files[i].file = Some(file);
-                self.copy_local_pieces(i)?;
-            } else {
-                self.files[i].file = Some(file);
+            let fresh = !self.files[i].created;
+            self.files[i].created = true;
+            self.files[i].file = Some(file);
+            if fresh {
+                self.copy_local_pieces(i, op)?;
             }
         }
         Ok(self.files[i].file.as_ref())
     }
 
     fn close_some(&mut self, keep: usize) {
-        if let Some(s) = self
-            .files
-            .iter_mut()
-            .enumerate()
-            .find(|(j, s)| *j != keep && s.file.is_some())
+        let files = &mut self.files;
+        if let Some(&j) = self
+            .mine
+            .iter()
+            .find(|&&j| j as usize != keep && files[j as usize].file.is_some())
         {
-            s.1.file = None;
+            files[j as usize].file = None;
             self.open -= 1;
         }
     }
 
-    fn copy_local_pieces(&mut self, i: usize) -> Result<()> {
-        let op: &'p FileOp = &self.plan.files[i];
+    fn copy_local_pieces(&mut self, i: usize, op: &FileOp) -> Result<()> {
         for p in &op.pieces {
             let ok = match p {
                 Piece::Remote { .. } => continue,
-                Piece::Local { chunk, from } => match self.read_local(from, &chunk.hash) {
-                    Ok(r) => r.is_some(),
-                    Err(e) if is_fatal(&e) => return Err(io_err(&self.tree, &from.path, e)),
-                    Err(_) => false,
-                },
-                Piece::Rescued { chunk, slot } => self.read_spool(*slot, chunk)?,
+                Piece::Local { chunk, from } => {
+                    match self.reader.read(&mut self.tree, from, &chunk.hash) {
+                        Ok(ok) => ok,
+                        Err(e) if is_fatal(&e) => return Err(io_err(&self.tree, &from.path, e)),
+                        Err(_) => false,
+                    }
+                }
+                Piece::Rescued { chunk, slot } => self.read_rescued(*slot, chunk)?,
             };
             if ok {
                 let f = self.files[i].file.as_ref().expect("open");
-                f.write_all_at(&self.buf, p.chunk().offset)
+                f.write_all_at(&self.reader.buf, p.chunk().offset)
                     .map_err(|e| io_err(&self.tree, &op.entry.path, e))?;
                 self.report.chunks_reused += 1;
             } else {
-                self.refetch(i, p.chunk());
+                self.refetch.push((i as u32, *p.chunk()));
+                self.files[i].missing += 1;
+                self.report.chunks_refetched += 1;
             }
         }
         Ok(())
     }
 
-    fn read_spool(&mut self, slot: u32, chunk: &ChunkRef) -> Result<bool> {
-        let (Some(spool), Some(Some(at))) = (&self.spool, self.spool_at.get(slot as usize)) else {
+    fn read_rescued(&mut self, slot: u32, chunk: &ChunkRef) -> Result<bool> {
+        let Some(rescued) = &self.cx.rescued else {
             return Ok(false);
         };
-        self.buf.resize(chunk.length as usize, 0);
-        spool
-            .read_exact_at(&mut self.buf, *at)
-            .map_err(|e| Error::io(self.tree.root_path(), e))?;
-        Ok(Hash::of(&self.buf) == chunk.hash)
-    }
-
-    /// A local chunk was not usable: ask the sender for it in the next round.
-    fn refetch(&mut self, i: usize, chunk: &ChunkRef) {
-        let idx = match self.extra_by_hash.get(&chunk.hash) {
-            Some(&idx) if !self.stream.arrived[idx as usize] => idx,
-            _ => {
-                let idx = self.stream.push(StreamChunk {
-                    hash: chunk.hash,
-                    length: chunk.length,
-                });
-                self.extra_by_hash.insert(chunk.hash, idx);
-                self.extra.push(idx);
-                idx
-            }
+        let Some(Some(at)) = rescued.at.get(slot as usize) else {
+            return Ok(false);
         };
-        self.stream.dests[idx as usize].push((i as u32, chunk.offset));
-        self.files[i].missing += 1;
-        self.report.chunks_refetched += 1;
+        let buf = &mut self.reader.buf;
+        buf.resize(chunk.length as usize, 0);
+        rescued
+            .file
+            .read_exact_at(buf, *at)
+            .map_err(|e| crate::error::Error::io(self.tree.root_path(), e))?;
+        Ok(Hash::of(buf) == chunk.hash)
     }
 
-    /// Adds a temporary file of this run to remove in [`Applier::finish`]
-    /// (kept by [`Applier::abort`], so a later run can resume from it).
-    ///
-    /// [`Applier::finish`]: Applier::finish
-    pub fn add_leftover(&mut self, path: RelPath) {
-        self.leftovers.push(path);
-    }
-
-    /// Chunks to ask the sender for in another round, with their stream
-    /// indices; empties the list.
-    pub fn take_refetch(&mut self) -> Vec<(u32, StreamChunk)> {
-        std::mem::take(&mut self.extra)
-            .into_iter()
-            .map(|i| (i, self.stream.chunks[i as usize]))
-            .collect()
-    }
-
-    /// Step 2: one shipped chunk, by stream index.
-    pub fn receive_chunk(&mut self, idx: u32, data: &[u8]) -> Result<()> {
-        let Some(expect) = self.stream.chunks.get(idx as usize).copied() else {
-            return Err(Error::Protocol(format!(
-                "peer sent chunk {idx}, which was never requested"
-            )));
-        };
-        if self.stream.arrived[idx as usize] {
-            return Ok(());
-        }
-        if data.len() != expect.length as usize || Hash::of(data) != expect.hash {
+    /// One shipped chunk: verify it, write it everywhere this shard needs it.
+    fn receive(
+        &mut self,
+        idx: u32,
+        expect: &StreamChunk,
+        data: &[u8],
+        count: bool,
+        verified: bool,
+    ) -> Result<()> {
+        if data.len() != expect.length as usize || !verified && Hash::of(data) != expect.hash {
             // The sender reads chunks from live files without re-hashing:
             // a mismatch means the source file changed since its scan.
-            self.chunk_unavailable(idx);
+            self.unavailable(idx);
             return Ok(());
         }
-        self.report.chunk_bytes_received += data.len() as u64;
-        self.stream.arrived[idx as usize] = true;
-        let dests = std::mem::take(&mut self.stream.dests[idx as usize]);
+        if count {
+            self.report.chunk_bytes_received += data.len() as u64;
+        }
+        let dests = self
+            .dests
+            .get_mut(idx as usize)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let plan = Arc::clone(&self.cx.plan);
         for (i, off) in dests {
             let i = i as usize;
-            let path = &self.plan.files[i].entry.path;
+            let path = &plan.files[i].entry.path;
             let Some(f) = self.open_file(i)? else {
                 continue;
             };
@@ -367,7 +387,7 @@ impl<'p> Applier<'p> {
                 self.abandon(i, format!("write failed: {e}"));
                 continue;
             }
-            self.journal(i, off, &expect)?;
+            self.journal(i, off, expect)?;
             self.files[i].missing -= 1;
             if self.files[i].missing == 0 {
                 self.finalize(i)?;
@@ -378,7 +398,8 @@ impl<'p> Applier<'p> {
 
     /// Records a shipped chunk in file `i`'s journal (large files only).
     fn journal(&mut self, i: usize, offset: u64, c: &StreamChunk) -> Result<()> {
-        let op: &'p FileOp = &self.plan.files[i];
+        let plan = Arc::clone(&self.cx.plan);
+        let op = &plan.files[i];
         let remote = op
             .pieces
             .iter()
@@ -388,7 +409,7 @@ impl<'p> Applier<'p> {
             return Ok(());
         }
         let path = &op.entry.path;
-        let name = journal::name_for(&temp_name(path, &self.tag));
+        let name = journal::name_for(&temp_name(path, &self.cx.tag));
         if self.files[i].journal.is_none() {
             let opened = if self.files[i].journal_len == 0 {
                 self.tree.create_temp(path, &name)
@@ -418,16 +439,16 @@ impl<'p> Applier<'p> {
     fn drop_journal(&mut self, i: usize) {
         let s = &mut self.files[i];
         if s.journal.take().is_some() || s.journal_len > 0 {
-            let path = &self.plan.files[i].entry.path;
+            let path = &self.cx.plan.files[i].entry.path;
             let _ = self
                 .tree
-                .remove_temp(path, &journal::name_for(&temp_name(path, &self.tag)));
+                .remove_temp(path, &journal::name_for(&temp_name(path, &self.cx.tag)));
         }
     }
 
     /// The sender could not supply chunk `idx` (its source changed).
-    pub fn chunk_unavailable(&mut self, idx: u32) {
-        let Some(dests) = self.stream.dests.get_mut(idx as usize).map(std::mem::take) else {
+    fn unavailable(&mut self, idx: u32) {
+        let Some(dests) = self.dests.get_mut(idx as usize).map(std::mem::take) else {
             return;
         };
         for (i, _) in dests {
@@ -448,9 +469,11 @@ impl<'p> Applier<'p> {
         if s.file.take().is_some() {
             self.open -= 1;
         }
-        let path = self.plan.files[i].entry.path.clone();
+        let path = self.cx.plan.files[i].entry.path.clone();
         if s.created {
-            let _ = self.tree.remove_temp(&path, &temp_name(&path, &self.tag));
+            let _ = self
+                .tree
+                .remove_temp(&path, &temp_name(&path, &self.cx.tag));
         }
         self.drop_journal(i);
         self.fail(&path, message);
@@ -458,7 +481,8 @@ impl<'p> Applier<'p> {
 
     /// Verifies file `i` as a whole, sets its metadata and renames it into place.
     fn finalize(&mut self, i: usize) -> Result<()> {
-        let op: &'p FileOp = &self.plan.files[i];
+        let plan = Arc::clone(&self.cx.plan);
+        let op: &FileOp = &plan.files[i];
         let path = &op.entry.path;
         if self.files[i].failed || self.files[i].done {
             return Ok(());
@@ -471,21 +495,23 @@ impl<'p> Applier<'p> {
         self.open -= 1;
         // Every chunk was verified as it was written; a file of several
         // chunks is read back once to prove they landed in the right places.
-        if op.entry.chunks.len() > 1 && whole_hash(&file, &mut self.buf).ok() != op.entry.hash {
+        if op.entry.chunks.len() > 1
+            && whole_hash(&file, &mut self.reader.buf).ok() != op.entry.hash
+        {
             self.files[i].file = Some(file);
             self.open += 1;
             self.abandon(i, "assembled file failed its BLAKE3 check".into());
             return Ok(());
         }
-        let name = temp_name(path, &self.tag);
+        let name = temp_name(path, &self.cx.tag);
         let placed = Tree::set_file_meta(&file, &op.entry.meta).and_then(|()| {
             if kind_is_dir(op.replaces) {
                 self.report.entries_deleted += self.tree.remove_tree(path)?;
             }
             self.tree.rename_temp(path, &name)
         });
-        drop(file);
         if let Err(e) = placed {
+            drop(file);
             let _ = self.tree.remove_temp(path, &name);
             if is_fatal(&e) {
                 return Err(io_err(&self.tree, path, e));
@@ -494,15 +520,19 @@ impl<'p> Applier<'p> {
             self.fail(path, format!("cannot put in place: {e}"));
             return Ok(());
         }
+        // The descriptor still names the file now at `path` (a rename
+        // changes its ctime, so this is read after it).
+        let meta = file.metadata().ok().and_then(|m| Meta::from_std(&m));
+        drop(file);
         self.files[i].done = true;
         self.drop_journal(i);
         self.report.files_written += 1;
-        if let Some(c) = &self.written {
+        if let Some(c) = &self.cx.written {
             c.fetch_add(op.entry.meta.size, Ordering::Relaxed);
         }
         self.report.bytes_written += op.entry.meta.size;
-        let mut entry = op.entry.clone();
-        if let Ok(Some(m)) = self.tree.meta(path) {
+        if let Some(m) = meta {
+            let mut entry = op.entry.clone();
             entry.meta = m;
             entry.checked_ns = m.trusted_checked_ns();
             self.update.put.push(entry);
@@ -510,138 +540,25 @@ impl<'p> Applier<'p> {
         Ok(())
     }
 
-    /// Step 3: links, metadata, deletions, folder metadata. Returns the
-    /// report and the records for the destination's index.
-    pub fn finish(mut self) -> Result<(ApplyReport, IndexUpdate)> {
-        let plan = self.plan;
-        for i in 0..plan.files.len() {
+    fn finish(mut self) -> ShardOut {
+        if self.dead {
+            return self.abort(true);
+        }
+        for k in 0..self.mine.len() {
+            let i = self.mine[k] as usize;
             let s = &self.files[i];
             if !s.done && !s.failed {
                 self.abandon(i, "not all of its chunks arrived".into());
             }
         }
-        for l in &plan.symlinks {
-            let path = &l.entry.path;
-            let target = l.entry.target.as_deref().unwrap_or_default();
-            let name = temp_name(path, &self.tag);
-            let r = (|| {
-                if kind_is_dir(l.replaces) {
-                    self.report.entries_deleted += self.tree.remove_tree(path)?;
-                }
-                self.tree.symlink(path, target, &name)?;
-                self.tree.set_meta(path, &l.entry.meta, true)
-            })();
-            self.record(path, r, Some(&l.entry), false)?;
-        }
-        for h in &plan.hard_links {
-            let name = temp_name(&h.path, &self.tag);
-            let r = (|| {
-                if kind_is_dir(h.replaces) {
-                    self.report.entries_deleted += self.tree.remove_tree(&h.path)?;
-                }
-                self.tree.hard_link(&h.leader, &h.path, &name)
-            })();
-            self.record(&h.path, r, None, false)?;
-        }
-        for (path, meta) in &plan.meta {
-            let r = self.tree.set_meta(path, meta, meta.kind == Kind::Symlink);
-            self.record(path, r, None, true)?;
-        }
-        self.delete()?;
-        for t in std::mem::take(&mut self.leftovers) {
-            if let Err(e) = self.tree.remove(&t, false) {
-                self.fail(&t, format!("cannot remove a leftover temporary file: {e}"));
-            }
-        }
-        for (path, meta) in &plan.dir_meta {
-            if self
-                .tree
-                .lstat(path)
-                .ok()
-                .flatten()
-                .is_some_and(|m| m.is_dir())
-            {
-                let r = self.tree.set_meta(path, meta, false);
-                self.record(path, r, None, false)?;
-            }
-        }
-        self.spool = None;
-        Ok((self.report, self.update))
+        self.out()
     }
 
-    fn delete(&mut self) -> Result<()> {
-        let plan = self.plan;
-        if plan.deletes.is_empty() {
-            return Ok(());
-        }
-        if self.opts.no_deletes {
-            self.report.deletes_skipped = true;
-            return Ok(());
-        }
-        if self
-            .opts
-            .max_delete
-            .is_some_and(|max| plan.deletes.len() as u64 > max)
-        {
-            self.report.max_delete_hit = true;
-            return Ok(());
-        }
-        for (path, kind) in &plan.deletes {
-            match self.tree.remove(path, *kind == Kind::Dir) {
-                Ok(()) => {
-                    self.report.entries_deleted += 1;
-                    self.update.delete.push(path.clone());
-                }
-                Err(e) if is_fatal(&e) => return Err(io_err(&self.tree, path, e)),
-                Err(e) => self.fail(path, format!("cannot delete: {e}")),
-            }
-        }
-        Ok(())
-    }
-
-    /// Records the outcome of one non-file operation; `meta_only` keeps
-    /// the index's content record of the entry.
-    fn record(
-        &mut self,
-        path: &RelPath,
-        r: std::io::Result<()>,
-        entry: Option<&Entry>,
-        meta_only: bool,
-    ) -> Result<()> {
-        match r {
-            Ok(()) => {
-                if let Ok(Some(meta)) = self.tree.meta(path) {
-                    if meta_only {
-                        self.update
-                            .meta
-                            .push((path.clone(), meta, meta.trusted_checked_ns()));
-                        return Ok(());
-                    }
-                    self.update.put.push(Entry {
-                        path: path.clone(),
-                        meta,
-                        target: entry.and_then(|e| e.target.clone()),
-                        hash: None,
-                        chunks: Vec::new(),
-                        checked_ns: meta.trusted_checked_ns(),
-                    });
-                }
-                Ok(())
-            }
-            Err(e) if is_fatal(&e) => Err(io_err(&self.tree, path, e)),
-            Err(e) => {
-                self.fail(path, e.to_string());
-                Ok(())
-            }
-        }
-    }
-
-    /// Stops after a fatal error: removes this run's temp files, except,
-    /// with `keep_partial`, those whose journals record shipped chunks (the
-    /// next run resumes from them). A full disk keeps nothing: the space is
-    /// what the user needs back.
-    pub fn abort(mut self, keep_partial: bool) -> IndexUpdate {
-        for i in 0..self.files.len() {
+    /// Removes this run's temp files, except, with `keep_partial`, those
+    /// whose journals record shipped chunks (the next run resumes from them).
+    fn abort(mut self, keep_partial: bool) -> ShardOut {
+        for k in 0..self.mine.len() {
+            let i = self.mine[k] as usize;
             if keep_partial && self.files[i].journal_len > 0 && !self.files[i].done {
                 let s = &mut self.files[i];
                 s.file = None;
@@ -651,12 +568,20 @@ impl<'p> Applier<'p> {
             }
             self.abandon(i, "run aborted".into());
         }
-        std::mem::take(&mut self.update)
+        self.out()
     }
 
-    /// Records so far (for the index after an abort).
-    pub fn report(&self) -> &ApplyReport {
-        &self.report
+    fn out(mut self) -> ShardOut {
+        ShardOut {
+            report: std::mem::take(&mut self.report),
+            update: std::mem::take(&mut self.update),
+        }
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        self.budget.close();
     }
 }
 

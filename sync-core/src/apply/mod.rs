@@ -1,18 +1,18 @@
 //! The apply step: the only code that writes the destination.
 //!
-//! An [`Applier`] executes a [`Plan`] against a destination folder through a
-//! confined [`Tree`] (no symlink under the root is ever followed):
+//! An [`Applier`] executes a [`Plan`] against a destination folder through
+//! confined [`Tree`]s (no symlink under the root is ever followed):
 //!
-//! 1. [`Applier::start`] removes temporary files left by a dead run, saves
-//!    "rescued" chunks aside, creates folders, and writes every file that
-//!    needs nothing from the sender;
-//! 2. [`Applier::receive_chunk`] takes each shipped chunk, checks its hash,
-//!    writes it into every file that needs it, and finishes files as their
-//!    last chunk lands;
-//! 3. [`Applier::finish`] makes symlinks and hard links, fixes metadata,
-//!    deletes (deepest first, after all transfers), sets folder metadata
-//!    after their contents, and records what was written in the
-//!    destination's index.
+//! 1. [`Applier::start`] saves "rescued" chunks aside, creates folders, and
+//!    starts the writer threads, which first write every file that needs
+//!    nothing from the sender;
+//! 2. [`Applier::receive_chunk`] hands each shipped chunk to the writers
+//!    whose files need it; they check its hash, write it, and finish files
+//!    as their last chunk lands;
+//! 3. [`Applier::finish`] waits for the writers, makes symlinks and hard
+//!    links, fixes metadata, deletes (deepest first, after all transfers),
+//!    sets folder metadata after their contents, and returns what was
+//!    written for the destination's index.
 //!
 //! Every file is assembled in a hidden temporary file in its own folder,
 //! checked against its whole-file BLAKE3, given its mode and mtime, and
@@ -21,21 +21,25 @@
 //! it is read; a mismatch (the file changed since it was indexed) turns it
 //! into a chunk to fetch from the sender in another round.
 
+mod applier;
 mod assemble;
 pub mod journal;
 pub mod tree;
 
-use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
 use crate::chunk::Hash;
 use crate::entry::{Entry, Kind};
 use crate::error::Error;
+use crate::manifest::ChunkLocation;
 use crate::path::RelPath;
-use crate::plan::{Plan, StreamChunk};
 
-pub use assemble::Applier;
+pub use applier::{Applier, Feed, MAX_WRITERS};
 pub use tree::Tree;
 
 /// What the user chose that changes how a plan is applied.
@@ -45,6 +49,8 @@ pub struct ApplyOptions {
     pub max_delete: Option<u64>,
     /// Skip deletions (the source scan hit an I/O error).
     pub no_deletes: bool,
+    /// Writer threads (default: one per core, at most [`MAX_WRITERS`]).
+    pub writers: Option<usize>,
 }
 
 /// A path that could not be written, and why.
@@ -83,22 +89,58 @@ pub struct IndexUpdate {
     pub delete: Vec<RelPath>,
 }
 
-/// How the sender's chunks map onto the files being written.
-#[derive(Debug, Default)]
-struct StreamMap {
-    chunks: Vec<StreamChunk>,
-    /// For each stream chunk, every (file op, offset in file) that needs it.
-    dests: Vec<Vec<(u32, u64)>>,
-    /// Whether each stream chunk has arrived.
-    arrived: Vec<bool>,
+/// Errors that end the whole run rather than one file.
+fn is_fatal(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EROFS) | Some(libc::EIO)
+    )
 }
 
-impl StreamMap {
-    fn push(&mut self, c: StreamChunk) -> u32 {
-        self.chunks.push(c);
-        self.dests.push(Vec::new());
-        self.arrived.push(false);
-        (self.chunks.len() - 1) as u32
+/// The first fatal error any writer hit, shared by all of them.
+#[derive(Clone, Default)]
+struct Fatal {
+    any: Arc<AtomicBool>,
+    first: Arc<Mutex<Option<Error>>>,
+}
+
+impl Fatal {
+    fn set(&self, e: Error) {
+        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        first.get_or_insert(e);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// Takes the error out (once).
+    fn take(&self) -> Option<Error> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        self.first.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Reads chunks out of destination files, keeping the last file open.
+#[derive(Default)]
+struct Reader {
+    source: Option<(RelPath, File)>,
+    buf: Vec<u8>,
+}
+
+impl Reader {
+    /// Reads a chunk into `self.buf`; `Ok(false)` if its bytes no longer
+    /// match their hash (the file changed since it was indexed).
+    fn read(&mut self, tree: &mut Tree, loc: &ChunkLocation, hash: &Hash) -> std::io::Result<bool> {
+        if !matches!(&self.source, Some((p, _)) if *p == loc.path) {
+            self.source = Some((loc.path.clone(), tree.open_read(&loc.path)?));
+        }
+        let (_, f) = self.source.as_ref().expect("just opened");
+        self.buf.resize(loc.length as usize, 0);
+        match f.read_exact_at(&mut self.buf, loc.offset) {
+            Ok(()) => Ok(Hash::of(&self.buf) == *hash),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -108,15 +150,6 @@ fn kind_is_dir(k: Option<Kind>) -> bool {
 
 fn io_err(tree: &Tree, path: &RelPath, e: std::io::Error) -> Error {
     Error::io(path.under(tree.root_path()), e)
-}
-
-/// Hash → stream index of the chunks a plan ships.
-pub fn stream_index(plan: &Plan) -> HashMap<Hash, u32> {
-    plan.stream
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.hash, i as u32))
-        .collect()
 }
 
 #[cfg(test)]

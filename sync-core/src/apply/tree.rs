@@ -81,6 +81,16 @@ impl Tree {
         })
     }
 
+    /// A second handle on the same root (its own descriptor and cache), for
+    /// another thread.
+    pub fn try_clone(&self) -> io::Result<Tree> {
+        Ok(Tree {
+            root: self.root.try_clone()?,
+            root_path: self.root_path.clone(),
+            cached: None,
+        })
+    }
+
     /// The root's path, for messages.
     pub fn root_path(&self) -> &Path {
         &self.root_path

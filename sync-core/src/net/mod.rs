@@ -11,7 +11,7 @@
 //! A session uses it like this (both sides hold the same layout and secret):
 //! ```text
 //! receiver: socket = bind_in_range(ip, ports); tell the peer its port
-//!           run_receiver(&socket, Receiver::new(..), layout, spool, &mut link)
+//!           run_receiver(&socket, Receiver::new(..), layout, sink, &mut link)
 //! sender:   socket = bind_in_range(ip, 0..=0)
 //!           run_sender(&socket, peer, Sender::new(..), &mut source, &mut link)
 //! ```

@@ -6,9 +6,9 @@
 //! authenticates them and copies new blocks into pooled write batches,
 //! handed to the writer through a bounded queue holding at most
 //! [`WRITE_QUEUE_BYTES`] of blocks (and at least [`WRITE_QUEUE`] blocks);
-//! the writer writes them and verifies completed
-//! chunks (BLAKE3 of what it wrote, read back through the sink), in order,
-//! so a verification always sees the writes before it. Batches return to
+//! the writer writes them and has the sink verify each completed chunk
+//! ([`BlockSink::complete`]), in order, so a verification always sees the
+//! writes before it. Batches return to
 //! the socket thread for reuse, so steady state allocates nothing per
 //! datagram. When the queue is full the datagram is dropped unprocessed
 //! (the sender will resend it), and the queue's fill is reported to the
@@ -38,17 +38,21 @@ pub const WRITE_QUEUE: usize = 4096;
 pub const WRITE_QUEUE_BYTES: usize = 32 << 20;
 /// Longest wait in `recvmmsg` before timers and the control link are checked.
 const RECV_TIMEOUT: Duration = Duration::from_millis(1);
-/// Bytes read back at a time when verifying a chunk.
-const VERIFY_BUF: usize = 1 << 20;
 /// Blocks per [`WriteBatch`] before it is handed to the writer.
 const BATCH_BLOCKS: usize = 64;
 /// Spare batches kept for reuse.
 const SPARE_BATCHES: usize = 64;
 
-/// Where received blocks go: a spool file in the session, memory in tests.
+/// Where received blocks go: the session's chunk assembler, memory in tests.
 pub trait BlockSink {
+    /// Stores a new block's bytes at `stream_offset`.
     fn write(&mut self, stream_offset: u64, data: &[u8]) -> io::Result<()>;
-    fn read(&mut self, stream_offset: u64, buf: &mut [u8]) -> io::Result<()>;
+    /// Every block of chunk `chunk` (stream bytes `range`) has been written:
+    /// checks them against `hash`. `Ok(false)` sends the chunk again (the
+    /// sink must then accept new writes over it); after `Ok(true)` the
+    /// chunk's bytes are the sink's to use, and later writes into its range
+    /// (a resent block it shares with a neighbour) may be ignored.
+    fn complete(&mut self, chunk: usize, range: Range<u64>, hash: &[u8; 32]) -> io::Result<bool>;
 }
 
 /// A stream held in memory (tests, small transfers).
@@ -63,13 +67,11 @@ impl BlockSink for Vec<u8> {
         Ok(())
     }
 
-    fn read(&mut self, stream_offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let start = usize::try_from(stream_offset).map_err(|_| io::ErrorKind::InvalidInput)?;
-        let src = self
-            .get(start..start + buf.len())
+    fn complete(&mut self, _: usize, range: Range<u64>, hash: &[u8; 32]) -> io::Result<bool> {
+        let bytes = self
+            .get(range.start as usize..range.end as usize)
             .ok_or(io::ErrorKind::UnexpectedEof)?;
-        buf.copy_from_slice(src);
-        Ok(())
+        Ok(blake3::hash(bytes).as_bytes() == hash)
     }
 }
 
@@ -145,7 +147,7 @@ impl WriteQueue<'_> {
 /// Runs `receiver` until every chunk is verified, writing into `sink`;
 /// returns the sink and a report. Fails if the transfer times out, a chunk
 /// cannot be verified, or the socket, link or sink fails.
-pub fn run_receiver<S: BlockSink + Send + 'static>(
+pub fn run_receiver<S: BlockSink + Send>(
     socket: &UdpSocket,
     mut receiver: Receiver,
     layout: Arc<Layout>,
@@ -158,41 +160,45 @@ pub fn run_receiver<S: BlockSink + Send + 'static>(
     let (spare_tx, spares) = bounded::<WriteBatch>(SPARE_BATCHES);
     let written = Arc::new(AtomicU64::new(0));
     let queued = Arc::new(AtomicUsize::new(0));
-    let writer = {
-        let written = written.clone();
-        let queued = queued.clone();
-        std::thread::Builder::new()
-            .name("sluice-writer".into())
-            .spawn(move || write_loop(sink, job_rx, verdict_tx, spare_tx, written, queued))?
-    };
-    let mut queue = WriteQueue {
-        jobs: &jobs,
-        spares: &spares,
-        queued: &queued,
-        current: WriteBatch::default(),
-    };
-    let result = receive_loop(
-        socket,
-        &mut receiver,
-        &layout,
-        &mut queue,
-        &verdicts,
-        &written,
-        link,
-    );
-    drop(queue);
-    drop(jobs);
-    let sink = writer
-        .join()
-        .map_err(|_| io::Error::other("writer thread panicked"))??;
-    result.map(|drops| {
-        (
-            sink,
-            ReceiveReport {
-                stats: receiver.stats(),
-                backpressure_drops: drops,
-            },
-        )
+    std::thread::scope(|scope| {
+        let writer = {
+            let written = written.clone();
+            let queued = queued.clone();
+            std::thread::Builder::new()
+                .name("sluice-udp-writer".into())
+                .spawn_scoped(scope, move || {
+                    write_loop(sink, job_rx, verdict_tx, spare_tx, written, queued)
+                })?
+        };
+        let mut queue = WriteQueue {
+            jobs: &jobs,
+            spares: &spares,
+            queued: &queued,
+            current: WriteBatch::default(),
+        };
+        let result = receive_loop(
+            socket,
+            &mut receiver,
+            &layout,
+            &mut queue,
+            &verdicts,
+            &written,
+            link,
+        );
+        drop(queue);
+        drop(jobs);
+        let sink = writer
+            .join()
+            .map_err(|_| io::Error::other("writer thread panicked"))??;
+        result.map(|drops| {
+            (
+                sink,
+                ReceiveReport {
+                    stats: receiver.stats(),
+                    backpressure_drops: drops,
+                },
+            )
+        })
     })
 }
 
@@ -292,7 +298,6 @@ fn write_loop<S: BlockSink>(
     written: Arc<AtomicU64>,
     queued: Arc<AtomicUsize>,
 ) -> io::Result<S> {
-    let mut buf = vec![0u8; VERIFY_BUF];
     for job in jobs {
         match job {
             Job::Write(mut batch) => {
@@ -309,15 +314,7 @@ fn write_loop<S: BlockSink>(
                 let _ = spares.try_send(batch);
             }
             Job::Verify(chunk, range, hash) => {
-                let mut hasher = blake3::Hasher::new();
-                let mut o = range.start;
-                while o < range.end {
-                    let n = ((range.end - o) as usize).min(buf.len());
-                    sink.read(o, &mut buf[..n])?;
-                    hasher.update(&buf[..n]);
-                    o += n as u64;
-                }
-                let ok = *hasher.finalize().as_bytes() == hash;
+                let ok = sink.complete(chunk, range, &hash)?;
                 if verdicts.send((chunk, ok)).is_err() {
                     break;
                 }

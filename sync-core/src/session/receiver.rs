@@ -127,8 +127,10 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         let apply_opts = ApplyOptions {
             max_delete: opts.max_delete,
             no_deletes: source_done.partial,
+            writers: None,
         };
-        let mut applier = Applier::new(tree, &plan, apply_opts);
+        let plan = Arc::new(plan);
+        let mut applier = Applier::new(tree, Arc::clone(&plan), apply_opts);
         if let Some(p) = &side.progress {
             p.bytes_total
                 .store(plan.stats.bytes_to_write, Ordering::Relaxed);
@@ -320,7 +322,7 @@ fn finish_entry(m: &mut Manifest, e: crate::entry::Entry) -> Result<()> {
 /// Returns the sender's wire byte count.
 fn transfer(
     t: &mut dyn Transport,
-    applier: &mut Applier<'_>,
+    applier: &mut Applier,
     plan: &Plan,
     dst_scan: &ScanReport,
     (opts, side, peer_udp): (&SessionOptions, &Side, bool),
@@ -357,23 +359,11 @@ fn transfer(
             udp: prepared.as_ref().map(|p| p.offer().clone()),
         })?;
         if let Some(prepared) = prepared {
-            // The spool stays on disk until this run succeeds: if it dies,
-            // the next run finds the spool's journaled chunks.
-            let (spool_file, spool_journal) = udp::spool_paths(prepared.offer().port);
-            applier.add_leftover(spool_file);
-            applier.add_leftover(spool_journal);
-            match udp::receive(t, prepared, &needs, &opts.data, side)? {
-                Some((spool, layout)) => {
+            match udp::receive(t, prepared, &needs, &opts.data, side, applier.feed())? {
+                true => {
                     data_path.get_or_insert("udp");
-                    let mut buf = Vec::new();
-                    for (i, n) in needs.iter().enumerate() {
-                        spool
-                            .read_range(layout.chunk_range(i), &mut buf)
-                            .map_err(|e| Error::io(&side.root, e))?;
-                        applier.receive_chunk(n.idx, &buf)?;
-                    }
                 }
-                None => {
+                false => {
                     // Ask for the same chunks again, on the control connection.
                     udp_failed = true;
                     warnings.push(format!(
@@ -389,8 +379,8 @@ fn transfer(
             data_path.get_or_insert("control connection");
             loop {
                 match t.recv()? {
-                    Msg::Data { idx, bytes } => applier.receive_chunk(idx, &bytes)?,
-                    Msg::Unavailable { idx } => applier.chunk_unavailable(idx),
+                    Msg::Data { idx, bytes } => applier.receive_chunk(idx, bytes)?,
+                    Msg::Unavailable { idx } => applier.chunk_unavailable(idx)?,
                     Msg::RoundDone { round: r } if r == round => break,
                     Msg::Error(e) => return Err(Error::Peer(e)),
                     other => return Err(protocol(format!("expected Data, got {}", other.name()))),
@@ -398,7 +388,7 @@ fn transfer(
             }
         }
         needs = applier
-            .take_refetch()
+            .take_refetch()?
             .into_iter()
             .map(|(idx, c)| Need {
                 idx,

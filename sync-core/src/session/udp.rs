@@ -9,14 +9,16 @@
 //! `DataDone` arrives, so after the phase the connection is back in plain
 //! request/response order.
 //!
-//! The receiver stages the stream in an unlinked spool file in the
-//! destination and hands each verified chunk to the apply engine afterwards.
+//! The receiver assembles chunks as their blocks arrive and hands each
+//! verified chunk to the apply engine at once, so files are written while
+//! the transfer runs.
 
 use std::fs::File;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel as chan;
@@ -25,6 +27,7 @@ use super::msg::{protocol, Msg, Need, UdpOffer};
 use super::transport::{MsgRead, MsgWrite, Transport};
 use super::{DataOptions, Policy, Side, TransportChoice};
 use crate::apply::tree::{temp_name, Tree};
+use crate::apply::Feed;
 use crate::error::{Error, Result};
 use crate::net::{self, BlockSink, ControlLink};
 use crate::path::RelPath;
@@ -121,46 +124,58 @@ impl Prepared {
     }
 }
 
-/// The file the stream is staged in, with a journal of the chunks that
-/// landed whole (the same format as the apply engine's journals), so a run
-/// that dies mid-transfer leaves chunks the next run can use.
-pub struct Spool {
-    file: File,
-    journal: File,
-    journal_len: u64,
+/// Most bytes of incomplete chunks held in memory; chunks begun beyond it
+/// are staged in an overflow file.
+pub const ASSEMBLY_MEMORY: u64 = 256 << 20;
+
+/// One chunk of the stream, as its blocks arrive.
+enum Part {
+    Empty,
+    Memory(Vec<u8>),
+    /// Staged in the overflow file, at its stream offset.
+    Spilled,
+    /// Verified and handed to the apply engine.
+    Done,
+}
+
+/// Assembles the stream's chunks as their blocks arrive and hands each
+/// verified chunk straight to the apply engine, so files are written while
+/// the transfer runs. Incomplete chunks are held in memory up to
+/// [`ASSEMBLY_MEMORY`]; past that (heavy loss on a fast link), a chunk's
+/// blocks go to an unlinked overflow file in the destination and are read
+/// back when it completes.
+struct ChunkSink<'a> {
+    feed: &'a mut Feed,
+    /// The applier's stream index of each chunk of the layout.
+    ids: Vec<u32>,
     layout: Arc<Layout>,
     /// Stream offset where each chunk starts.
     starts: Vec<u64>,
-    /// Bytes written into each chunk so far.
-    filled: Vec<u32>,
-    journaled: Vec<bool>,
+    parts: Vec<Part>,
+    in_memory: u64,
+    memory_limit: u64,
+    tree: Tree,
+    overflow: Option<File>,
+    /// The apply engine's error that stopped the phase (a full disk, say).
+    failure: &'a Mutex<Option<Error>>,
 }
 
-impl Spool {
-    fn new(file: File, journal: File, layout: Arc<Layout>) -> Spool {
-        let n = layout.chunk_count();
-        let starts = (0..n).map(|c| layout.chunk_range(c).start).collect();
-        Spool {
-            file,
-            journal,
-            journal_len: 0,
-            layout,
-            starts,
-            filled: vec![0; n],
-            journaled: vec![false; n],
+impl ChunkSink<'_> {
+    fn overflow(&mut self) -> io::Result<&File> {
+        if self.overflow.is_none() {
+            let base = RelPath::new(b"overflow".to_vec()).expect("valid");
+            let name = temp_name(&base, &format!("{:08x}", std::process::id()));
+            let file = self.tree.create_temp(&base, &name)?;
+            // Unlinked at once: the descriptor keeps it until the phase ends.
+            self.tree.remove_temp(&base, &name)?;
+            self.overflow = Some(file);
         }
-    }
-
-    /// Reads chunk `range` of the stream.
-    pub fn read_range(&self, range: std::ops::Range<u64>, buf: &mut Vec<u8>) -> io::Result<()> {
-        buf.resize((range.end - range.start) as usize, 0);
-        self.file.read_exact_at(buf, range.start)
+        Ok(self.overflow.as_ref().expect("just made"))
     }
 }
 
-impl BlockSink for Spool {
+impl BlockSink for ChunkSink<'_> {
     fn write(&mut self, stream_offset: u64, data: &[u8]) -> io::Result<()> {
-        self.file.write_all_at(data, stream_offset)?;
         let end = stream_offset + data.len() as u64;
         let mut c = self
             .starts
@@ -168,60 +183,81 @@ impl BlockSink for Spool {
             .saturating_sub(1);
         while c < self.starts.len() && self.starts[c] < end {
             let range = self.layout.chunk_range(c);
-            let overlap = end
-                .min(range.end)
-                .saturating_sub(stream_offset.max(range.start));
-            self.filled[c] = self.filled[c].saturating_add(overlap as u32);
-            let len = (range.end - range.start) as u32;
-            if self.filled[c] >= len && !self.journaled[c] {
-                // Unverified here; every journaled chunk is verified again
-                // when a later run copies it.
-                let hash = crate::chunk::Hash(self.layout.chunks()[c].hash);
-                let rec = crate::apply::journal::record(range.start, len, &hash);
-                self.journal.write_all_at(&rec, self.journal_len)?;
-                self.journal_len += rec.len() as u64;
-                self.journaled[c] = true;
+            let from = stream_offset.max(range.start);
+            let to = end.min(range.end);
+            let bytes = &data[(from - stream_offset) as usize..(to - stream_offset) as usize];
+            if matches!(self.parts[c], Part::Empty) {
+                let len = range.end - range.start;
+                self.parts[c] = if self.in_memory + len <= self.memory_limit {
+                    self.in_memory += len;
+                    Part::Memory(vec![0; len as usize])
+                } else {
+                    Part::Spilled
+                };
+            }
+            match &mut self.parts[c] {
+                Part::Memory(buf) => {
+                    let at = (from - range.start) as usize;
+                    buf[at..at + bytes.len()].copy_from_slice(bytes);
+                }
+                Part::Spilled => self.overflow()?.write_all_at(bytes, from)?,
+                Part::Empty | Part::Done => {}
             }
             c += 1;
         }
         Ok(())
     }
 
-    fn read(&mut self, stream_offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.file.read_exact_at(buf, stream_offset)
+    fn complete(&mut self, c: usize, range: Range<u64>, hash: &[u8; 32]) -> io::Result<bool> {
+        let data = match &self.parts[c] {
+            Part::Memory(buf) => {
+                if blake3::hash(buf).as_bytes() != hash {
+                    return Ok(false);
+                }
+                self.in_memory -= buf.len() as u64;
+                match std::mem::replace(&mut self.parts[c], Part::Done) {
+                    Part::Memory(buf) => buf,
+                    _ => unreachable!("matched above"),
+                }
+            }
+            Part::Spilled => {
+                let mut buf = vec![0; (range.end - range.start) as usize];
+                self.overflow()?.read_exact_at(&mut buf, range.start)?;
+                if blake3::hash(&buf).as_bytes() != hash {
+                    return Ok(false);
+                }
+                self.parts[c] = Part::Done;
+                buf
+            }
+            Part::Done => return Ok(true),
+            Part::Empty => return Ok(false),
+        };
+        if let Err(e) = self.feed.chunk(self.ids[c], data, true) {
+            let message = e.to_string();
+            self.failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+            return Err(io::Error::other(message));
+        }
+        Ok(true)
     }
 }
 
-/// The spool's file names (in the destination root).
-pub fn spool_paths(port: u16) -> (RelPath, RelPath) {
-    let base = RelPath::new(b"spool".to_vec()).expect("valid");
-    let name = temp_name(&base, &format!("{:08x}", port as u32 ^ std::process::id()));
-    let journal = crate::apply::journal::name_for(&name);
-    (
-        RelPath::new(name).expect("temp names are valid"),
-        RelPath::new(journal).expect("temp names are valid"),
-    )
-}
-
-/// Runs the receiving side; `Ok(Some)` with the spool and the layout when
-/// every chunk arrived, `Ok(None)` when `auto` gave up on UDP.
+/// Runs the receiving side, handing chunks to `feed` as they complete;
+/// `Ok(true)` when every chunk arrived, `Ok(false)` when `auto` gave up on
+/// UDP.
 pub fn receive(
     t: &mut dyn Transport,
     prepared: Prepared,
     needs: &[Need],
     data: &DataOptions,
     side: &Side,
-) -> Result<Option<(Spool, Arc<Layout>)>> {
+    feed: &mut Feed,
+) -> Result<bool> {
     let offer = prepared.offer;
     let layout = layout(needs, offer.packet_size, offer.ip_overhead)?;
-    let mut tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
-    let (spool_path, journal_path) = spool_paths(offer.port);
-    let mut create = |p: &RelPath| {
-        tree.create_temp(p, p.file_name())
-            .map_err(|e| Error::io(p.under(&side.root), e))
-    };
-    let file = create(&spool_path)?;
-    let journal = create(&journal_path)?;
+    let tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
     let config = ReceiverConfig {
         cipher: cipher(offer.encrypt),
         idle_timeout: if data.transport == TransportChoice::Auto {
@@ -238,18 +274,35 @@ pub fn receive(
         Instant::now(),
     );
     let socket = prepared.socket;
-    let spool = Spool::new(file, journal, Arc::clone(&layout));
+    let failure = Mutex::new(None);
+    let n = layout.chunk_count();
+    let sink = ChunkSink {
+        feed,
+        ids: needs.iter().map(|n| n.idx).collect(),
+        starts: (0..n).map(|c| layout.chunk_range(c).start).collect(),
+        parts: (0..n).map(|_| Part::Empty).collect(),
+        layout: Arc::clone(&layout),
+        in_memory: 0,
+        memory_limit: ASSEMBLY_MEMORY,
+        tree,
+        overflow: None,
+        failure: &failure,
+    };
     let result = with_link(t, |link| {
-        net::run_receiver(&socket, receiver, Arc::clone(&layout), spool, link)
+        net::run_receiver(&socket, receiver, Arc::clone(&layout), sink, link)
+            .map(|(_, report)| report)
     })?;
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
     match result {
-        Ok((spool, report)) => {
+        Ok(report) => {
             tracing::info!(?report, "UDP data phase complete");
-            Ok(Some((spool, layout)))
+            Ok(true)
         }
         Err(e) if data.transport == TransportChoice::Auto => {
             tracing::warn!("UDP data phase failed ({e}); falling back to the control connection");
-            Ok(None)
+            Ok(false)
         }
         Err(e) => Err(Error::Peer(format!("UDP transfer failed: {e}"))),
     }
@@ -406,4 +459,118 @@ fn with_link<T>(
         let _ = forward.join();
         sent.map(|()| out)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::{Applier, ApplyOptions};
+    use crate::chunk::tests::noise;
+    use crate::index::Index;
+    use crate::plan::{diff, PlanOptions};
+    use crate::proto::layout::IPV4_UDP_OVERHEAD;
+    use crate::scan::{scan, ScanOptions};
+
+    fn manifest_of(root: &std::path::Path) -> crate::manifest::Manifest {
+        let mut ix = Index::open_in_memory().unwrap();
+        scan(root, &mut ix, &ScanOptions::default()).unwrap();
+        ix.manifest().unwrap()
+    }
+
+    /// Blocks arrive backwards, one corrupted (its chunk fails and is
+    /// written again), with chunks held in memory, in the overflow file, or
+    /// both: every file arrives whole and nothing is left behind.
+    #[test]
+    fn chunks_assembled_in_memory_or_overflow_reach_the_files() {
+        for limit in [ASSEMBLY_MEMORY, 0, 100 << 10] {
+            let dir = tempfile::tempdir().unwrap();
+            let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+            std::fs::create_dir_all(&src).unwrap();
+            std::fs::create_dir_all(&dst).unwrap();
+            let files = [noise(1, 300 << 10), noise(2, 5000), noise(3, 180 << 10)];
+            for (i, f) in files.iter().enumerate() {
+                std::fs::write(src.join(format!("f{i}")), f).unwrap();
+            }
+            let src_m = manifest_of(&src);
+            let plan = diff(&src_m, &manifest_of(&dst), &PlanOptions::default());
+            // The stream, as the sender would lay it out.
+            let mut by_hash = std::collections::HashMap::new();
+            for e in src_m.files() {
+                let data = std::fs::read(e.path.under(&src)).unwrap();
+                for c in &e.chunks {
+                    let at = c.offset as usize;
+                    by_hash.insert(c.hash, data[at..at + c.length as usize].to_vec());
+                }
+            }
+            let stream: Vec<u8> = plan
+                .stream
+                .iter()
+                .flat_map(|c| by_hash[&c.hash].clone())
+                .collect();
+            let needs: Vec<Need> = plan
+                .stream
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Need {
+                    idx: i as u32,
+                    hash: c.hash,
+                    length: c.length,
+                })
+                .collect();
+            let layout = layout(&needs, 1500, IPV4_UDP_OVERHEAD as u16).unwrap();
+            let mut applier = Applier::new(
+                Tree::open(&dst).unwrap(),
+                Arc::new(plan.clone()),
+                ApplyOptions::default(),
+            );
+            applier.start(&[]).unwrap();
+            let failure = Mutex::new(None);
+            let n = layout.chunk_count();
+            let mut sink = ChunkSink {
+                feed: applier.feed(),
+                ids: needs.iter().map(|n| n.idx).collect(),
+                starts: (0..n).map(|c| layout.chunk_range(c).start).collect(),
+                parts: (0..n).map(|_| Part::Empty).collect(),
+                layout: Arc::clone(&layout),
+                in_memory: 0,
+                memory_limit: limit,
+                tree: Tree::open(&dst).unwrap(),
+                overflow: None,
+                failure: &failure,
+            };
+            let block = |b: u64| {
+                let r = layout.block_range(b);
+                (r.start, &stream[r.start as usize..r.end as usize])
+            };
+            for b in (0..layout.block_count()).rev() {
+                let (at, bytes) = block(b);
+                if b == 0 {
+                    let mut bad = bytes.to_vec();
+                    bad[0] ^= 1;
+                    sink.write(at, &bad).unwrap();
+                } else {
+                    sink.write(at, bytes).unwrap();
+                }
+            }
+            let hash = |c: usize| layout.chunks()[c].hash;
+            assert!(!sink.complete(0, layout.chunk_range(0), &hash(0)).unwrap());
+            let (at, bytes) = block(0);
+            sink.write(at, bytes).unwrap();
+            for c in 0..n {
+                assert!(sink.complete(c, layout.chunk_range(c), &hash(c)).unwrap());
+            }
+            if limit == 0 {
+                assert!(sink.overflow.is_some());
+            }
+            assert_eq!(sink.in_memory, 0, "memory handed on with the chunks");
+            drop(sink);
+            let (report, _) = applier.finish().unwrap();
+            assert!(report.errors.is_empty(), "{:?}", report.errors);
+            for (i, f) in files.iter().enumerate() {
+                assert_eq!(&std::fs::read(dst.join(format!("f{i}"))).unwrap(), f);
+            }
+            let names = std::fs::read_dir(&dst).unwrap().count();
+            assert_eq!(names, 3, "no overflow or temp file left (limit {limit})");
+        }
+    }
 }
