@@ -71,6 +71,7 @@ pub struct Applier {
     extra_by_hash: HashMap<Hash, u32>,
     threads: Vec<std::thread::JoinHandle<ShardOut>>,
     written: Option<Arc<AtomicU64>>,
+    records: Option<chan::Sender<IndexUpdate>>,
     leftovers: Vec<RelPath>,
     report: ApplyReport,
     update: IndexUpdate,
@@ -132,6 +133,7 @@ impl Applier {
             extra_by_hash: HashMap::new(),
             threads: Vec::new(),
             written: None,
+            records: None,
             leftovers: Vec::new(),
             report: ApplyReport::default(),
             update: IndexUpdate::default(),
@@ -142,6 +144,13 @@ impl Applier {
     /// [`Applier::start`]).
     pub fn count_into(&mut self, counter: Arc<AtomicU64>) {
         self.written = Some(counter);
+    }
+
+    /// Sends the index records of files as they are put in place, in
+    /// batches (call before [`Applier::start`]); what [`Applier::finish`]
+    /// and [`Applier::abort`] return is then only the rest.
+    pub fn record_into(&mut self, records: chan::Sender<IndexUpdate>) {
+        self.records = Some(records);
     }
 
     fn fail(&mut self, path: &RelPath, message: String) {
@@ -182,6 +191,7 @@ impl Applier {
                 rescued: rescued.clone(),
                 written: self.written.clone(),
                 fatal: self.feed.fatal.clone(),
+                records: self.records.clone(),
             };
             let budget = Arc::new(Budget::new(QUEUE_BYTES));
             let shard = Shard::new(tree, cx, files, Arc::clone(&budget));

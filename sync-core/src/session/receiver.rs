@@ -1,6 +1,8 @@
 //! The receiving half: scan the destination, plan, apply, report.
 
 use std::sync::atomic::Ordering;
+
+use crossbeam_channel as chan;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -137,35 +139,50 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             p.phase.store(super::PHASE_TRANSFER, Ordering::Relaxed);
             applier.count_into(Arc::clone(&p.bytes_done));
         }
-        let outcome = transfer(
-            t,
-            &mut applier,
-            &plan,
-            &dst_scan,
-            (&opts, side, negotiated.peer_has("udp")),
-            &mut report.warnings,
-            &mut report.data_path,
-        );
-        let (applied, update) = match outcome {
-            Ok(wire) => {
-                report.wire_bytes_sent = wire;
-                if let Some(p) = &side.progress {
-                    p.phase.store(super::PHASE_FINISH, Ordering::Relaxed);
+        // The destination's index is written while files are, on a thread
+        // of its own, in one transaction committed at the end.
+        let (applied, wire) = std::thread::scope(|s| {
+            let (records, updates) = chan::unbounded::<IndexUpdate>();
+            let index = &mut index;
+            let indexer = s.spawn(move || record_updates(index, updates));
+            applier.record_into(records.clone());
+            let outcome = transfer(
+                t,
+                &mut applier,
+                &plan,
+                &dst_scan,
+                (&opts, side, negotiated.peer_has("udp")),
+                &mut report.warnings,
+                &mut report.data_path,
+            );
+            let applied = match outcome {
+                Ok(wire) => {
+                    if let Some(p) = &side.progress {
+                        p.phase.store(super::PHASE_FINISH, Ordering::Relaxed);
+                    }
+                    applier.finish().map(|(applied, update)| {
+                        let _ = records.send(update);
+                        (applied, wire)
+                    })
                 }
-                applier.finish()?
-            }
-            Err(e) => {
-                let update = applier.abort(!e.is_disk_full());
-                let _ = commit_update(&mut index, &update);
-                return Err(e);
-            }
-        };
-        tracing::debug!(ms = started.elapsed().as_millis() as u64, "applied");
-        commit_update(&mut index, &update)?;
-        tracing::debug!(
-            ms = started.elapsed().as_millis() as u64,
-            "DST index updated"
-        );
+                Err(e) => {
+                    let _ = records.send(applier.abort(!e.is_disk_full()));
+                    Err(e)
+                }
+            };
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "applied");
+            drop(records);
+            let indexed = indexer
+                .join()
+                .unwrap_or_else(|_| Err(Error::Usage("the index thread panicked".into())));
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "DST index updated"
+            );
+            let applied = applied?;
+            indexed.map(|()| applied)
+        })?;
+        report.wire_bytes_sent = wire;
         report.entries_deleted = applied.entries_deleted;
         if applied.max_delete_hit || applied.deletes_skipped {
             report.files_deleted = 0;
@@ -407,16 +424,20 @@ fn transfer(
     expect_sender_done(t)
 }
 
-fn commit_update(index: &mut Index, u: &IndexUpdate) -> Result<()> {
+/// Records what the apply step wrote in the destination's index, batch by
+/// batch as they come, in one transaction.
+fn record_updates(index: &mut Index, updates: chan::Receiver<IndexUpdate>) -> Result<()> {
     let w = index.writer()?;
-    for e in &u.put {
-        w.put_path(e)?;
-    }
-    for (path, meta, checked) in &u.meta {
-        w.update_meta(path, meta, *checked)?;
-    }
-    for p in &u.delete {
-        w.delete_path(p)?;
+    for u in updates {
+        for e in &u.put {
+            w.put_path(e)?;
+        }
+        for (path, meta, checked) in &u.meta {
+            w.update_meta(path, meta, *checked)?;
+        }
+        for p in &u.delete {
+            w.delete_path(p)?;
+        }
     }
     w.commit()
 }
