@@ -527,7 +527,7 @@ impl Feed {
     }
 
     /// The length and hash shipped chunk `idx` must have.
-    pub fn expected(&self, idx: u32) -> Option<StreamChunk> {
+    fn expected(&self, idx: u32) -> Option<StreamChunk> {
         self.chunks.get(idx as usize).copied()
     }
 

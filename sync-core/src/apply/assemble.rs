@@ -126,38 +126,48 @@ struct FileState {
     journal_len: u64,
     /// Stream chunks still to arrive.
     missing: u32,
+    /// Enough chunks are shipped for this file to keep a journal of them.
+    journaled: bool,
     failed: bool,
     done: bool,
-    /// BLAKE3 of the file's bytes written so far, while they have been
-    /// written in order from the start (the usual case for a new file);
-    /// `None` once a write lands elsewhere (then the file is read back).
-    in_order: Option<Box<blake3::Hasher>>,
-    /// Bytes the in-order hash has seen.
-    hashed: u64,
+    in_order: InOrder,
+}
+
+/// The whole-file hash of a file whose bytes are written in order from the
+/// start (the usual case for a new file), computed as they are written.
+#[derive(Default)]
+enum InOrder {
+    #[default]
+    NothingWritten,
+    /// BLAKE3 of the first `.1` bytes.
+    Hashing(Box<blake3::Hasher>, u64),
+    /// A write landed elsewhere: the file is read back to be checked.
+    Broken,
 }
 
 impl FileState {
     /// Notes `data` written at `offset`.
     fn wrote(&mut self, offset: u64, data: &[u8]) {
-        if offset == 0 && self.hashed == 0 {
-            self.in_order = Some(Box::new(blake3::Hasher::new()));
-        }
-        match &mut self.in_order {
-            Some(h) if offset == self.hashed => {
+        self.in_order = match std::mem::take(&mut self.in_order) {
+            InOrder::NothingWritten if offset == 0 => {
+                let mut h = Box::new(blake3::Hasher::new());
                 h.update(data);
-                self.hashed += data.len() as u64;
+                InOrder::Hashing(h, data.len() as u64)
             }
-            _ => {
-                self.in_order = None;
-                self.hashed = u64::MAX;
+            InOrder::Hashing(mut h, n) if offset == n => {
+                h.update(data);
+                InOrder::Hashing(h, n + data.len() as u64)
             }
-        }
+            _ => InOrder::Broken,
+        };
     }
 
     /// The whole file's hash, if every byte was written in order.
     fn hash_in_order(&mut self, size: u64) -> Option<Hash> {
-        let h = self.in_order.take()?;
-        (self.hashed == size).then(|| h.finalize().into())
+        match std::mem::take(&mut self.in_order) {
+            InOrder::Hashing(h, n) if n == size => Some(h.finalize().into()),
+            _ => None,
+        }
     }
 }
 
@@ -213,6 +223,8 @@ impl Shard {
                     files[i as usize].missing += 1;
                 }
             }
+            let f = &mut files[i as usize];
+            f.journaled = f.missing >= journal::MIN_CHUNKS;
         }
         Shard {
             tree,
@@ -438,17 +450,11 @@ impl Shard {
 
     /// Records a shipped chunk in file `i`'s journal (large files only).
     fn journal(&mut self, i: usize, offset: u64, c: &StreamChunk) -> Result<()> {
-        let plan = Arc::clone(&self.cx.plan);
-        let op = &plan.files[i];
-        let remote = op
-            .pieces
-            .iter()
-            .filter(|p| matches!(p, Piece::Remote { .. }))
-            .count();
-        if (remote as u32) < journal::MIN_CHUNKS {
+        if !self.files[i].journaled {
             return Ok(());
         }
-        let path = &op.entry.path;
+        let plan = Arc::clone(&self.cx.plan);
+        let path = &plan.files[i].entry.path;
         let name = journal::name_for(&temp_name(path, &self.cx.tag));
         if self.files[i].journal.is_none() {
             let opened = if self.files[i].journal_len == 0 {

@@ -153,4 +153,4 @@ fn io_err(tree: &Tree, path: &RelPath, e: std::io::Error) -> Error {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,7 +4,7 @@ use crate::plan::{diff, PlanOptions};
 use crate::scan::{scan, ScanOptions};
 use std::sync::Arc;
 
-fn manifest_of(root: &std::path::Path) -> crate::manifest::Manifest {
+pub(crate) fn manifest_of(root: &std::path::Path) -> crate::manifest::Manifest {
     let mut ix = Index::open_in_memory().unwrap();
     scan(root, &mut ix, &ScanOptions::default()).unwrap();
     ix.manifest().unwrap()
@@ -148,7 +148,7 @@ fn a_killed_run_resumes_without_resending_what_arrived() {
 }
 
 /// The bytes of every chunk of `m`'s files, by hash.
-fn chunk_bytes_of(
+pub(crate) fn chunk_bytes_of(
     root: &std::path::Path,
     m: &crate::manifest::Manifest,
 ) -> std::collections::HashMap<Hash, Vec<u8>> {

@@ -160,29 +160,9 @@ pub fn recv_gro(
         hdr.msg_control = cmsgs[i].0.as_mut_ptr().cast();
         hdr.msg_controllen = CMSG_BYTES as _;
     }
-    let got = loop {
-        // SAFETY: see the module invariants; iovecs cover disjoint slots of
-        // `buf`, which is exclusively borrowed for the call; MSG_WAITFORONE
-        // returns once one message arrived and more would block.
-        let rc = unsafe {
-            libc::recvmmsg(
-                socket.as_raw_fd(),
-                msgs.as_mut_ptr(),
-                n as libc::c_uint,
-                libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc >= 0 {
-            break rc as usize;
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => return Ok(()),
-            _ => return Err(e),
-        }
-    };
+    // SAFETY: see the module invariants; iovecs cover disjoint slots of
+    // `buf` and control buffers of `cmsgs`, exclusively borrowed for the call.
+    let got = unsafe { crate::net::socket::recv_mmsg(socket, &mut msgs[..n])? };
     for (i, m) in msgs[..got].iter().enumerate() {
         let len = (m.msg_len as usize).min(slot);
         // A truncated message cannot be ours (GRO never builds more than

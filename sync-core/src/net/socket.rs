@@ -153,7 +153,6 @@ pub fn recv_batch<B: AsMut<[u8]>>(
     bufs: &mut [B],
     lens: &mut [usize],
 ) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
     let n = bufs.len().min(lens.len()).min(BATCH);
     // SAFETY: zeroed iovec/mmsghdr are valid "empty" values.
     let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
@@ -167,27 +166,42 @@ pub fn recv_batch<B: AsMut<[u8]>>(
         msgs[i].msg_hdr.msg_iov = &mut iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
+    // SAFETY: iovecs point into `bufs`, which outlive the call and are
+    // exclusively borrowed.
+    let got = unsafe { recv_mmsg(socket, &mut msgs[..n])? };
+    for i in 0..got {
+        // A truncated datagram (longer than our buffer) cannot be one of
+        // ours; report it as received so it is dropped.
+        lens[i] = (msgs[i].msg_len as usize).min(iov[i].iov_len);
+    }
+    Ok(got)
+}
+
+/// One `recvmmsg` with `MSG_WAITFORONE` (returns once a datagram arrived
+/// and more would block), retried on EINTR; 0 on timeout.
+///
+/// # Safety
+/// Every header's iovecs (and control buffer, if any) must point to
+/// writable memory that stays exclusively borrowed for the call.
+#[cfg(target_os = "linux")]
+pub(crate) unsafe fn recv_mmsg(
+    socket: &UdpSocket,
+    msgs: &mut [libc::mmsghdr],
+) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
     loop {
-        // SAFETY: iovecs point into `bufs`, which outlive the call and are
-        // exclusively borrowed; MSG_WAITFORONE returns after the first
-        // datagram once more would block.
+        // SAFETY: the caller's promise about the headers.
         let rc = unsafe {
             libc::recvmmsg(
                 socket.as_raw_fd(),
                 msgs.as_mut_ptr(),
-                n as libc::c_uint,
+                msgs.len() as libc::c_uint,
                 libc::MSG_WAITFORONE,
                 std::ptr::null_mut(),
             )
         };
         if rc >= 0 {
-            let got = rc as usize;
-            for i in 0..got {
-                // A truncated datagram (longer than our buffer) cannot be
-                // one of ours; report it as received so it is dropped.
-                lens[i] = (msgs[i].msg_len as usize).min(iov[i].iov_len);
-            }
-            return Ok(got);
+            return Ok(rc as usize);
         }
         let e = io::Error::last_os_error();
         match e.kind() {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::*;
 use crate::proto::congestion::{mbit, CongestionConfig, FairConfig};
-use crate::proto::layout::{ChunkSpec, Layout, LayoutConfig, IPV4_UDP_OVERHEAD};
+use crate::proto::layout::{specs_every, Layout, LayoutConfig, IPV4_UDP_OVERHEAD};
 use crate::proto::sim::Pattern;
 use crate::proto::{BlockSource, Receiver, ReceiverConfig, Sender, SenderConfig, SessionSecret};
 
@@ -15,13 +15,7 @@ fn layout_for(data: &[u8], chunk: usize) -> Arc<Layout> {
 }
 
 fn layout_with(data: &[u8], chunk: usize, packet_size: usize) -> Arc<Layout> {
-    let chunks = data
-        .chunks(chunk)
-        .map(|c| ChunkSpec {
-            len: c.len() as u32,
-            hash: *blake3::hash(c).as_bytes(),
-        })
-        .collect();
+    let chunks = specs_every(data, chunk);
     let config = LayoutConfig {
         ip_overhead: IPV4_UDP_OVERHEAD,
         packet_size,

@@ -179,6 +179,17 @@ impl Layout {
     }
 }
 
+/// Specs for `data` cut every `every` bytes (tests).
+#[cfg(test)]
+pub(crate) fn specs_every(data: &[u8], every: usize) -> Vec<ChunkSpec> {
+    data.chunks(every)
+        .map(|c| ChunkSpec {
+            len: c.len() as u32,
+            hash: *blake3::hash(c).as_bytes(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

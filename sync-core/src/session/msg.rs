@@ -103,6 +103,15 @@ pub struct Need {
 }
 
 impl Need {
+    /// A request for stream chunk `idx`, which is `c`.
+    pub fn new(idx: u32, c: &StreamChunk) -> Need {
+        Need {
+            idx,
+            hash: c.hash,
+            length: c.length,
+        }
+    }
+
     pub fn chunk(&self) -> StreamChunk {
         StreamChunk {
             hash: self.hash,

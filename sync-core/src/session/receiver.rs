@@ -351,11 +351,7 @@ fn transfer(
         .stream
         .iter()
         .enumerate()
-        .map(|(i, c)| Need {
-            idx: i as u32,
-            hash: c.hash,
-            length: c.length,
-        })
+        .map(|(i, c)| Need::new(i as u32, c))
         .collect();
     let mut round = 1;
     let mut udp_failed = false;
@@ -407,11 +403,7 @@ fn transfer(
         needs = applier
             .take_refetch()?
             .into_iter()
-            .map(|(idx, c)| Need {
-                idx,
-                hash: c.hash,
-                length: c.length,
-            })
+            .map(|(idx, c)| Need::new(idx, &c))
             .collect();
         round += 1;
     }

@@ -464,18 +464,11 @@ fn with_link<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::tests::{chunk_bytes_of, manifest_of};
     use crate::apply::{Applier, ApplyOptions};
     use crate::chunk::tests::noise;
-    use crate::index::Index;
     use crate::plan::{diff, PlanOptions};
     use crate::proto::layout::IPV4_UDP_OVERHEAD;
-    use crate::scan::{scan, ScanOptions};
-
-    fn manifest_of(root: &std::path::Path) -> crate::manifest::Manifest {
-        let mut ix = Index::open_in_memory().unwrap();
-        scan(root, &mut ix, &ScanOptions::default()).unwrap();
-        ix.manifest().unwrap()
-    }
 
     /// Blocks arrive backwards, one corrupted (its chunk fails and is
     /// written again), with chunks held in memory, in the overflow file, or
@@ -494,14 +487,7 @@ mod tests {
             let src_m = manifest_of(&src);
             let plan = diff(&src_m, &manifest_of(&dst), &PlanOptions::default());
             // The stream, as the sender would lay it out.
-            let mut by_hash = std::collections::HashMap::new();
-            for e in src_m.files() {
-                let data = std::fs::read(e.path.under(&src)).unwrap();
-                for c in &e.chunks {
-                    let at = c.offset as usize;
-                    by_hash.insert(c.hash, data[at..at + c.length as usize].to_vec());
-                }
-            }
+            let by_hash = chunk_bytes_of(&src, &src_m);
             let stream: Vec<u8> = plan
                 .stream
                 .iter()
@@ -511,11 +497,7 @@ mod tests {
                 .stream
                 .iter()
                 .enumerate()
-                .map(|(i, c)| Need {
-                    idx: i as u32,
-                    hash: c.hash,
-                    length: c.length,
-                })
+                .map(|(i, c)| Need::new(i as u32, c))
                 .collect();
             let layout = layout(&needs, 1500, IPV4_UDP_OVERHEAD as u16).unwrap();
             let mut applier = Applier::new(

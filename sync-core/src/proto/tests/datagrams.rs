@@ -4,20 +4,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::proto::layout::{ChunkSpec, Layout, LayoutConfig};
+use crate::proto::layout::{specs_every, Layout, LayoutConfig};
 use crate::proto::receiver::{Event, Receiver, ReceiverConfig};
 use crate::proto::sender::{Sender, SenderConfig};
 use crate::proto::wire::DatagramError;
 use crate::proto::{ControlMsg, SessionSecret};
 
 fn pair(data: &[u8], chunk: usize, now: Instant) -> (Sender, Receiver) {
-    let chunks = data
-        .chunks(chunk)
-        .map(|c| ChunkSpec {
-            len: c.len() as u32,
-            hash: *blake3::hash(c).as_bytes(),
-        })
-        .collect();
+    let chunks = specs_every(data, chunk);
     let layout = Arc::new(Layout::new(LayoutConfig::default(), chunks).unwrap());
     let secret = SessionSecret([42; 32]);
     let s = Sender::new(SenderConfig::default(), layout.clone(), &secret, now);
