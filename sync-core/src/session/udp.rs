@@ -414,24 +414,41 @@ impl ControlLink for SplitLink<'_> {
     }
 }
 
+/// Forwards the peer's messages until its `DataDone`, which it always reads:
+/// the connection must be back in request/response order afterwards. Once
+/// our side's phase is over (the link dropped) or a message was bad, what
+/// still arrives before `DataDone` (late feedback) is read and dropped.
 fn read_until_done(reader: &mut dyn MsgRead, events: chan::Sender<Event>) {
+    let mut forwarding = true;
     loop {
         let ev = match reader.recv() {
-            Ok(Msg::Proto(bytes)) => match ControlMsg::decode(&bytes) {
+            Ok(Msg::Proto(bytes)) if forwarding => match ControlMsg::decode(&bytes) {
                 Ok(m) => Event::Control(m),
                 Err(e) => Event::Failed(format!("bad control message: {e}")),
             },
+            Ok(Msg::Proto(_)) => continue,
             Ok(Msg::DataDone { ok }) => {
                 let _ = events.send(Event::PeerDone(ok));
                 return;
             }
-            Ok(Msg::Error(e)) => Event::Failed(format!("peer: {e}")),
-            Ok(other) => Event::Failed(format!("unexpected {} during the UDP phase", other.name())),
-            Err(e) => Event::Failed(e.to_string()),
+            // The connection itself is unusable: stop reading.
+            Ok(Msg::Error(e)) => {
+                let _ = events.send(Event::Failed(format!("peer: {e}")));
+                return;
+            }
+            Ok(other) => {
+                let what = format!("unexpected {} during the UDP phase", other.name());
+                let _ = events.send(Event::Failed(what));
+                return;
+            }
+            Err(e) => {
+                let _ = events.send(Event::Failed(e.to_string()));
+                return;
+            }
         };
-        let stop = matches!(ev, Event::Failed(_));
-        if events.send(ev).is_err() || stop {
-            return;
+        let bad = matches!(ev, Event::Failed(_));
+        if events.send(ev).is_err() || bad {
+            forwarding = false;
         }
     }
 }
@@ -469,6 +486,51 @@ mod tests {
     use crate::chunk::tests::noise;
     use crate::plan::{diff, PlanOptions};
     use crate::proto::layout::IPV4_UDP_OVERHEAD;
+
+    /// The peer's feedback that arrives after our phase ended is read and
+    /// dropped up to its `DataDone`, so the next message is what follows it
+    /// (this once surfaced as "expected SenderDone, got DataDone").
+    #[test]
+    fn late_peer_messages_are_drained_up_to_its_data_done() {
+        use crate::session::transport::MemoryTransport;
+        let (mut ours, mut peer) = MemoryTransport::pair(64);
+        let keepalive = || {
+            Msg::Proto(serde_bytes::ByteBuf::from(
+                ControlMsg::Keepalive.encode().unwrap(),
+            ))
+        };
+        let peer_side = std::thread::spawn(move || {
+            peer.send(&keepalive()).unwrap();
+            // Our DataDone: our phase is over before these arrive.
+            let ours_done = peer.recv().unwrap();
+            // (Give our side time to drop its link, the old failure's trigger.)
+            std::thread::sleep(Duration::from_millis(20));
+            for _ in 0..10 {
+                peer.send(&keepalive()).unwrap();
+            }
+            peer.send(&Msg::DataDone { ok: true }).unwrap();
+            peer.send(&Msg::SenderDone { wire_bytes_sent: 7 }).unwrap();
+            ours_done
+        });
+        let out = with_link(&mut ours, |link| {
+            // Wait for the first message, then end the phase at once.
+            while link.try_recv()?.is_none() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(5)
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!(out, 5);
+        assert!(matches!(
+            ours.recv().unwrap(),
+            Msg::SenderDone { wire_bytes_sent: 7 }
+        ));
+        assert!(matches!(
+            peer_side.join().unwrap(),
+            Msg::DataDone { ok: true }
+        ));
+    }
 
     /// Blocks arrive backwards, one corrupted (its chunk fails and is
     /// written again), with chunks held in memory, in the overflow file, or
