@@ -12,7 +12,7 @@ pub struct DataArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub transport: TransportArg,
     /// Ceiling for the UDP data rate in bits per second (e.g. 200M, 1G);
-    /// default: 10G, more than this software reaches.
+    /// default: 100G, in effect none (the path and the CPU limit it first).
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<u64>,
     /// Floor for the fair policy, in bits per second (default 1M).

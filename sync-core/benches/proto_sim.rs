@@ -5,7 +5,10 @@
 //! × random loss {0, 1, 5} %. Goodput is file bytes over the time from the
 //! first datagram to the receiver having verified everything, as a share of
 //! the link's IP-level rate (so IP/UDP/header/tag overhead counts against
-//! us). `SLUICE_SIM_MB` shrinks the stream for a quick look.
+//! us). `resent` counts every datagram sent again; `speculative`, those of
+//! them sent after the last new block while an earlier copy was still in
+//! flight, before any NAK asked. `SLUICE_SIM_MB` shrinks the stream for a
+//! quick look.
 //!
 //! Run: `cargo bench -p sync-core --bench proto_sim`
 
@@ -21,8 +24,8 @@ fn main() {
         .unwrap_or(1000);
     println!("sluice block transport, simulated: 1 Gbit/s, {mb} MB, AES-256-GCM, fair controller");
     println!(
-        "{:>8} {:>6} {:>14} {:>10} {:>12} {:>12} {:>10}",
-        "rtt", "loss", "goodput", "of link", "completed", "resent", "wall"
+        "{:>8} {:>6} {:>14} {:>10} {:>12} {:>12} {:>12} {:>10}",
+        "rtt", "loss", "goodput", "of link", "completed", "resent", "speculative", "wall"
     );
     for rtt in [10u64, 100, 200] {
         for loss in [0.0, 0.01, 0.05] {
@@ -38,15 +41,16 @@ fn main() {
             let f = &r.flows[0];
             assert!(f.data_ok, "transfer failed (seed {})", r.seed);
             let g = f.goodput_bps();
-            let resent = f.sender.retransmissions + f.sender.pass_resends;
+            let resent = f.sender.retransmissions + f.sender.pass_resends + f.sender.speculative;
             println!(
-                "{:>6}ms {:>5.0}% {:>9.1} Mb/s {:>9.1}% {:>11.2}s {:>12} {:>9.2}s",
+                "{:>6}ms {:>5.0}% {:>9.1} Mb/s {:>9.1}% {:>11.2}s {:>12} {:>12} {:>9.2}s",
                 rtt,
                 loss * 100.0,
                 g / 1e6,
                 g / (link.rate as f64 * 8.0) * 100.0,
                 f.completed.unwrap_or_default().as_secs_f64(),
                 resent,
+                f.sender.speculative,
                 t.elapsed().as_secs_f64()
             );
         }

@@ -11,16 +11,34 @@
 //! A block is not sent again until the feedback about its previous copy
 //! can have arrived (the *hold*: one smoothed RTT plus variation plus the
 //! receiver's feedback delay), which is what keeps NAKs repeated by every
-//! feedback from multiplying retransmissions. Lost NAKs and a lost last
-//! block need no special case: the tail passes resend every unconfirmed
-//! block once its hold has expired.
+//! feedback from multiplying retransmissions. The hold is estimated when
+//! the copy leaves, from an RTT measured through the queue of a round trip
+//! before; when the queue has grown since, the copy is still on its way as
+//! the hold ends. So a hold ends only once the receiver has also been seen
+//! (by the echo in its feedback) to hold a datagram sent after the copy —
+//! proof the copy had its chance — or once the hold, re-estimated from the
+//! current RTT, has passed. Lost NAKs and a lost last block need no special
+//! case: the tail passes resend every unconfirmed block once its hold has
+//! expired.
+//!
+//! **The tail.** After the last new block the path would idle for a round
+//! trip, waiting for the NAKs about the last round trip's blocks, and every
+//! block lost in it would cost that round trip and half another. Instead
+//! the sender resends, newest first, the unconfirmed blocks whose copy is
+//! still in flight, each at most once: at most one in-flight window of
+//! extra datagrams, in time the path would have idled, counted in
+//! [`SenderStats::speculative`]. Blocks the receiver NAKs after the last
+//! new block — their copies were lost, and one in flight may be too — go
+//! out in two to four copies, enough that losing all of them is unlikely at
+//! the measured loss, so the transfer rarely waits a further round trip
+//! per loss at its end.
 //!
 //! It never touches sockets, files or clocks: payload bytes come through
 //! [`BlockSource`], time through `now`, and output is datagrams
 //! ([`Sender::poll_transmit`]), control messages ([`Sender::poll_control`]),
 //! a wake-up time ([`Sender::poll_timeout`]) and [`Event`]s.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,6 +86,12 @@ const HOLD_SLACK: Duration = Duration::from_millis(3);
 /// was built up to one feedback interval after the block arrived.
 const PASS_GRACE: Duration = Duration::from_millis(25);
 
+/// Most copies a block known to be lost is sent in after the last new
+/// block.
+const MAX_TAIL_COPIES: u32 = 4;
+/// Chance of losing every copy of such a block that the copies aim below.
+const TAIL_RESIDUAL_LOSS: f64 = 2e-4;
+
 /// Sender tuning.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SenderConfig {
@@ -112,6 +136,9 @@ pub struct SenderStats {
     pub retransmissions: u64,
     /// Blocks sent again by a tail pass (unconfirmed, hold expired).
     pub pass_resends: u64,
+    /// Blocks sent again speculatively at the end of the stream, while
+    /// their previous copy was still in flight.
+    pub speculative: u64,
     pub feedback: u64,
     pub stale_feedback: u64,
     pub blocks_confirmed: u64,
@@ -126,6 +153,7 @@ enum Kind {
     New,
     Repair,
     Pass,
+    Speculative,
 }
 
 /// The state machine.
@@ -138,9 +166,30 @@ pub struct Sender {
     next_pn: u64,
     next_new: u64,
     confirmed: Bitmap,
-    /// Blocks sent within their hold; NAKs about them are not acted on.
+    /// Blocks with a copy within its hold; NAKs about them are not acted on.
     held: Bitmap,
-    hold_fifo: VecDeque<(Instant, u64)>,
+    /// Held blocks with more than one copy within its hold (only at the
+    /// end of the stream): how many more.
+    extra_holds: HashMap<u64, u32>,
+    /// Copies sent, in send order: (hold expiry, sent, block).
+    hold_fifo: VecDeque<(Instant, Instant, u64)>,
+    /// Records popped from the front of `hold_fifo` so far, so positions
+    /// in it can be kept as absolute indices.
+    hold_popped: u64,
+    /// Copies whose hold expired before the receiver was seen to hold a
+    /// datagram sent after them: (sent, block).
+    unseen: VecDeque<(Instant, u64)>,
+    /// Send time of the newest datagram the receiver is known to hold.
+    frontier: Option<Instant>,
+    /// Blocks sent speculatively once (never again).
+    speculated: Bitmap,
+    /// Speculated blocks already sent in extra copies after a NAK.
+    renewed: Bitmap,
+    /// The speculative pass walks `hold_fifo` from its newest record back;
+    /// candidates left are below this absolute index.
+    spec_cursor: Option<u64>,
+    /// Extra copies of blocks known lost at the end of the stream.
+    extra_copies: VecDeque<u64>,
     /// Blocks within hold + [`PASS_GRACE`]: tail passes skip them.
     recent: Bitmap,
     grace_fifo: VecDeque<(Instant, u64)>,
@@ -197,7 +246,15 @@ impl Sender {
             next_new: 0,
             confirmed: Bitmap::new(n),
             held: Bitmap::new(n),
+            extra_holds: HashMap::new(),
+            speculated: Bitmap::new(n),
+            renewed: Bitmap::new(n),
+            hold_popped: 0,
+            spec_cursor: None,
+            extra_copies: VecDeque::new(),
             hold_fifo: VecDeque::new(),
+            unseen: VecDeque::new(),
+            frontier: None,
             recent: Bitmap::new(n),
             grace_fifo: VecDeque::new(),
             queued: Bitmap::new(n),
@@ -284,6 +341,7 @@ impl Sender {
             Kind::New => self.stats.new_blocks += 1,
             Kind::Repair => self.stats.retransmissions += 1,
             Kind::Pass => self.stats.pass_resends += 1,
+            Kind::Speculative => self.stats.speculative += 1,
         }
         Ok(Some(total))
     }
@@ -332,10 +390,14 @@ impl Sender {
             .next_status
             .min(self.last_heard + self.config.idle_timeout);
         if self.starved {
-            for fifo in [&self.hold_fifo, &self.grace_fifo] {
-                if let Some(&(expiry, _)) = fifo.front() {
-                    t = t.min(expiry);
-                }
+            if let Some(&(expiry, _, _)) = self.hold_fifo.front() {
+                t = t.min(expiry);
+            }
+            if let Some(&(sent, _)) = self.unseen.front() {
+                t = t.min(sent + self.hold_time());
+            }
+            if let Some(&(expiry, _)) = self.grace_fifo.front() {
+                t = t.min(expiry);
             }
         } else {
             t = t.min(self.pacer.next_send_time(self.max_datagram()));
@@ -369,6 +431,11 @@ impl Sender {
         while let Some(b) = self.retransmit.pop_front() {
             self.queued.clear(b);
             if !self.confirmed.get(b) && !self.held.get(b) {
+                if self.next_new == self.layout.block_count() {
+                    for _ in 1..self.tail_copies() {
+                        self.extra_copies.push_back(b);
+                    }
+                }
                 return Some((b, Kind::Repair));
             }
         }
@@ -383,9 +450,46 @@ impl Sender {
         }
         let found = self
             .pass_candidate(self.pass_cursor, n)
-            .or_else(|| self.pass_candidate(0, self.pass_cursor))?;
-        self.pass_cursor = found + 1;
-        Some((found, Kind::Pass))
+            .or_else(|| self.pass_candidate(0, self.pass_cursor));
+        if let Some(b) = found {
+            self.pass_cursor = b + 1;
+            return Some((b, Kind::Pass));
+        }
+        self.speculative_candidate().map(|b| (b, Kind::Speculative))
+    }
+
+    /// With nothing else to send after the last new block: first the extra
+    /// copies of blocks known lost, then the speculative pass. The pass
+    /// resends unconfirmed blocks whose copy is still in flight, newest
+    /// first: the copy of a block sent `x` before the pass started leaves
+    /// `x` after it, sooner than a repair after its NAK for `x` under half
+    /// a round trip. The older half is left to the NAKs, which arrive
+    /// first (and a block they ask for is then held by its repair, so the
+    /// pass skips it: the two meet in the middle). Ordered oldest first,
+    /// the pass would resend each block just when its NAK arrives, gaining
+    /// nothing. Each block is sent speculatively at most once.
+    fn speculative_candidate(&mut self) -> Option<u64> {
+        while let Some(b) = self.extra_copies.pop_front() {
+            if !self.confirmed.get(b) {
+                self.speculated.set(b);
+                return Some(b);
+            }
+        }
+        let newest = self.hold_popped + self.hold_fifo.len() as u64;
+        let mut end = self.spec_cursor.unwrap_or(newest);
+        while end > self.hold_popped {
+            end -= 1;
+            let (_, _, b) = self.hold_fifo[(end - self.hold_popped) as usize];
+            if !self.confirmed.get(b)
+                && !self.extra_holds.contains_key(&b)
+                && self.speculated.set(b)
+            {
+                self.spec_cursor = Some(end);
+                return Some(b);
+            }
+        }
+        self.spec_cursor = Some(end);
+        None
     }
 
     /// First unconfirmed block in `from..to` that is neither held nor in
@@ -405,13 +509,16 @@ impl Sender {
     }
 
     fn hold(&mut self, now: Instant, block: u64) {
-        let hold = (self.rtt.srtt() + 2 * self.rtt.rttvar()).max(self.rtt.latest()) + HOLD_SLACK;
-        self.held.set(block);
+        let hold = self.hold_time();
+        if !self.held.set(block) {
+            *self.extra_holds.entry(block).or_insert(0) += 1;
+        }
         self.recent.set(block);
-        self.hold_fifo.push_back((now + hold, block));
+        self.hold_fifo.push_back((now + hold, now, block));
         if self.hold_fifo.len() > MAX_HOLD_RECORDS {
-            if let Some((_, b)) = self.hold_fifo.pop_front() {
-                self.held.clear(b);
+            if let Some((_, _, b)) = self.hold_fifo.pop_front() {
+                self.hold_popped += 1;
+                self.release(b);
                 self.recent.clear(b);
             }
         }
@@ -423,13 +530,25 @@ impl Sender {
     }
 
     fn expire_holds(&mut self, now: Instant) {
-        while let Some(&(expiry, b)) = self.hold_fifo.front() {
+        while let Some(&(expiry, sent, b)) = self.hold_fifo.front() {
             if expiry > now {
                 break;
             }
+            self.hold_popped += 1;
             self.hold_fifo.pop_front();
-            self.held.clear(b);
-            self.grace_fifo.push_back((expiry + PASS_GRACE, b));
+            self.unseen.push_back((sent, b));
+        }
+        // The hold was estimated at send time; the copy had its chance
+        // once the receiver holds something sent after it, or once the
+        // hold as estimated now (through today's queue) has passed.
+        let hold = self.hold_time();
+        while let Some(&(sent, b)) = self.unseen.front() {
+            if now < sent + hold && self.frontier.is_none_or(|f| f < sent) {
+                break;
+            }
+            self.unseen.pop_front();
+            self.release(b);
+            self.grace_fifo.push_back((now + PASS_GRACE, b));
             if !self.confirmed.get(b) {
                 self.starved = false;
             }
@@ -448,6 +567,36 @@ impl Sender {
         }
     }
 
+    /// Copies a block known to be lost is sent in after the last new block:
+    /// enough that all are lost with a chance below [`TAIL_RESIDUAL_LOSS`]
+    /// at the measured loss (at least two, at most [`MAX_TAIL_COPIES`]).
+    /// Losing the last copy otherwise costs a further round trip.
+    fn tail_copies(&self) -> u32 {
+        let mut k = 2;
+        while k < MAX_TAIL_COPIES && self.loss.powi(k as i32) > TAIL_RESIDUAL_LOSS {
+            k += 1;
+        }
+        k
+    }
+
+    /// How long feedback about a copy sent now may take.
+    fn hold_time(&self) -> Duration {
+        (self.rtt.srtt() + 2 * self.rtt.rttvar()).max(self.rtt.latest()) + HOLD_SLACK
+    }
+
+    /// One copy of `b` left its hold.
+    fn release(&mut self, b: u64) {
+        match self.extra_holds.get_mut(&b) {
+            Some(1) => {
+                self.extra_holds.remove(&b);
+            }
+            Some(extra) => *extra -= 1,
+            None => {
+                self.held.clear(b);
+            }
+        }
+    }
+
     fn handle_feedback(&mut self, now: Instant, f: &Feedback) {
         if self.last_seq.is_some_and(|s| f.seq <= s) {
             self.stats.stale_feedback += 1;
@@ -456,6 +605,21 @@ impl Sender {
         self.last_seq = Some(f.seq);
         self.stats.feedback += 1;
         let n = self.layout.block_count();
+
+        if let Some(e) = f.echo {
+            let elapsed = self.clock_us(now).wrapping_sub(e.send_time_us);
+            if let Some(sent) = now.checked_sub(Duration::from_micros(u64::from(elapsed))) {
+                self.frontier = Some(self.frontier.map_or(sent, |f| f.max(sent)));
+            }
+            if let Some(rtt) = elapsed.checked_sub(e.hold_us) {
+                let rtt = Duration::from_micros(u64::from(rtt));
+                if rtt <= MAX_RTT_SAMPLE {
+                    self.rtt.update(rtt);
+                }
+            }
+        }
+
+        self.expire_holds(now);
 
         // What the receiver holds, and what it asks for again. Everything is
         // clipped to the stream so a confused peer cannot make us loop.
@@ -482,21 +646,23 @@ impl Sender {
                     _ => break,
                 }
             }
+            // A speculated block NAKed once every copy but the last was due:
+            // those were lost, and the last, still in flight, may be too.
+            let mut b = start;
+            while let Some(c) = self.speculated.next_set(b).filter(|&c| c < end) {
+                if self.held.get(c) && !self.extra_holds.contains_key(&c) && self.renewed.set(c) {
+                    for _ in 1..self.tail_copies() {
+                        self.extra_copies.push_back(c);
+                    }
+                    queued += 1;
+                }
+                b = c + 1;
+            }
             pos = end;
         }
         self.confirmed.set_range(pos..scan_end);
         if queued > 0 {
             self.starved = false;
-        }
-
-        if let Some(e) = f.echo {
-            let elapsed = self.clock_us(now).wrapping_sub(e.send_time_us);
-            if let Some(rtt) = elapsed.checked_sub(e.hold_us) {
-                let rtt = Duration::from_micros(u64::from(rtt));
-                if rtt <= MAX_RTT_SAMPLE {
-                    self.rtt.update(rtt);
-                }
-            }
         }
 
         // Loss: authenticated arrivals against packet numbers spanned.
@@ -520,6 +686,7 @@ impl Sender {
         let sample = PathSample {
             queue_delay,
             delivery_rate,
+            arrival_rate: f.recv_rate,
             loss: self.loss,
             srtt: self.rtt.srtt(),
             min_rtt: self.rtt.min().unwrap_or(self.rtt.srtt()),

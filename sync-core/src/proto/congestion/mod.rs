@@ -31,6 +31,9 @@ pub struct PathSample {
     /// Datagram bytes/s the receiver saw arriving, corrected for loss so it
     /// estimates what the bottleneck forwarded (0 = unknown).
     pub delivery_rate: u64,
+    /// The same arrivals, uncorrected: what the bottleneck forwarded when
+    /// the loss was its own queue overflowing (0 = unknown).
+    pub arrival_rate: u64,
     /// Smoothed fraction of datagrams lost, 0.0..=1.0.
     pub loss: f64,
     /// Smoothed round-trip time.
@@ -83,6 +86,7 @@ mod tests {
         PathSample {
             queue_delay: Some(Duration::from_millis(q_ms)),
             delivery_rate: delivery,
+            arrival_rate: delivery,
             loss,
             srtt: Duration::from_millis(100),
             min_rtt: Duration::from_millis(100),
@@ -118,6 +122,7 @@ mod tests {
                     let odd = PathSample {
                         queue_delay: None,
                         delivery_rate: 0,
+                        arrival_rate: 0,
                         loss: 1.0,
                         srtt: Duration::ZERO,
                         min_rtt: Duration::ZERO,

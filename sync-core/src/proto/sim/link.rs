@@ -75,6 +75,8 @@ pub struct LinkStats {
     pub corrupted: u64,
     pub duplicated: u64,
     pub reordered: u64,
+    /// Time the bottleneck sat idle between datagrams (its unused capacity).
+    pub idle: Duration,
 }
 
 struct InFlight {
@@ -140,6 +142,7 @@ impl Link {
             return;
         }
         let tx = Duration::from_secs_f64(wire / self.config.rate as f64);
+        self.stats.idle += now.saturating_duration_since(self.busy_until);
         self.busy_until = self.busy_until.max(now) + tx;
         let mut at = self.busy_until + self.config.delay;
 
@@ -163,6 +166,11 @@ impl Link {
             at += self.config.reorder_delay;
         }
         self.push(at, flow, data);
+    }
+
+    /// Datagrams past the queue and not yet arrived.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
     }
 
     /// When the next datagram arrives, if any is in flight.

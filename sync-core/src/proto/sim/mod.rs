@@ -7,6 +7,11 @@
 //! verifying chunks, and checking every byte. It is public (but hidden) so
 //! the `proto_sim` benchmark can print goodput tables; it never touches a
 //! real socket or clock — `Instant`s are only an origin plus virtual offsets.
+//!
+//! Besides outcomes it records where the time went: a [`Snapshot`] per
+//! bucket (rate, queue, in flight, drops, idle link, blocks held) and every
+//! datagram of the tail ([`TailEvent`]); the `probe` and `tail_survey`
+//! diagnostics in the tests print them.
 
 pub mod link;
 pub mod rng;
@@ -165,6 +170,40 @@ pub struct FlowResult {
     pub delivered: Vec<u64>,
     pub sender: SenderStats,
     pub receiver: ReceiverStats,
+    /// Time from the flow's start until the sender had sent every block
+    /// once: what follows is the tail (repairs and passes only).
+    pub last_new: Option<Duration>,
+    /// One snapshot per [`SimConfig::bucket`], taken at the first event in
+    /// the bucket, while the sender runs: time series of rate, queue,
+    /// in-flight datagrams, drops, idle link, blocks held.
+    pub timeline: Vec<Snapshot>,
+    /// What the tail was spent on: every datagram sent, and every new
+    /// block delivered, from the last new block on.
+    pub tail: Vec<TailEvent>,
+}
+
+/// One datagram of the tail of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TailEvent {
+    /// Since the flow's start.
+    pub at: Duration,
+    pub block: u64,
+    /// Delivered (a new block at the receiver), or else sent.
+    pub delivered: bool,
+}
+
+/// The state of one flow and the link at one moment, for time series.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Since the flow's start.
+    pub at: Duration,
+    pub sender: SenderStats,
+    pub receiver: ReceiverStats,
+    /// Queueing delay at the bottleneck (all flows).
+    pub queue_delay: Duration,
+    /// Datagrams on the link past the queue (all flows).
+    pub in_flight: usize,
+    pub link: LinkStats,
 }
 
 impl FlowResult {
@@ -305,6 +344,9 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
                     delivered: Vec::new(),
                     sender: SenderStats::default(),
                     receiver: ReceiverStats::default(),
+                    last_new: None,
+                    timeline: Vec::new(),
+                    tail: Vec::new(),
                 },
                 spec,
                 layout,
@@ -343,6 +385,22 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
             }
             // Sender side.
             if let Some(s) = f.sender.as_mut() {
+                let since = now.saturating_duration_since(start);
+                let bucket = |d: Duration| d.as_nanos() / config.bucket.as_nanos().max(1);
+                if f.result
+                    .timeline
+                    .last()
+                    .is_none_or(|l| bucket(l.at) < bucket(since))
+                {
+                    f.result.timeline.push(Snapshot {
+                        at: since,
+                        sender: s.stats(),
+                        receiver: f.receiver.stats(),
+                        queue_delay: link.queue_delay(now),
+                        in_flight: link.in_flight(),
+                        link: link.stats.clone(),
+                    });
+                }
                 if s.poll_timeout().is_some_and(|t| t <= now) {
                     s.handle_timeout(now);
                 }
@@ -361,6 +419,18 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
                     e.2 += 1;
                     progress = true;
                     if let Ok(h) = super::wire::Header::decode(&buf[..len]) {
+                        // New blocks go out in order: the last one's first
+                        // copy ends the stream's first pass.
+                        if h.block + 1 == f.layout.block_count() && f.result.last_new.is_none() {
+                            f.result.last_new = Some(now.saturating_duration_since(start));
+                        }
+                        if f.result.last_new.is_some() {
+                            f.result.tail.push(TailEvent {
+                                at: now.saturating_duration_since(start),
+                                block: h.block,
+                                delivered: false,
+                            });
+                        }
                         if config.drop_first_copy.contains(&h.block)
                             && !f.first_copy_dropped.contains(&h.block)
                         {
@@ -429,6 +499,13 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
                 }
             }
             if let Ok(Some(d)) = f.receiver.handle_datagram(now, &mut data) {
+                if f.result.last_new.is_some() {
+                    f.result.tail.push(TailEvent {
+                        at: now.saturating_duration_since(t0 + f.spec.start),
+                        block: d.block,
+                        delivered: true,
+                    });
+                }
                 let b = bucket_of(now);
                 if f.result.delivered.len() <= b {
                     f.result.delivered.resize(b + 1, 0);
@@ -516,6 +593,19 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
         };
     }
 
+    // Datagrams still on the link when every transfer is done reach their
+    // receiver too, so its counters account for every datagram the link
+    // delivered (a corrupted one among them must be dropped like the rest).
+    if flows.iter().all(|f| f.result.completed.is_some()) {
+        while let Some(t) = link.next_arrival() {
+            let Some((i, mut data)) = link.arrive(t) else {
+                break;
+            };
+            let f = &mut flows[i];
+            f.result.arrived += 1;
+            let _ = f.receiver.handle_datagram(t, &mut data);
+        }
+    }
     for f in flows.iter_mut() {
         if let Some(s) = &f.sender {
             f.result.sender = s.stats();

@@ -1,4 +1,5 @@
 //! Protocol tests in virtual time (see [`super::sim`]).
 
 mod datagrams;
+mod diagnostics;
 mod transfer;

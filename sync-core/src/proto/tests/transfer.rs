@@ -23,7 +23,7 @@ fn memory(len: usize, seed: u64) -> Payload {
     Payload::Memory(Arc::new(v))
 }
 
-fn block_size() -> u64 {
+pub(super) fn block_size() -> u64 {
     LayoutConfig {
         ip_overhead: IPV4_UDP_OVERHEAD,
         ..LayoutConfig::default()
@@ -32,7 +32,7 @@ fn block_size() -> u64 {
     .unwrap() as u64
 }
 
-fn assert_delivered(r: &SimResult, what: &str) {
+pub(super) fn assert_delivered(r: &SimResult, what: &str) {
     for (i, f) in r.flows.iter().enumerate() {
         assert!(
             f.data_ok && f.completed.is_some() && f.sender_done,
@@ -62,11 +62,16 @@ fn delivers_every_byte_under_random_loss_reordering_duplication_corruption() {
         spec.chunk_len = 48_000 + seed as u32 * 1000;
         let r = run(&cfg, vec![spec]);
         assert_delivered(&r, &format!("loss {loss}"));
-        // Every corrupted datagram (and its duplicate, if any) is caught.
+        // Every corrupted datagram and every duplicate is dropped, and
+        // nothing else. A corrupted datagram is usually caught by its tag,
+        // but one whose packet number was hit may already be caught as a
+        // replay (an earlier packet number that arrived).
         let rx = &r.flows[0].receiver;
-        assert!(
-            rx.auth_failed + rx.malformed + rx.foreign >= r.link.corrupted,
-            "seed {seed}: {rx:?}"
+        assert_eq!(
+            rx.auth_failed + rx.malformed + rx.foreign + rx.replayed,
+            r.link.corrupted + r.link.duplicated,
+            "seed {seed}: {rx:?} {:?}",
+            r.link
         );
         assert!(
             r.link.corrupted > 0 || seed > 3,
@@ -107,6 +112,56 @@ fn delivers_when_the_last_blocks_and_feedback_are_lost() {
             f.sender.retransmissions + f.sender.pass_resends >= 20,
             "{:?}",
             f.sender
+        );
+    }
+}
+
+#[test]
+fn the_last_blocks_lost_are_resent_before_their_naks_could_arrive() {
+    // The first copies of the last 20 blocks are lost. Their NAKs reach the
+    // sender a round trip after the last new block left, and the repairs
+    // arrive half a round trip later still; the speculative pass resends
+    // them at once instead, while the path would otherwise idle.
+    let len = 30_000_000u64;
+    let blocks = len.div_ceil(block_size());
+    let rtt = Duration::from_millis(200);
+    let mut cfg = SimConfig::new(301, LinkConfig::new(100, rtt));
+    cfg.drop_first_copy = blocks - 20..blocks;
+    let r = run(
+        &cfg,
+        vec![FlowSpec::new(Payload::Pattern { seed: 301, len })],
+    );
+    assert_delivered(&r, "lost tail");
+    let f = &r.flows[0];
+    let tail = f.completed.unwrap() - f.last_new.unwrap();
+    assert!(tail < rtt, "tail {tail:?}: {:?}", f.sender);
+}
+
+#[test]
+fn the_speculative_pass_costs_at_most_one_in_flight_window() {
+    // On a clean link every speculative copy is a duplicate: the pass must
+    // stay within the blocks in flight when it starts (the path's round
+    // trip plus its queue, at the path's rate), and it meets the
+    // confirmations halfway.
+    for rtt_ms in [20u64, 100, 200] {
+        let link = LinkConfig::new(50, Duration::from_millis(rtt_ms));
+        let rate = link.rate as f64;
+        let cfg = SimConfig::new(rtt_ms, link);
+        let r = run(
+            &cfg,
+            vec![FlowSpec::new(Payload::Pattern {
+                seed: rtt_ms,
+                len: 20_000_000,
+            })],
+        );
+        assert_delivered(&r, "clean link");
+        let target = FairConfig::default().target_queue_delay.as_secs_f64();
+        let in_flight = rate * (rtt_ms as f64 / 1e3 + target) / 1500.0;
+        let spec = r.flows[0].sender.speculative as f64;
+        eprintln!("rtt {rtt_ms} ms: {spec} speculative copies, {in_flight:.0} in flight");
+        assert!(
+            spec > 0.0 && spec <= in_flight,
+            "rtt {rtt_ms} ms: {spec} > {in_flight}"
         );
     }
 }
@@ -196,13 +251,15 @@ fn goodput_at_5_percent_loss_is_at_least_80_percent() {
 
 #[test]
 fn goodput_at_200ms_matches_100ms() {
-    // The only RTT-dependent costs left are the first datagram's one-way
-    // delay and repairing losses of the final round trip (~1.5 RTT in all),
-    // about 1.5 % of a 1 GB transfer per extra 100 ms.
+    // Startup, drain and steady state no longer depend on the RTT; what
+    // does is the last datagram's one-way delay and, at the end of the
+    // stream, the half round trip after which the speculative pass meets
+    // the NAKs: about one extra RTT in all, 1.1 % of a 1 GB transfer per
+    // extra 100 ms (it was 4 %).
     let g100 = goodput_fraction(3, 100, 0.01);
     let g200 = goodput_fraction(3, 200, 0.01);
-    assert!(g200 >= g100 - 0.04, "200 ms {g200} vs 100 ms {g100}");
-    assert!(g200 >= 0.85, "goodput {g200}");
+    assert!(g200 >= g100 - 0.015, "200 ms {g200} vs 100 ms {g100}");
+    assert!(g200 >= 0.89, "goodput {g200}");
 }
 
 #[test]
@@ -265,6 +322,34 @@ fn two_fair_flows_share_the_bottleneck() {
 }
 
 #[test]
+fn two_fair_flows_share_a_long_path() {
+    // The queue the controller steers by is measured a round trip late and
+    // extrapolated along its trend; both flows see the same queue, so they
+    // predict alike and still converge.
+    let link = LinkConfig::new(100, Duration::from_millis(200));
+    let mut cfg = SimConfig::new(33, link);
+    cfg.max_time = Duration::from_secs(16);
+    let big = |seed| Payload::Pattern {
+        seed,
+        len: 1_000_000_000,
+    };
+    let first = FlowSpec::new(big(1));
+    let mut second = FlowSpec::new(big(2));
+    second.start = Duration::from_secs(2);
+    let r = run(&cfg, vec![first, second]);
+    // Bytes delivered over 10..16 s of simulation time.
+    let share = |i: usize| -> u64 { r.flows[i].delivered.iter().skip(100).take(60).sum() };
+    let (a, b) = (share(0) as f64, share(1) as f64);
+    eprintln!("shares: {:.1} / {:.1} Mbit/s", a * 8.0 / 6e6, b * 8.0 / 6e6);
+    assert!((a - b).abs() / a.max(b) < 0.20, "shares {a} vs {b}");
+    assert!(
+        (a + b) * 8.0 / 6.0 > 0.90 * 100e6,
+        "link underused: {}",
+        (a + b) / 6.0
+    );
+}
+
+#[test]
 fn fixed_holds_its_rate_whatever_happens() {
     let mut link = LinkConfig::new(100, Duration::from_millis(40));
     link.loss = 0.05;
@@ -308,38 +393,4 @@ fn slow_disk_is_not_flooded() {
     assert!(dropped < 0.03, "dropped {dropped}");
     // The disk, not the link, is the limit: 40 MB at 5 MB/s is 8 s.
     assert!(f.completed.unwrap_or_default() < Duration::from_secs(11));
-}
-
-#[test]
-#[ignore = "diagnostic: RTT=ms LOSS=fraction MB=n cargo test --release probe -- --ignored --nocapture"]
-fn probe() {
-    let env = |k: &str, d: f64| {
-        std::env::var(k)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(d)
-    };
-    let mut link = LinkConfig::new(1000, Duration::from_millis(env("RTT", 100.0) as u64));
-    link.loss = env("LOSS", 0.01);
-    let r = run(
-        &SimConfig::new(7, link),
-        vec![FlowSpec::new(Payload::Pattern {
-            seed: 3,
-            len: env("MB", 1000.0) as u64 * 1_000_000,
-        })],
-    );
-    let f = &r.flows[0];
-    eprintln!(
-        "goodput {:.1} Mbit/s\n{:?}\n{:?}\n{:?}",
-        f.goodput_bps() / 1e6,
-        f.sender,
-        f.receiver,
-        r.link
-    );
-    let q: Vec<_> = r
-        .queue_delay
-        .iter()
-        .map(|(m, x)| (m.as_millis(), x.as_millis()))
-        .collect();
-    eprintln!("queue delay (mean, max) ms per 100 ms: {q:?}");
 }

@@ -1,0 +1,160 @@
+//! Diagnostics, ignored by default: where a simulated transfer spends its
+//! time. They print rather than assert; run them in release, e.g.
+//!
+//! ```text
+//! RTT=200 LOSS=0.01 BUCKET=50 cargo test --release probe -- --ignored --nocapture
+//! SEEDS=20 MB=300 RTTS=100,200 cargo test --release tail_survey -- --ignored --nocapture
+//! ```
+
+use std::time::Duration;
+
+use super::transfer::{assert_delivered, block_size};
+use crate::proto::sim::link::LinkConfig;
+use crate::proto::sim::{run, FlowResult, FlowSpec, Payload, SimConfig, Snapshot};
+
+fn env<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn env_list(key: &str, default: &str) -> Vec<f64> {
+    std::env::var(key)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .filter_map(|v| v.parse().ok())
+        .collect()
+}
+
+/// The bench's cell: 1 Gbit/s, a queue of one BDP, `mb` MB.
+fn cell(seed: u64, rtt_ms: u64, loss: f64, mb: u64, bucket: Duration) -> (LinkConfig, FlowResult) {
+    let mut link = LinkConfig::new(1000, Duration::from_millis(rtt_ms));
+    link.loss = loss;
+    let mut cfg = SimConfig::new(seed, link.clone());
+    cfg.bucket = bucket;
+    let spec = FlowSpec::new(Payload::Pattern {
+        seed: 1,
+        len: mb * 1_000_000,
+    });
+    let r = run(&cfg, vec![spec]);
+    assert_delivered(&r, "diagnostic");
+    (link, r.flows.into_iter().next().expect("one flow"))
+}
+
+/// Every send of the block delivered last, and its delivery (ms).
+fn last_block(f: &FlowResult) -> Option<(u64, Vec<(u128, bool)>)> {
+    let last = f.tail.iter().rev().find(|e| e.delivered)?.block;
+    let history = f
+        .tail
+        .iter()
+        .filter(|e| e.block == last)
+        .map(|e| (e.at.as_millis(), e.delivered))
+        .collect();
+    Some((last, history))
+}
+
+#[test]
+#[ignore = "diagnostic: RTT=ms LOSS=fraction MB=n BUCKET=ms cargo test --release probe -- --ignored --nocapture"]
+fn probe() {
+    let rtt: u64 = env("RTT", 100);
+    let loss: f64 = env("LOSS", 0.01);
+    let bucket = Duration::from_millis(env("BUCKET", 100));
+    // The bench's seed for this cell.
+    let seed = rtt * 100 + (loss * 100.0) as u64;
+    let (link, f) = cell(seed, rtt, loss, env("MB", 1000), bucket);
+    eprintln!(
+        "goodput {:.1} Mbit/s ({:.2} % of link), completed {:?}, last new block sent {:?}",
+        f.goodput_bps() / 1e6,
+        f.goodput_bps() / (link.rate as f64 * 8.0) * 100.0,
+        f.completed,
+        f.last_new,
+    );
+    eprintln!("{:?}\n{:?}", f.sender, f.receiver);
+    if let Some((block, history)) = last_block(&f) {
+        let blocks = f.stream_len.div_ceil(block_size());
+        eprintln!("last block {block} of {blocks}, sent and delivered (ms): {history:?}");
+    }
+    // Per bucket: pacing rate and what was sent (Mbit/s at the IP level),
+    // the bottleneck's queue, datagrams in flight, drops, the link's idle
+    // time so far, blocks held and duplicates at the receiver.
+    eprintln!(
+        "{:>8} {:>5} {:>5} {:>5} {:>5} {:>5} {:>6} {:>6} {:>6} {:>5} {:>8} {:>7} {:>5}",
+        "t_ms",
+        "rate",
+        "new",
+        "rep",
+        "pass",
+        "spec",
+        "q_ms",
+        "inflt",
+        "qdrop",
+        "rdrop",
+        "idle_ms",
+        "held",
+        "dups"
+    );
+    let mut prev: Option<&Snapshot> = None;
+    for s in &f.timeline {
+        let d = |get: fn(&Snapshot) -> u64| get(s) - prev.map_or(0, get);
+        let dt = prev.map_or(s.at, |p| s.at - p.at).as_secs_f64().max(1e-9);
+        let mbit = |n: u64| n as f64 * 1500.0 * 8.0 / dt / 1e6;
+        eprintln!(
+            "{:>8} {:>5} {:>5.0} {:>5.0} {:>5.0} {:>5.0} {:>6.1} {:>6} {:>6} {:>5} {:>8.1} {:>7} {:>5}",
+            s.at.as_millis(),
+            s.sender.rate * 8 / 1_000_000,
+            mbit(d(|s| s.sender.new_blocks)),
+            mbit(d(|s| s.sender.retransmissions)),
+            mbit(d(|s| s.sender.pass_resends)),
+            mbit(d(|s| s.sender.speculative)),
+            s.queue_delay.as_secs_f64() * 1e3,
+            s.in_flight,
+            d(|s| s.link.queue_drops),
+            d(|s| s.link.random_drops),
+            s.link.idle.as_secs_f64() * 1e3,
+            s.receiver.blocks,
+            d(|s| s.receiver.duplicates),
+        );
+        prev = Some(s);
+    }
+}
+
+/// One bench cell is one seed, and the tail varies a lot from seed to
+/// seed; this averages completion and tail (last new block to verified)
+/// over many, and shows the history of the last block of slow tails.
+#[test]
+#[ignore = "diagnostic: SEEDS=n MB=n RTTS=ms,.. LOSSES=f,.. cargo test --release tail_survey -- --ignored --nocapture"]
+fn tail_survey() {
+    let seeds: u64 = env("SEEDS", 10);
+    let mb: u64 = env("MB", 300);
+    for rtt in env_list("RTTS", "10,100,200") {
+        let rtt = rtt as u64;
+        for loss in env_list("LOSSES", "0,0.01,0.05") {
+            let (mut completed, mut tail, mut worst, mut spec) = (0.0, 0.0, 0.0f64, 0.0);
+            for seed in 0..seeds {
+                let (_, f) = cell(seed * 7919 + rtt, rtt, loss, mb, Duration::from_millis(100));
+                let c = f.completed.unwrap_or_default().as_secs_f64();
+                let t = c - f.last_new.unwrap_or_default().as_secs_f64();
+                if t > 2.0 * rtt as f64 / 1e3 + 0.02 {
+                    eprintln!(
+                        "slow tail, seed {seed}: {t:.3} s, last block {:?}",
+                        last_block(&f)
+                    );
+                }
+                completed += c;
+                tail += t;
+                worst = worst.max(t);
+                spec += f.sender.speculative as f64;
+            }
+            let n = seeds as f64;
+            eprintln!(
+                "rtt {rtt:>3} ms loss {:>2.0} %: completed {:.4} s, tail {:>5.1} ms (worst {:>5.1}), speculative {:>6.0}",
+                loss * 100.0,
+                completed / n,
+                tail / n * 1e3,
+                worst * 1e3,
+                spec / n
+            );
+        }
+    }
+}
