@@ -6,7 +6,8 @@
 #
 #   bench/fetch-kernel.sh && bench/ssh.sh
 #
-# Knobs: RUNS (default 3), BIG_MB (the single file, default 2048), CARGO_TARGET_DIR.
+# Knobs: RUNS (default 3), BIG_MB (the single file, default 2048), CARGO_TARGET_DIR,
+# FRESH_FS (default 1: destinations on a new ext4 filesystem; 0: on this disk).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -28,9 +29,8 @@ fi
 mkdir -p "$out"
 : >"$log"
 
-# Copies are removed only at the end: this ext4 will not reuse recently
-# freed inodes, and creating 78,000 files right after deleting as many is
-# several times slower.
+# Destinations on a fresh filesystem unless FRESH_FS=0 (see scratch_fs in
+# lib.sh); each copy is removed after its run, outside the timing.
 # A private sshd on a free loopback port.
 keys="$out/keys"; rm -rf "$keys"; mkdir -p "$keys" /run/sshd
 ssh-keygen -q -t ed25519 -N "" -f "$keys/host"
@@ -53,7 +53,10 @@ CONF
 /usr/sbin/sshd -D -f "$keys/sshd_config" &
 sshd_pid=$!
 n=0
-trap 'kill "$sshd_pid" 2>/dev/null || true; rm -rf "$out"/dst-*' EXIT
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+dst_root dst
+trap 'kill "$sshd_pid" 2>/dev/null || true; rm -rf "$droot"/dst-*; [ -z "$cleanup_fs" ] || scratch_fs_remove "$cleanup_fs"' EXIT
 for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.05
@@ -61,9 +64,10 @@ done
 rsh="ssh -p $port -i $keys/user -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
 remote_sluice="env XDG_STATE_HOME=$out/remote-state $sluice"
 
-# shellcheck source=lib.sh
-. "$here/lib.sh"
-fresh() { n=$((n + 1)); dst="$out/dst-$n"; rm -rf "$out/remote-state" "$out/local-state"; }
+fresh() {
+    rm -rf "$droot"/dst-* "$out/remote-state" "$out/local-state"
+    n=$((n + 1)); dst="$droot/dst-$n"
+}
 push() { XDG_STATE_HOME="$out/local-state" "$sluice" -q sync --rsh "$rsh" --remote-sluice "$remote_sluice" "$@"; }
 
 bigdir="$out/big"

@@ -5,7 +5,8 @@
 #
 #   bench/fetch-kernel.sh && bench/sync.sh
 #
-# Knobs (environment): RUNS (default 3), CARGO_TARGET_DIR.
+# Knobs (environment): RUNS (default 3), CARGO_TARGET_DIR, FRESH_FS (default 1:
+# destinations on a new ext4 filesystem made for the run; 0: on this disk).
 # Every sluice run uses fresh index files (SRC and DST are indexed from
 # scratch inside the timing) unless the step says otherwise.
 set -euo pipefail
@@ -32,12 +33,12 @@ mkdir -p "$out"
 : >"$log"
 # shellcheck source=lib.sh
 . "$here/lib.sh"
-# ext4 here will not reuse inodes freed in the last minutes, which makes a
-# copy into a just-emptied folder several times slower: every run writes into
-# a folder never used before, and all of them are removed at the end.
+# Every run writes into a folder never used before, on a fresh filesystem
+# unless FRESH_FS=0 (see scratch_fs in lib.sh).
+dst_root dst
 n=0
-fresh() { n=$((n + 1)); dst="$out/dst-$n"; rm -f "$out"/*.db "$out"/*.db-wal "$out"/*.db-shm; }
-trap 'rm -rf "$out"/dst-* "$out"/rsync-dst-*' EXIT
+fresh() { n=$((n + 1)); dst="$droot/dst-$n"; rm -f "$out"/*.db "$out"/*.db-wal "$out"/*.db-shm; }
+trap 'rm -rf "$droot"/dst-* "$droot"/rsync-dst-*; [ -z "$cleanup_fs" ] || scratch_fs_remove "$cleanup_fs"' EXIT
 warm() { find "$1" -type f -print0 | xargs -0 -n 512 cat >/dev/null; }
 S() { "$sluice" -q sync --src-index "$out/src.db" --dst-index "$out/dst.db" "$@"; }
 
@@ -53,13 +54,13 @@ done
 warm "$new"
 fresh
 S "$old" "$dst"
-rsync -a "$old/" "$out/rsync-dst-$n/"
+rsync -a "$old/" "$droot/rsync-dst-$n/"
 t0=$(now_ns)
 "$sluice" sync --json --delete --src-index "$out/new.db" --dst-index "$out/dst.db" "$new" "$dst" >"$out/upgrade.json"
 t1=$(now_ns)
 up_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
 t0=$(now_ns)
-rsync -a --delete --no-whole-file --stats "$new/" "$out/rsync-dst-$n/" >"$out/rsync-upgrade.txt"
+rsync -a --delete --no-whole-file --stats "$new/" "$droot/rsync-dst-$n/" >"$out/rsync-upgrade.txt"
 t1=$(now_ns)
 rs_up_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) / 1e9 }')
 diff -r -q --no-dereference "$new" "$dst" >/dev/null || { echo "sluice upgrade: trees differ" >&2; exit 1; }

@@ -72,7 +72,7 @@ fn parse_args() -> io::Result<Options> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
     let mut opts = Options {
         size_mb: 1000,
-        max_mbit: 20_000,
+        max_mbit: 100_000,
         packet_size: 1500,
         fixed_mbit: None,
         cipher: Cipher::Aes256Gcm,
@@ -202,10 +202,11 @@ fn main() -> io::Result<()> {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "spool differs"));
     }
     println!(
-        "sluice-udp {size_mb} MB in {secs:.2} s: {:.0} Mbit/s goodput (sent {} datagrams, {} repairs, {} back-pressure drops, final rate {} Mbit/s)",
+        "sluice-udp {size_mb} MB in {secs:.2} s: {:.0} Mbit/s goodput (sent {} datagrams, {} repairs, {} speculative, {} back-pressure drops, final rate {} Mbit/s)",
         len as f64 * 8.0 / secs / 1e6,
         stats.datagrams,
         stats.retransmissions + stats.pass_resends,
+        stats.speculative,
         report.backpressure_drops,
         stats.rate * 8 / 1_000_000
     );
