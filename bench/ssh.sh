@@ -84,7 +84,7 @@ for i in $(seq "$runs"); do
     fresh; sync; timed rsync_big rsync -a -e "$rsh" "$bigdir/" "root@127.0.0.1:$dst/"
     fresh; sync; timed sluice_big push "$bigdir" "root@127.0.0.1:$dst"
 done
-diff -r -q "$bigdir" "$dst" >/dev/null 2>&1 || true
+diff -r -q "$bigdir" "$dst" >/dev/null || { echo "sluice big push: copy differs from the source" >&2; exit 1; }
 
 rt=$(col rsync_tree | median); st=$(col sluice_tree | median)
 rb=$(col rsync_big | median); sb=$(col sluice_big | median)

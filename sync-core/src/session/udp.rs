@@ -160,7 +160,32 @@ struct ChunkSink<'a> {
     failure: &'a Mutex<Option<Error>>,
 }
 
-impl ChunkSink<'_> {
+impl<'a> ChunkSink<'a> {
+    /// A sink for the chunks of `layout` (the applier's `needs`), holding at
+    /// most `memory_limit` bytes of incomplete chunks in memory.
+    fn new(
+        feed: &'a mut Feed,
+        needs: &[Need],
+        layout: &Arc<Layout>,
+        memory_limit: u64,
+        tree: Tree,
+        failure: &'a Mutex<Option<Error>>,
+    ) -> Self {
+        let n = layout.chunk_count();
+        ChunkSink {
+            feed,
+            ids: needs.iter().map(|n| n.idx).collect(),
+            starts: (0..n).map(|c| layout.chunk_range(c).start).collect(),
+            parts: (0..n).map(|_| Part::Empty).collect(),
+            layout: Arc::clone(layout),
+            in_memory: 0,
+            memory_limit,
+            tree,
+            overflow: None,
+            failure,
+        }
+    }
+
     fn overflow(&mut self) -> io::Result<&File> {
         if self.overflow.is_none() {
             let base = RelPath::new(b"overflow".to_vec()).expect("valid");
@@ -275,19 +300,7 @@ pub fn receive(
     );
     let socket = prepared.socket;
     let failure = Mutex::new(None);
-    let n = layout.chunk_count();
-    let sink = ChunkSink {
-        feed,
-        ids: needs.iter().map(|n| n.idx).collect(),
-        starts: (0..n).map(|c| layout.chunk_range(c).start).collect(),
-        parts: (0..n).map(|_| Part::Empty).collect(),
-        layout: Arc::clone(&layout),
-        in_memory: 0,
-        memory_limit: ASSEMBLY_MEMORY,
-        tree,
-        overflow: None,
-        failure: &failure,
-    };
+    let sink = ChunkSink::new(feed, needs, &layout, ASSEMBLY_MEMORY, tree, &failure);
     let result = with_link(t, |link| {
         net::run_receiver(&socket, receiver, Arc::clone(&layout), sink, link)
             .map(|(_, report)| report)
@@ -569,19 +582,14 @@ mod tests {
             );
             applier.start(&[]).unwrap();
             let failure = Mutex::new(None);
-            let n = layout.chunk_count();
-            let mut sink = ChunkSink {
-                feed: applier.feed(),
-                ids: needs.iter().map(|n| n.idx).collect(),
-                starts: (0..n).map(|c| layout.chunk_range(c).start).collect(),
-                parts: (0..n).map(|_| Part::Empty).collect(),
-                layout: Arc::clone(&layout),
-                in_memory: 0,
-                memory_limit: limit,
-                tree: Tree::open(&dst).unwrap(),
-                overflow: None,
-                failure: &failure,
-            };
+            let mut sink = ChunkSink::new(
+                applier.feed(),
+                &needs,
+                &layout,
+                limit,
+                Tree::open(&dst).unwrap(),
+                &failure,
+            );
             let block = |b: u64| {
                 let r = layout.block_range(b);
                 (r.start, &stream[r.start as usize..r.end as usize])
@@ -600,7 +608,7 @@ mod tests {
             assert!(!sink.complete(0, layout.chunk_range(0), &hash(0)).unwrap());
             let (at, bytes) = block(0);
             sink.write(at, bytes).unwrap();
-            for c in 0..n {
+            for c in 0..layout.chunk_count() {
                 assert!(sink.complete(c, layout.chunk_range(c), &hash(c)).unwrap());
             }
             if limit == 0 {

@@ -245,6 +245,17 @@ struct Flow {
     result: FlowResult,
 }
 
+impl Flow {
+    /// The slow disk writes what it could since it was last looked at.
+    fn drain_disk(&mut self, rate: u64, now: Instant) {
+        let dt = now.saturating_duration_since(self.disk_at).as_secs_f64();
+        let drained = (rate as f64 * dt).min(self.disk_queue);
+        self.disk_queue -= drained;
+        self.disk_written += drained as u64;
+        self.disk_at = now;
+    }
+}
+
 enum Source {
     Memory(Shared),
     Pattern(Pattern),
@@ -488,11 +499,7 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
             f.result.arrived += 1;
             // Slow disk: drain the write queue, drop if it cannot take more.
             if let Some(d) = f.spec.disk {
-                let dt = now.saturating_duration_since(f.disk_at).as_secs_f64();
-                let drained = (d.rate as f64 * dt).min(f.disk_queue);
-                f.disk_queue -= drained;
-                f.disk_written += drained as u64;
-                f.disk_at = now;
+                f.drain_disk(d.rate, now);
                 if f.disk_queue + data.len() as f64 > d.queue_bytes as f64 {
                     f.result.backpressure_drops += 1;
                     continue;
@@ -544,11 +551,7 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
                 f.receiver.handle_timeout(now);
             }
             if let Some(d) = f.spec.disk {
-                let dt = now.saturating_duration_since(f.disk_at).as_secs_f64();
-                let drained = (d.rate as f64 * dt).min(f.disk_queue);
-                f.disk_queue -= drained;
-                f.disk_written += drained as u64;
-                f.disk_at = now;
+                f.drain_disk(d.rate, now);
                 let fill = (f.disk_queue / d.queue_bytes as f64 * 1000.0) as u16;
                 f.receiver.handle_sink(now, fill, f.disk_written);
             }
