@@ -172,6 +172,8 @@ fn main() -> io::Result<()> {
     } else {
         vec![0xA5u8; len as usize]
     };
+    // A mark for profilers to attach at (`perf record -p`).
+    eprintln!("transfer starts");
     let started = Instant::now();
     let sending = {
         let stream = stream.clone();

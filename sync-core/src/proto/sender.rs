@@ -209,6 +209,8 @@ pub struct Sender {
     last_seq: Option<u64>,
     last_heard: Instant,
     next_status: Instant,
+    /// The round trip time the last status reported (µs, 0 = none yet).
+    status_srtt_us: u32,
     control: VecDeque<ControlMsg>,
     events: VecDeque<Event>,
     done: bool,
@@ -271,6 +273,7 @@ impl Sender {
             last_seq: None,
             last_heard: now,
             next_status: now,
+            status_srtt_us: 0,
             control: VecDeque::new(),
             events: VecDeque::new(),
             done: false,
@@ -701,7 +704,26 @@ impl Sender {
             self.rtt.srtt(),
         );
         let rate = self.backpressure.limit(self.controller.rate());
+        tracing::trace!(
+            queue_us = sample.queue_delay.map(|d| d.as_micros() as u64),
+            delivered = sample.delivery_rate,
+            loss = sample.loss,
+            srtt_us = sample.srtt.as_micros() as u64,
+            controller = self.controller.rate(),
+            rate,
+            "feedback"
+        );
         self.pacer.set_rate(now, rate);
+
+        // The receiver sizes its rate window by the round trip: tell it as
+        // soon as one is measured, and again when it changes twofold.
+        let srtt_us = u32::try_from(self.rtt.srtt().as_micros()).unwrap_or(u32::MAX);
+        let reported = self.status_srtt_us;
+        if self.rtt.min().is_some()
+            && (reported == 0 || srtt_us / 2 >= reported || srtt_us.saturating_mul(2) <= reported)
+        {
+            self.queue_status();
+        }
 
         if f.complete && !self.done {
             self.confirmed.set_range(0..n);
@@ -713,10 +735,14 @@ impl Sender {
     fn queue_status(&mut self) {
         let n = self.layout.block_count();
         let all_sent = self.next_new >= n;
+        let srtt_us = u32::try_from(self.rtt.srtt().as_micros()).unwrap_or(u32::MAX);
+        if self.rtt.min().is_some() {
+            self.status_srtt_us = srtt_us.max(1);
+        }
         self.control.push_back(ControlMsg::Status(SenderStatus {
             sent_once: self.next_new,
             all_sent,
-            srtt_us: u32::try_from(self.rtt.srtt().as_micros()).unwrap_or(u32::MAX),
+            srtt_us,
             rate: self.pacer.rate(),
         }));
     }

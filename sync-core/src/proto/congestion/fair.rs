@@ -32,6 +32,11 @@
 //!   is brought straight back to (nearly) what the bottleneck delivered the
 //!   last time it was busy, instead of climbing there additively: crawling
 //!   back would waste the link on long paths.
+//! * **Re-probe**: when the queue stays below a quarter of the target for
+//!   [`REPROBE_DOUBLINGS`] startup doublings while the path delivers all
+//!   that is sent, startup resumes from the current rate: the path has room
+//!   (startup ended on a scheduling hiccup, or a competing flow left) that
+//!   additive increase would take seconds to find on a fast path.
 //! * **Prediction**: the queueing delay measured is a round trip old, so
 //!   the steady state steers by the delay extrapolated one round trip along
 //!   its recent trend (a Smith predictor). Without it the drain overshoots
@@ -123,6 +128,20 @@ const OVERFLOW_LOSS: f64 = 0.1;
 /// startup: at 10 ms, two flows on a 40 ms path shared 0.78 : 1 instead of
 /// 0.88 : 1.
 const MIN_TREND_WINDOW: Duration = Duration::from_millis(50);
+/// Steady state goes back to startup when the queue stayed below a quarter
+/// of the target, with everything sent delivered, for this many startup
+/// doubling periods (and at least two round trips): the path has room that
+/// additive increase would take seconds to find. On loopback a receiver
+/// descheduled for a few milliseconds ends startup at a fraction of what the
+/// path carries, and 250 Mbit/s per second then needs half a minute to
+/// climb from 7 to 15 Gbit/s. A shared bottleneck keeps its queue near the
+/// target, and a lone flow's additive increase builds a quarter-target
+/// queue within about two doubling periods of its refill, so neither
+/// re-probes.
+const REPROBE_DOUBLINGS: u32 = 4;
+/// Share of the sending rate the path must deliver for the quiet to count:
+/// a sender that cannot reach its own rate learns nothing from probing.
+const REPROBE_DELIVERED: f64 = 0.9;
 /// Longest gap between two feedback samples that still counts as elapsed
 /// time; longer gaps (a stalled control channel) must not produce a jump.
 const MAX_STEP: Duration = Duration::from_millis(100);
@@ -159,6 +178,9 @@ pub struct Fair {
     draining_startup: bool,
     /// Recent (time, measured queueing delay), for its trend.
     queue_history: VecDeque<(Instant, f64)>,
+    /// Steady state: since when the queue has stayed nearly empty while
+    /// the path delivered all we sent (see [`REPROBE_DOUBLINGS`]).
+    quiet_since: Option<Instant>,
 }
 
 impl Fair {
@@ -185,6 +207,7 @@ impl Fair {
             overflow_until: None,
             queue_history: VecDeque::new(),
             draining_startup: false,
+            quiet_since: None,
         }
     }
 
@@ -230,6 +253,30 @@ impl Fair {
         (q + slope * srtt.as_secs_f64()).clamp(0.0, self.max_q.max(q))
     }
 
+    /// Tracks the quiet stretches of the steady state; true when one has
+    /// lasted long enough to probe the path again ([`REPROBE_DOUBLINGS`]).
+    /// `quiet_since` is the stretch so far (taken out of `self` by the
+    /// caller, so that any other branch of the control law ends it).
+    fn path_has_room(
+        &mut self,
+        now: Instant,
+        quiet_since: Option<Instant>,
+        quiet: bool,
+        delivered: f64,
+        srtt: Duration,
+    ) -> bool {
+        if !quiet || delivered < REPROBE_DELIVERED * self.rate {
+            return false;
+        }
+        let since = quiet_since.unwrap_or(now);
+        let needed = (self.doubling * REPROBE_DOUBLINGS).max(2 * srtt);
+        if now.saturating_duration_since(since) < needed {
+            self.quiet_since = Some(since);
+            return false;
+        }
+        true
+    }
+
     /// True while still in startup (for tests and stats).
     pub fn in_startup(&self) -> bool {
         self.phase == Phase::Startup
@@ -244,6 +291,7 @@ impl Controller for Fair {
             None => 0.0,
         };
         self.last_update = Some(now.max(self.last_update.unwrap_or(now)));
+        let quiet_since = self.quiet_since.take();
         let target = self.config.target_queue_delay.as_secs_f64().max(1e-4);
         let q = s.queue_delay.map_or(0.0, |d| d.as_secs_f64());
         let loss = if s.loss.is_finite() {
@@ -342,6 +390,12 @@ impl Controller for Fair {
                 Phase::Steady => {
                     if q_obs >= target / 2.0 && delivered > 0.0 {
                         self.busy_rate = delivered;
+                    }
+                    let quiet = q.max(q_obs) < target / 4.0;
+                    if self.path_has_room(now, quiet_since, quiet, delivered, s.srtt) {
+                        self.phase = Phase::Startup;
+                        self.rate_at_feedback = self.rate;
+                        self.last_tick = Some(now);
                     }
                     if q < target / 2.0 {
                         self.rate = self.rate.max(self.busy_rate * REFILL_SHARE);
@@ -538,5 +592,52 @@ mod tests {
                 c.rate()
             );
         }
+    }
+
+    /// A loopback-like path (200 µs RTT): startup ended at `rate` Mbit/s
+    /// (a receiver descheduled for a few milliseconds looks like a queue),
+    /// then feedback every 5 ms for `ms` with queueing delay `q_ms` and
+    /// `delivered(rate)` delivered. Returns the controller.
+    fn after_early_exit(ms: u64, q_ms: f64, delivered: impl Fn(u64) -> u64) -> Fair {
+        let rtt = Duration::from_micros(200);
+        let mut c = Fair::new(FairConfig::default());
+        let t0 = Instant::now();
+        let mut s = sample(10.0, mbit(7000), 0.0);
+        (s.srtt, s.min_rtt) = (rtt, rtt);
+        c.on_feedback(t0, &s);
+        assert!(!c.in_startup());
+        for i in 1..=ms / 5 {
+            let mut s = sample(q_ms, delivered(c.rate()), 0.0);
+            (s.srtt, s.min_rtt) = (rtt, rtt);
+            c.on_feedback(t0 + Duration::from_millis(5 * i), &s);
+        }
+        c
+    }
+
+    #[test]
+    fn a_quiet_path_is_probed_again_instead_of_crawled_up() {
+        // Everything sent arrives and no queue forms: within 100 ms the
+        // rate doubles (additive increase alone would add 25 Mbit/s).
+        let c = after_early_exit(100, 0.0, |rate| rate);
+        assert!(c.rate() > 2 * mbit(7000), "rate {}", c.rate());
+    }
+
+    #[test]
+    fn no_probe_with_a_queue_or_when_the_sender_falls_short_of_its_rate() {
+        // A queue of a third of the target: the path is full (or shared).
+        let c = after_early_exit(500, 5.0, |rate| rate);
+        assert!(
+            !c.in_startup() && c.rate() < mbit(7200),
+            "rate {}",
+            c.rate()
+        );
+        // No queue, but only 80 % of the rate delivered: the sender is the
+        // limit (short of CPU); probing would only let the rate run away.
+        let c = after_early_exit(500, 0.0, |rate| rate * 8 / 10);
+        assert!(
+            !c.in_startup() && c.rate() < mbit(7200),
+            "rate {}",
+            c.rate()
+        );
     }
 }

@@ -10,7 +10,7 @@ use crate::proto::layout::{specs_every, Layout, LayoutConfig};
 use crate::proto::receiver::{Event, Receiver, ReceiverConfig};
 use crate::proto::sender::{Sender, SenderConfig};
 use crate::proto::wire::{DatagramError, Header};
-use crate::proto::{ControlMsg, SessionSecret};
+use crate::proto::{ControlMsg, SenderStatus, SessionSecret};
 
 fn pair(data: &[u8], chunk: usize, now: Instant) -> (Sender, Receiver) {
     let chunks = specs_every(data, chunk);
@@ -255,4 +255,58 @@ fn a_nak_waits_until_the_receiver_has_seen_a_later_datagram() {
     s.handle_control(t, nak(2, 8, 5, later));
     assert_eq!(send(&mut s, &data, t, 1), [5]);
     assert_eq!(s.stats().retransmissions, 1);
+}
+
+/// The next datagram the sender lets out, moving its clock on until it does.
+fn next_datagram(s: &mut Sender, src: &[u8], clock: &mut Instant, buf: &mut [u8]) -> usize {
+    loop {
+        if let Some(len) = s.poll_transmit(*clock, &mut &src[..], buf).unwrap() {
+            return len;
+        }
+        *clock += Duration::from_millis(1);
+    }
+}
+
+/// The arrival rate in the receiver's latest feedback, if any was due.
+fn reported_rate(r: &mut Receiver, now: Instant) -> Option<u64> {
+    match r.poll_feedback(now)? {
+        ControlMsg::Feedback(f) => Some(f.recv_rate),
+        other => panic!("expected feedback, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_arrival_rate_window_follows_the_round_trip() {
+    // On a 300 µs path the rate must be measured over a few milliseconds:
+    // startup doubles every 10 ms there, and a 50 ms window would report
+    // the rate of five doublings ago when startup ends. Datagrams arrive
+    // one per 100 µs for 30 ms, then one per 50 µs: within 12 ms the
+    // receiver reports the doubled rate.
+    let data = vec![7u8; 50_000_000];
+    let t0 = Instant::now();
+    let (mut s, mut r) = pair(&data, 1 << 20, t0);
+    r.handle_control(
+        t0,
+        ControlMsg::Status(SenderStatus {
+            srtt_us: 300,
+            ..SenderStatus::default()
+        }),
+    );
+    let mut buf = vec![0u8; s.max_datagram()];
+    let mut clock = t0;
+    let mut now = t0;
+    let mut last = None;
+    let mut arrive = |gap_us: u64, count: u32, now: &mut Instant, last: &mut Option<u64>| {
+        for _ in 0..count {
+            let len = next_datagram(&mut s, &data, &mut clock, &mut buf);
+            r.handle_datagram(*now, &mut buf[..len]).unwrap();
+            *last = reported_rate(&mut r, *now).or(*last);
+            *now += Duration::from_micros(gap_us);
+        }
+    };
+    arrive(100, 300, &mut now, &mut last);
+    let slow = last.expect("no feedback in 30 ms") as f64;
+    arrive(50, 240, &mut now, &mut last);
+    let fast = last.unwrap() as f64;
+    assert!(fast > 1.7 * slow, "rate {fast} after doubling from {slow}");
 }
