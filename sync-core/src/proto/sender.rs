@@ -89,6 +89,8 @@ const PASS_GRACE: Duration = Duration::from_millis(25);
 /// Most copies a block known to be lost is sent in after the last new
 /// block.
 const MAX_TAIL_COPIES: u32 = 4;
+/// Packet numbers a loss sample spans at least.
+const LOSS_SAMPLE_PACKETS: u64 = 16;
 /// Chance of losing every copy of such a block that the copies aim below.
 const TAIL_RESIDUAL_LOSS: f64 = 2e-4;
 
@@ -669,15 +671,22 @@ impl Sender {
         }
 
         // Loss: authenticated arrivals against packet numbers spanned.
-        if let Some((p0, h0)) = self.last_counts {
-            let dp = f.packets_received.saturating_sub(p0);
-            let dh = f.highest_pn.saturating_sub(h0);
-            if dh >= 16 {
-                let inst = 1.0 - (dp as f64 / dh as f64).min(1.0);
-                self.loss = 0.75 * self.loss + 0.25 * inst;
+        // Counts accumulate over feedback until they span enough packets:
+        // at a low rate each interval holds only a few, and an estimate
+        // that skipped those would freeze (a flow squeezed to a trickle
+        // right after heavy loss kept "62 % loss" and kept cutting).
+        match self.last_counts {
+            Some((p0, h0)) => {
+                let dp = f.packets_received.saturating_sub(p0);
+                let dh = f.highest_pn.saturating_sub(h0);
+                if dh >= LOSS_SAMPLE_PACKETS {
+                    let inst = 1.0 - (dp as f64 / dh as f64).min(1.0);
+                    self.loss = 0.75 * self.loss + 0.25 * inst;
+                    self.last_counts = Some((f.packets_received, f.highest_pn));
+                }
             }
+            None => self.last_counts = Some((f.packets_received, f.highest_pn)),
         }
-        self.last_counts = Some((f.packets_received, f.highest_pn));
 
         let queue_delay = f.owd.and_then(|o| {
             self.base_delay.update(now, o.min_us);

@@ -310,3 +310,46 @@ fn the_arrival_rate_window_follows_the_round_trip() {
     let fast = last.unwrap() as f64;
     assert!(fast > 1.7 * slow, "rate {fast} after doubling from {slow}");
 }
+
+/// Feedback saying `received` of the datagrams up to packet number
+/// `highest` arrived.
+fn counts(seq: u64, received: u64, highest: u64) -> ControlMsg {
+    ControlMsg::Feedback(Feedback {
+        seq,
+        packets_received: received,
+        highest_pn: highest,
+        ..Feedback::default()
+    })
+}
+
+#[test]
+fn the_loss_estimate_recovers_when_each_feedback_spans_few_datagrams() {
+    // Heavy loss, then a trickle: four datagrams per feedback, all
+    // arriving. Each interval alone is too short to measure, so they add
+    // up; the estimate must fall instead of freezing at the heavy loss
+    // (which kept a squeezed flow cutting its rate for good).
+    let data = vec![1u8; 100_000];
+    let t0 = Instant::now();
+    let (mut s, _) = pair(&data, 10_000, t0);
+    let mut t = t0;
+    let (mut received, mut highest) = (0, 0);
+    for seq in 1..=8 {
+        received += 40;
+        highest += 100;
+        t += Duration::from_millis(5);
+        s.handle_control(t, counts(seq, received, highest));
+    }
+    let heavy = s.stats().loss;
+    assert!(heavy > 0.4, "loss {heavy}");
+    for seq in 9..=100 {
+        received += 4;
+        highest += 4;
+        t += Duration::from_millis(5);
+        s.handle_control(t, counts(seq, received, highest));
+    }
+    let after = s.stats().loss;
+    assert!(
+        after < 0.05,
+        "loss still {after} after 368 datagrams without one lost"
+    );
+}
