@@ -42,9 +42,10 @@ const MIN_RATE_WINDOW: Duration = Duration::from_millis(5);
 /// The rate window spans this many round trips (within the bounds above):
 /// half of the sender's startup doubling period
 /// ([`STARTUP_RTTS`](super::congestion::fair::STARTUP_RTTS)), so that the
-/// rate it reports when startup ends lags the sending rate by at most
-/// about 30 %. A fixed 50 ms window lagged five doublings on loopback,
-/// where startup doubles every 10 ms, and reported a thirtieth of the rate.
+/// rate it reports when startup ends is that of a fraction of a doubling
+/// earlier (about two round trips: half the window, plus the way back). A
+/// fixed 50 ms window lagged five doublings on loopback, where startup
+/// doubles every 10 ms, and once reported a seventieth of the rate.
 const RATE_WINDOW_RTTS: u32 = 3;
 
 /// Receiver tuning.
