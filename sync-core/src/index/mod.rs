@@ -276,27 +276,14 @@ impl Index {
 
     /// Loads every entry with its chunks.
     pub fn manifest(&self) -> Result<Manifest> {
-        let mut chunks: HashMap<i64, Vec<ChunkRef>> = HashMap::new();
-        {
-            let mut stmt = self
-                .conn
-                .prepare_cached(
-                    "SELECT entry, offset, length, hash FROM chunks ORDER BY entry, ordinal",
-                )
-                .map_err(|e| self.err(e))?;
-            let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-                let id: i64 = r.get(0).map_err(|e| self.err(e))?;
-                let hash: Vec<u8> = r.get(3).map_err(|e| self.err(e))?;
-                let chunk = ChunkRef {
-                    offset: r.get::<_, i64>(1).map_err(|e| self.err(e))? as u64,
-                    length: r.get::<_, i64>(2).map_err(|e| self.err(e))? as u32,
-                    hash: Hash::from_slice(&hash)
-                        .ok_or_else(|| self.corrupt("chunk hash length"))?,
-                };
-                chunks.entry(id).or_default().push(chunk);
-            }
-        }
+        let mut m = self.entries_manifest()?;
+        self.load_chunks(&mut m)?;
+        Ok(m)
+    }
+
+    /// Loads every entry, without chunk lists (see [`Index::load_chunks`]):
+    /// a sync where nothing changed needs none.
+    pub fn entries_manifest(&self) -> Result<Manifest> {
         let mut manifest = Manifest {
             params: self.chunk_params()?.unwrap_or_default(),
             ..Manifest::default()
@@ -304,19 +291,18 @@ impl Index {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, path, kind, size, mtime_ns, mode, ino, dev, ctime_ns, nlink, target, hash, checked_ns FROM entries",
+                "SELECT path, kind, size, mtime_ns, mode, ino, dev, ctime_ns, nlink, target, hash, checked_ns FROM entries",
             )
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let id: i64 = r.get(0).map_err(|e| self.err(e))?;
-            let path = self.checked_path(r.get(1).map_err(|e| self.err(e))?)?;
-            let meta = meta_from_row(r, 2)
+            let path = self.checked_path(r.get(0).map_err(|e| self.err(e))?)?;
+            let meta = meta_from_row(r, 1)
                 .map_err(|e| self.err(e))?
                 .ok_or_else(|| self.corrupt("unknown entry kind"))?;
-            let target: Option<Vec<u8>> = r.get(10).map_err(|e| self.err(e))?;
-            let hash: Option<Vec<u8>> = r.get(11).map_err(|e| self.err(e))?;
-            let checked_ns: i64 = r.get(12).map_err(|e| self.err(e))?;
+            let target: Option<Vec<u8>> = r.get(9).map_err(|e| self.err(e))?;
+            let hash: Option<Vec<u8>> = r.get(10).map_err(|e| self.err(e))?;
+            let checked_ns: i64 = r.get(11).map_err(|e| self.err(e))?;
             let hash = match hash {
                 Some(h) => {
                     Some(Hash::from_slice(&h).ok_or_else(|| self.corrupt("file hash length"))?)
@@ -328,12 +314,44 @@ impl Index {
                 meta,
                 target,
                 hash,
-                chunks: chunks.remove(&id).unwrap_or_default(),
+                chunks: Vec::new(),
                 checked_ns,
             };
             manifest.entries.insert(path, entry);
         }
         Ok(manifest)
+    }
+
+    /// Fills in the chunk lists of the entries of `m` (loaded by
+    /// [`Index::entries_manifest`] from this index).
+    pub fn load_chunks(&self, m: &mut Manifest) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT e.path, c.offset, c.length, c.hash FROM chunks c JOIN entries e ON e.id = c.entry ORDER BY c.entry, c.ordinal",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        let mut current: Option<(Vec<u8>, RelPath)> = None;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let raw: Vec<u8> = r.get(0).map_err(|e| self.err(e))?;
+            let hash: Vec<u8> = r.get(3).map_err(|e| self.err(e))?;
+            let chunk = ChunkRef {
+                offset: r.get::<_, i64>(1).map_err(|e| self.err(e))? as u64,
+                length: r.get::<_, i64>(2).map_err(|e| self.err(e))? as u32,
+                hash: Hash::from_slice(&hash).ok_or_else(|| self.corrupt("chunk hash length"))?,
+            };
+            if current.as_ref().is_none_or(|(bytes, _)| *bytes != raw) {
+                let path = self.checked_path(raw.clone())?;
+                current = Some((raw, path));
+            }
+            if let Some((_, path)) = &current {
+                if let Some(e) = m.entries.get_mut(path) {
+                    e.chunks.push(chunk);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Starts a batch of writes in one transaction.

@@ -57,8 +57,11 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         (dst, src)
     });
     let (mut src, order, source_done) = src?;
-    let (mut index, dst_manifest, dst_scan) = dst?;
-    fetch_chunk_lists(t, &mut src, &order, &dst_manifest)?;
+    let (mut index, mut dst_manifest, dst_scan) = dst?;
+    if fetch_chunk_lists(t, &mut src, &order, &dst_manifest)? > 0 {
+        // Content will be assembled: the destination's chunks are sources.
+        index.load_chunks(&mut dst_manifest)?;
+    }
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         "scanned DST, received SRC's manifest"
@@ -222,7 +225,7 @@ fn scan_destination(
     let mut scan_opts = opts.scan_options(side);
     scan_opts.skip = index_skips(&index_path);
     let report = crate::scan::scan(&side.root, &mut index, &scan_opts)?;
-    let manifest = index.manifest()?;
+    let manifest = index.entries_manifest()?;
     Ok((index, manifest, report))
 }
 
@@ -270,13 +273,13 @@ fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, Vec<RelPath>, So
 
 /// Asks for the chunk lists of the source files whose content the
 /// destination does not already hold at the same path, and checks that
-/// each list tiles its file.
+/// each list tiles its file. Returns how many lists were asked for.
 fn fetch_chunk_lists(
     t: &mut dyn Transport,
     src: &mut Manifest,
     order: &[RelPath],
     dst: &Manifest,
-) -> Result<()> {
+) -> Result<usize> {
     let wanted: Vec<u32> = order
         .iter()
         .enumerate()
@@ -325,7 +328,7 @@ fn fetch_chunk_lists(
         let e = &src.entries[&order[i as usize]];
         check_chunks(&e.path, e.meta.size, &e.chunks, &src.params)?;
     }
-    Ok(())
+    Ok(wanted.len())
 }
 
 fn finish_entry(m: &mut Manifest, e: crate::entry::Entry) -> Result<()> {

@@ -8,6 +8,7 @@ use super::udp;
 use super::{index_skips, open_index, Opening, Side, SyncReport, Transport, PARTIAL_MARK};
 use crate::apply::Tree;
 use crate::error::{Error, Result};
+use crate::index::Index;
 use crate::manifest::{ChunkLocation, Manifest};
 use crate::path::RelPath;
 
@@ -31,8 +32,8 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
     scan_opts.skip = index_skips(&index_path);
     let scan = crate::scan::scan(&side.root, &mut index, &scan_opts)?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "scanned SRC");
-    let manifest = index.manifest()?;
-    drop(index);
+    // Chunk lists are loaded once the receiver asks for any.
+    let mut manifest = index.entries_manifest()?;
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         "loaded SRC manifest"
@@ -56,7 +57,8 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
             .collect(),
         warnings,
     }))?;
-    send_chunk_lists(t, &manifest)?;
+    send_chunk_lists(t, &mut manifest, &index)?;
+    drop(index);
 
     // Where each chunk is in the source; built on the first request (a
     // no-change sync never needs it).
@@ -157,19 +159,13 @@ fn send_manifest(t: &mut dyn Transport, m: &Manifest) -> Result<()> {
 }
 
 /// Answers the receiver's requests for chunk lists.
-fn send_chunk_lists(t: &mut dyn Transport, m: &Manifest) -> Result<()> {
-    let order: Vec<&crate::entry::Entry> = m.entries.values().collect();
+/// Every chunk the sender ships belongs to a file whose list was asked
+/// for, so when none was, the lists are never loaded.
+fn send_chunk_lists(t: &mut dyn Transport, m: &mut Manifest, index: &Index) -> Result<()> {
     let mut wanted: Vec<u32> = Vec::new();
     loop {
         match t.recv()? {
-            Msg::WantChunks(w) => {
-                if wanted.len() + w.len() > order.len() {
-                    return Err(protocol(
-                        "the receiver asked for more chunk lists than entries",
-                    ));
-                }
-                wanted.extend(w)
-            }
+            Msg::WantChunks(w) => wanted.extend(w),
             Msg::WantDone => break,
             Msg::Error(e) => return Err(Error::Peer(e)),
             other => {
@@ -179,7 +175,16 @@ fn send_chunk_lists(t: &mut dyn Transport, m: &Manifest) -> Result<()> {
                 )))
             }
         }
+        if wanted.len() > m.entries.len() {
+            return Err(protocol(
+                "the receiver asked for more chunk lists than entries",
+            ));
+        }
     }
+    if !wanted.is_empty() {
+        index.load_chunks(m)?;
+    }
+    let order: Vec<&crate::entry::Entry> = m.entries.values().collect();
     for index in wanted {
         let e = order.get(index as usize).ok_or_else(|| {
             protocol(format!(
