@@ -258,12 +258,6 @@ impl Applier {
         Ok(Some(Rescued { file, at }))
     }
 
-    /// Adds a temporary file of this run to remove in [`Applier::finish`]
-    /// (kept by [`Applier::abort`], so a later run can resume from it).
-    pub fn add_leftover(&mut self, path: RelPath) {
-        self.leftovers.push(path);
-    }
-
     /// Chunks to ask the sender for in another round (local copies that
     /// failed their check), with their stream indices; waits for the
     /// writers to finish what they were given.

@@ -41,7 +41,8 @@ use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::path::RelPath;
 
-/// Upserts one meta row (used by [`Index::set_meta`] and [`Writer::set_meta`]).
+/// Upserts one meta row (used by [`Index::set_meta`], [`Writer::set_meta`]
+/// and the migration that records the format version).
 const SET_META: &str =
     "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value";
 
@@ -173,12 +174,8 @@ impl Index {
         tx.pragma_update(None, "user_version", schema::LATEST)
             .map_err(sql)?;
         // Also readable with any SQLite tool, beside the pragma.
-        tx.execute(
-            "INSERT INTO meta(key, value) VALUES ('format_version', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [schema::LATEST.to_string()],
-        )
-        .map_err(sql)?;
+        tx.execute(SET_META, ["format_version", &schema::LATEST.to_string()])
+            .map_err(sql)?;
         tx.commit().map_err(sql)
     }
 

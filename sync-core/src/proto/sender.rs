@@ -437,9 +437,7 @@ impl Sender {
             self.queued.clear(b);
             if !self.confirmed.get(b) && !self.held.get(b) {
                 if self.next_new == self.layout.block_count() {
-                    for _ in 1..self.tail_copies() {
-                        self.extra_copies.push_back(b);
-                    }
+                    self.queue_tail_copies(b);
                 }
                 return Some((b, Kind::Repair));
             }
@@ -584,6 +582,18 @@ impl Sender {
         k
     }
 
+    /// Queues the copies of `b` beyond the one about to go (or in flight).
+    fn queue_tail_copies(&mut self, b: u64) {
+        for _ in 1..self.tail_copies() {
+            self.extra_copies.push_back(b);
+        }
+    }
+
+    /// The smoothed RTT as the status message carries it.
+    fn srtt_us(&self) -> u32 {
+        u32::try_from(self.rtt.srtt().as_micros()).unwrap_or(u32::MAX)
+    }
+
     /// How long feedback about a copy sent now may take.
     fn hold_time(&self) -> Duration {
         (self.rtt.srtt() + 2 * self.rtt.rttvar()).max(self.rtt.latest()) + HOLD_SLACK
@@ -656,9 +666,7 @@ impl Sender {
             let mut b = start;
             while let Some(c) = self.speculated.next_set(b).filter(|&c| c < end) {
                 if self.held.get(c) && !self.extra_holds.contains_key(&c) && self.renewed.set(c) {
-                    for _ in 1..self.tail_copies() {
-                        self.extra_copies.push_back(c);
-                    }
+                    self.queue_tail_copies(c);
                     queued += 1;
                 }
                 b = c + 1;
@@ -726,7 +734,7 @@ impl Sender {
 
         // The receiver sizes its rate window by the round trip: tell it as
         // soon as one is measured, and again when it changes twofold.
-        let srtt_us = u32::try_from(self.rtt.srtt().as_micros()).unwrap_or(u32::MAX);
+        let srtt_us = self.srtt_us();
         let reported = self.status_srtt_us;
         if self.rtt.min().is_some()
             && (reported == 0 || srtt_us / 2 >= reported || srtt_us.saturating_mul(2) <= reported)
@@ -744,7 +752,7 @@ impl Sender {
     fn queue_status(&mut self) {
         let n = self.layout.block_count();
         let all_sent = self.next_new >= n;
-        let srtt_us = u32::try_from(self.rtt.srtt().as_micros()).unwrap_or(u32::MAX);
+        let srtt_us = self.srtt_us();
         if self.rtt.min().is_some() {
             self.status_srtt_us = srtt_us.max(1);
         }

@@ -159,6 +159,7 @@ fn send_manifest(t: &mut dyn Transport, m: &Manifest) -> Result<()> {
 }
 
 /// Answers the receiver's requests for chunk lists.
+///
 /// Every chunk the sender ships belongs to a file whose list was asked
 /// for, so when none was, the lists are never loaded.
 fn send_chunk_lists(t: &mut dyn Transport, m: &mut Manifest, index: &Index) -> Result<()> {
