@@ -17,6 +17,42 @@ pub struct Manifest {
     pub params: ChunkParams,
 }
 
+/// One path of either of two manifests, with its entry in each.
+#[derive(Clone, Copy, Debug)]
+pub struct Pair<'a> {
+    pub src: Option<&'a Entry>,
+    pub dst: Option<&'a Entry>,
+    /// Position of `src` in its manifest's path order.
+    pub src_pos: usize,
+}
+
+/// Every path of `src` and `dst` with its entry on each side, in path
+/// order: one merge of the two sorted maps instead of a lookup per path.
+pub fn pair_up<'a>(src: &'a Manifest, dst: &'a Manifest) -> Vec<Pair<'a>> {
+    use std::cmp::Ordering;
+    let mut out = Vec::with_capacity(src.entries.len().max(dst.entries.len()));
+    let mut a = src.entries.values().enumerate().peekable();
+    let mut b = dst.entries.values().peekable();
+    loop {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((_, x)), Some(y)) => x.path.cmp(&y.path),
+        };
+        let (src_pos, src) = match order {
+            Ordering::Greater => (0, None),
+            _ => a.next().map_or((0, None), |(i, e)| (i, Some(e))),
+        };
+        let dst = match order {
+            Ordering::Less => None,
+            _ => b.next(),
+        };
+        out.push(Pair { src, dst, src_pos });
+    }
+    out
+}
+
 /// Where a chunk can be found in a tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkLocation {

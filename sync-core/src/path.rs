@@ -54,6 +54,28 @@ impl RelPath {
         Some(RelPath(bytes.to_vec()))
     }
 
+    /// `self/name`, for a name read from a folder listing; `None` if the
+    /// name is not a single valid component or the result is too long.
+    pub fn child(&self, name: &[u8]) -> Option<RelPath> {
+        if name.is_empty()
+            || name == b"."
+            || name == b".."
+            || name.len() > MAX_NAME_LEN
+            || name.contains(&b'/')
+            || name.contains(&0)
+            || self.0.len() + 1 + name.len() > MAX_PATH_LEN
+        {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(self.0.len() + 1 + name.len());
+        if !self.0.is_empty() {
+            bytes.extend_from_slice(&self.0);
+            bytes.push(b'/');
+        }
+        bytes.extend_from_slice(name);
+        Some(RelPath(bytes))
+    }
+
     /// The raw bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
@@ -186,6 +208,23 @@ mod tests {
         }
         assert!(RelPath::new(vec![b'x'; 256]).is_err());
         assert!(RelPath::new(vec![b'x'; 255]).is_ok());
+    }
+
+    #[test]
+    fn child_checks_the_name_and_the_length() {
+        let a = RelPath::new(b"a".to_vec()).unwrap();
+        assert_eq!(RelPath::root().child(b"x").unwrap().as_bytes(), b"x");
+        assert_eq!(a.child(b"x y").unwrap().as_bytes(), b"a/x y");
+        for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b"] {
+            assert!(a.child(bad).is_none(), "{bad:?}");
+        }
+        assert!(a.child(&[b'x'; 256]).is_none());
+        let long = RelPath::new(vec![b'x'; 255]).unwrap();
+        let mut deep = long.clone();
+        while deep.as_bytes().len() + 256 <= MAX_PATH_LEN {
+            deep = deep.child(&[b'x'; 255]).unwrap();
+        }
+        assert!(deep.child(&[b'x'; 255]).is_none());
     }
 
     #[test]

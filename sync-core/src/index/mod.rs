@@ -55,15 +55,34 @@ pub struct Index {
     path: PathBuf,
 }
 
+/// Every path's record, by path.
+pub type RecordedMap = HashMap<RelPath, Recorded, foldhash::fast::RandomState>;
+
 /// What the previous scan recorded for one path (no chunk list).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Recorded {
     pub id: i64,
     pub meta: Meta,
     pub checked_ns: i64,
-    /// False for a file row whose content was never read (cannot happen for
-    /// rows written by the scanner, but kept explicit).
-    pub has_hash: bool,
+    /// Whole-file hash (files only; `None` for a file row whose content was
+    /// never read, which the scanner never writes, but kept explicit).
+    pub hash: Option<Hash>,
+    /// Symlink target.
+    pub target: Option<Vec<u8>>,
+}
+
+impl Recorded {
+    /// The record as an entry at `path` (without chunks), with `meta`.
+    pub fn entry(&self, path: RelPath, meta: Meta) -> Entry {
+        Entry {
+            path,
+            meta,
+            target: self.target.clone(),
+            hash: self.hash,
+            chunks: Vec::new(),
+            checked_ns: self.checked_ns,
+        }
+    }
 }
 
 impl Index {
@@ -223,41 +242,57 @@ impl Index {
     }
 
     /// Path → what was recorded, for the scanner's stat comparison.
-    pub fn recorded(&self) -> Result<HashMap<RelPath, Recorded>> {
+    pub fn recorded(&self) -> Result<RecordedMap> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, path, kind, size, mtime_ns, mode, ino, dev, ctime_ns, nlink, hash IS NOT NULL, checked_ns FROM entries",
+                "SELECT id, path, kind, size, mtime_ns, mode, ino, dev, ctime_ns, nlink, hash, checked_ns, target FROM entries",
             )
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                let path: Vec<u8> = r.get(1)?;
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    path,
-                    meta_from_row(r, 2)?,
-                    r.get::<_, bool>(10)?,
-                    r.get::<_, i64>(11)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut map = HashMap::new();
-        for row in rows {
-            let (id, path, meta, has_hash, checked_ns) = row.map_err(|e| self.err(e))?;
-            let path = self.checked_path(path)?;
-            let meta = meta.ok_or_else(|| self.corrupt("unknown entry kind"))?;
+        let rows = self.entry_count()?;
+        let mut map = RecordedMap::with_capacity_and_hasher(rows, Default::default());
+        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let id: i64 = r.get(0).map_err(|e| self.err(e))?;
+            let path = self.checked_path(r.get(1).map_err(|e| self.err(e))?)?;
+            let meta = meta_from_row(r, 2)
+                .map_err(|e| self.err(e))?
+                .ok_or_else(|| self.corrupt("unknown entry kind"))?;
+            let hash = self.hash_column(r, 10)?;
+            let checked_ns: i64 = r.get(11).map_err(|e| self.err(e))?;
+            let target: Option<Vec<u8>> = r.get(12).map_err(|e| self.err(e))?;
             map.insert(
                 path,
                 Recorded {
                     id,
                     meta,
                     checked_ns,
-                    has_hash,
+                    hash,
+                    target,
                 },
             );
         }
         Ok(map)
+    }
+
+    /// Number of entries recorded.
+    fn entry_count(&self) -> Result<usize> {
+        self.conn
+            .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as usize)
+            .map_err(|e| self.err(e))
+    }
+
+    /// A nullable whole-file hash column.
+    fn hash_column(&self, r: &rusqlite::Row<'_>, at: usize) -> Result<Option<Hash>> {
+        use rusqlite::types::ValueRef;
+        match r.get_ref(at).map_err(|e| self.err(e))? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Blob(b) => Hash::from_slice(b)
+                .map(Some)
+                .ok_or_else(|| self.corrupt("file hash length")),
+            _ => Err(self.corrupt("file hash type")),
+        }
     }
 
     fn checked_path(&self, bytes: Vec<u8>) -> Result<RelPath> {
@@ -298,14 +333,8 @@ impl Index {
                 .map_err(|e| self.err(e))?
                 .ok_or_else(|| self.corrupt("unknown entry kind"))?;
             let target: Option<Vec<u8>> = r.get(9).map_err(|e| self.err(e))?;
-            let hash: Option<Vec<u8>> = r.get(10).map_err(|e| self.err(e))?;
+            let hash = self.hash_column(r, 10)?;
             let checked_ns: i64 = r.get(11).map_err(|e| self.err(e))?;
-            let hash = match hash {
-                Some(h) => {
-                    Some(Hash::from_slice(&h).ok_or_else(|| self.corrupt("file hash length"))?)
-                }
-                None => None,
-            };
             let entry = Entry {
                 path: path.clone(),
                 meta,

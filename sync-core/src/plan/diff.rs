@@ -18,13 +18,21 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
             .any(|q| p.starts_with(q) || q.starts_with(p))
     };
 
+    // Every path with its entry on each side, found in one pass over both.
+    let pairs: Vec<_> = crate::manifest::pair_up(src, dst)
+        .into_iter()
+        .map(|p| (p.src, p.dst))
+        .collect();
+
     // 1. Which destination entries go away (deleted, or replaced by another kind).
     let mut doomed: HashSet<&RelPath> = HashSet::new();
-    for (path, d) in &dst.entries {
+    for &(s, d) in &pairs {
+        let Some(d) = d else { continue };
+        let path = &d.path;
         if path.is_root() {
             continue;
         }
-        match src.get(path) {
+        match s {
             Some(s) if s.meta.kind == d.meta.kind => {}
             Some(_) if protected(path) => {}
             Some(_) if d.meta.kind == Kind::Dir && !opts.delete && has_children(dst, path) => {
@@ -64,26 +72,26 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
 
     // 3. Files whose content changes make their chunks unsafe to read later.
     let mut overwritten: HashSet<&RelPath> = doomed.clone();
-    for e in src.files() {
-        if protected(&e.path) {
+    for &(s, d) in &pairs {
+        let (Some(e), Some(d)) = (s, d) else { continue };
+        if e.meta.kind != Kind::File || protected(&e.path) {
             continue;
         }
-        if let Some(d) = dst.get(&e.path) {
-            if d.meta.kind == Kind::File && d.hash != e.hash {
-                overwritten.insert(&e.path);
-            }
+        if d.meta.kind == Kind::File && d.hash != e.hash {
+            overwritten.insert(&e.path);
         }
     }
     let mut stable: HashMap<Hash, ChunkLocation> = HashMap::new();
     let mut endangered: HashMap<Hash, ChunkLocation> = HashMap::new();
     // The chunk maps cost a hash-map entry per destination chunk: build them
     // only when some source file's content is missing at its path.
-    let content_needed = src.files().any(|e| {
-        !protected(&e.path)
-            && !follower_of.contains_key(&e.path)
-            && dst
-                .get(&e.path)
-                .is_none_or(|d| d.meta.kind != Kind::File || d.hash != e.hash)
+    let content_needed = pairs.iter().any(|&(s, d)| {
+        s.is_some_and(|e| {
+            e.meta.kind == Kind::File
+                && !protected(&e.path)
+                && !follower_of.contains_key(&e.path)
+                && d.is_none_or(|d| d.meta.kind != Kind::File || d.hash != e.hash)
+        })
     });
     for d in dst.files().filter(|_| content_needed) {
         let map = if overwritten.contains(&d.path) {
@@ -108,7 +116,9 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
     let mut rescue_slot: HashMap<Hash, u32> = HashMap::new();
     let mut stream_slot: HashMap<Hash, u32> = HashMap::new();
     let mut created_by_hash: HashMap<Hash, RelPath> = HashMap::new();
-    for (path, s) in &src.entries {
+    for &(s, d) in &pairs {
+        let Some(s) = s else { continue };
+        let path = &s.path;
         if s.meta.kind == Kind::File {
             plan.stats.files_total += 1;
             plan.stats.bytes_total += s.meta.size;
@@ -116,7 +126,6 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
         if protected(path) || plan.conflicts.iter().any(|(c, _)| path.starts_with(c)) {
             continue;
         }
-        let d = dst.get(path);
         let replaces = d
             .filter(|d| d.meta.kind != s.meta.kind)
             .map(|d| d.meta.kind);

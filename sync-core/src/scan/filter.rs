@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
-use ignore::{WalkBuilder, WalkParallel};
 
 use crate::error::{Error, Result};
 
@@ -46,34 +45,4 @@ impl Excludes {
             .map_err(|e| Error::Usage(format!("exclude patterns: {e}")))?;
         Ok(Arc::new(gi))
     }
-}
-
-/// The parallel walker for a scan: no hidden-file or VCS filters besides the
-/// ones asked for, never following symlinks, staying on the root's terms.
-pub fn walker(
-    root: &Path,
-    excludes: &Arc<Gitignore>,
-    gitignore: bool,
-    threads: usize,
-) -> WalkParallel {
-    let mut b = WalkBuilder::new(root);
-    b.standard_filters(false)
-        .follow_links(false)
-        .git_ignore(gitignore)
-        .require_git(false)
-        .add_custom_ignore_filename(IGNORE_FILE)
-        .threads(threads);
-    if !excludes.is_empty() {
-        let ex = Arc::clone(excludes);
-        let root = root.to_path_buf();
-        b.filter_entry(move |de| {
-            if de.depth() == 0 {
-                return true;
-            }
-            let is_dir = de.file_type().is_some_and(|t| t.is_dir());
-            let rel = de.path().strip_prefix(&root).unwrap_or(de.path());
-            !ex.matched(rel, is_dir).is_ignore()
-        });
-    }
-    b.build_parallel()
 }

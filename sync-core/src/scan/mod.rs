@@ -1,11 +1,12 @@
 //! The scanner: brings a tree's index up to date.
 //!
-//! It owns the walk (the `ignore` crate's parallel walker, never following
-//! symlinks), the exclude rules, and reading files into chunks. It never
+//! It owns the walk ([`walk`]: parallel, never following symlinks), the
+//! exclude rules, and reading files into chunks. It never
 //! writes to the tree. Three stages run at once:
 //!
 //! * walker threads `lstat` every entry and decide, from what the index
-//!   recorded, whether a file must be read;
+//!   recorded, whether a file must be read (results go to the writer in
+//!   batches);
 //! * reader threads (one per core) chunk and hash the files that must be
 //!   read, each through one reused buffer;
 //! * the calling thread writes results to the index in batched transactions
@@ -19,8 +20,9 @@
 
 mod filter;
 mod read;
+mod walk;
 
-use std::collections::HashMap;
+use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,8 +33,10 @@ use crossbeam_channel as chan;
 use crate::chunk::{ChunkParams, Chunker};
 use crate::entry::{now_ns, Entry, Kind, Meta};
 use crate::error::{Error, Result};
-use crate::index::{Index, Recorded, ScanLog};
+use crate::index::{Index, RecordedMap, ScanLog};
+use crate::manifest::Manifest;
 use crate::path::RelPath;
+use walk::Visitor as _;
 
 pub use filter::Excludes;
 
@@ -114,10 +118,10 @@ enum Found {
         replaces: Option<i64>,
         was_read: bool,
     },
-    /// An entry whose record is still right.
+    /// An entry whose record (row `id`, here without chunks) is still right.
     Same {
         id: i64,
-        meta: Meta,
+        entry: Entry,
     },
     /// A file that could not be captured; keep its old record if any.
     Keep {
@@ -129,6 +133,9 @@ enum Found {
     Temp(RelPath),
 }
 
+/// Results travel to the index writer in batches of this many.
+const FOUND_BATCH: usize = 256;
+
 /// A file that must be read.
 struct Job {
     path: RelPath,
@@ -139,6 +146,31 @@ struct Job {
 
 /// Brings `index` up to date with the tree at `root` (a folder).
 pub fn scan(root: &Path, index: &mut Index, opts: &ScanOptions) -> Result<ScanReport> {
+    scan_inner(root, index, opts, false).map(|(report, _)| report)
+}
+
+/// [`scan`], also returning the index's entries afterwards (without chunk
+/// lists), as [`Index::entries_manifest`] would load them, without a second
+/// pass over the index.
+pub fn scan_manifest(
+    root: &Path,
+    index: &mut Index,
+    opts: &ScanOptions,
+) -> Result<(ScanReport, Manifest)> {
+    let (report, entries) = scan_inner(root, index, opts, true)?;
+    let manifest = Manifest {
+        entries: entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
+        params: opts.chunk_params,
+    };
+    Ok((report, manifest))
+}
+
+fn scan_inner(
+    root: &Path,
+    index: &mut Index,
+    opts: &ScanOptions,
+    want_entries: bool,
+) -> Result<(ScanReport, Vec<Entry>)> {
     let started = Instant::now();
     let started_ns = now_ns();
     let chunker = Chunker::new(opts.chunk_params)?;
@@ -155,60 +187,47 @@ pub fn scan(root: &Path, index: &mut Index, opts: &ScanOptions) -> Result<ScanRe
         recorded.clear();
     }
     index.set_chunk_params(opts.chunk_params)?;
-    let recorded = Arc::new(recorded);
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
         opts.threads
     };
-    let matcher = opts.excludes.build(root)?;
+    let excludes = opts.excludes.build(root)?;
 
     let (job_tx, job_rx) = chan::bounded::<Job>(4096);
-    let (found_tx, found_rx) = chan::bounded::<Found>(16384);
+    let (found_tx, found_rx) = chan::bounded::<Vec<Found>>(256);
     let mut report = ScanReport::default();
+    let mut entries = Vec::new();
     let walk_failed = AtomicBool::new(false);
 
     std::thread::scope(|s| -> Result<()> {
         // Walker.
         {
             let found_tx = found_tx.clone();
-            let recorded = Arc::clone(&recorded);
-            let walk_failed = &walk_failed;
-            let opts = &opts;
-            let matcher = matcher.clone();
+            let walk = Walk {
+                recorded: &recorded,
+                checksum: opts.checksum,
+                progress: opts.progress.as_deref(),
+                walk_failed: &walk_failed,
+            };
+            let filters = walk::Filters {
+                excludes: &excludes,
+                gitignore: opts.excludes.gitignore,
+                temp_prefix: TEMP_PREFIX.as_bytes(),
+                skip: &opts.skip,
+            };
             s.spawn(move || {
-                let walk = Walk {
-                    root,
-                    recorded: &recorded,
-                    checksum: opts.checksum,
-                    skip: &opts.skip,
-                    progress: opts.progress.as_deref(),
+                let visitor = || WalkThread {
+                    walk: &walk,
+                    out: Vec::with_capacity(FOUND_BATCH),
+                    found: found_tx.clone(),
+                    jobs: job_tx.clone(),
                 };
-                filter::walker(root, &matcher, opts.excludes.gitignore, threads).run(|| {
-                    let found_tx = found_tx.clone();
-                    let job_tx = job_tx.clone();
-                    let walk = &walk;
-                    Box::new(move |res| {
-                        let keep_going = match res {
-                            Ok(entry) => walk.visit(entry, &found_tx, &job_tx),
-                            Err(err) => {
-                                walk_failed.store(true, Ordering::Relaxed);
-                                found_tx
-                                    .send(Found::Warn(ScanWarning {
-                                        path: walk_error_path(&err),
-                                        message: err.to_string(),
-                                        io_error: true,
-                                    }))
-                                    .is_ok()
-                            }
-                        };
-                        if keep_going {
-                            ignore::WalkState::Continue
-                        } else {
-                            ignore::WalkState::Quit
-                        }
-                    })
-                });
+                let mut top = visitor();
+                if top.entry(RelPath::root(), &root_md, &|| root.to_path_buf()) {
+                    top.finish();
+                    walk::walk(root, &filters, threads, &visitor);
+                }
             });
         }
         // Readers.
@@ -227,113 +246,93 @@ pub fn scan(root: &Path, index: &mut Index, opts: &ScanOptions) -> Result<ScanRe
             &mut report,
             &recorded,
             &walk_failed,
-            started,
-            started_ns,
+            (started, started_ns),
+            want_entries.then_some(&mut entries),
         )
     })?;
     report.duration_s = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok((report, entries))
 }
 
 /// Shared state of the walker threads.
 struct Walk<'a> {
-    root: &'a Path,
-    recorded: &'a HashMap<RelPath, Recorded>,
+    recorded: &'a RecordedMap,
     checksum: bool,
-    skip: &'a [PathBuf],
     progress: Option<&'a ScanProgress>,
+    walk_failed: &'a AtomicBool,
 }
 
-impl Walk<'_> {
-    /// Handles one walked entry; false when the writer has gone away.
-    fn visit(
-        &self,
-        de: ignore::DirEntry,
-        found: &chan::Sender<Found>,
-        jobs: &chan::Sender<Job>,
-    ) -> bool {
-        let full = de.path();
-        if de.depth() > 0
-            && de
-                .file_name()
-                .as_encoded_bytes()
-                .starts_with(TEMP_PREFIX.as_bytes())
-        {
-            return match RelPath::from_walk(self.root, full) {
-                Some(p) => found.send(Found::Temp(p)).is_ok(),
-                None => true,
-            };
-        }
-        if self.skip.iter().any(|s| s == full) {
+/// One walker thread's end: results batched for the index writer, files to
+/// read straight to the readers.
+struct WalkThread<'a> {
+    walk: &'a Walk<'a>,
+    out: Vec<Found>,
+    found: chan::Sender<Vec<Found>>,
+    jobs: chan::Sender<Job>,
+}
+
+impl WalkThread<'_> {
+    /// Queues one result; false when the writer has gone away.
+    fn push(&mut self, f: Found) -> bool {
+        self.out.push(f);
+        self.out.len() < FOUND_BATCH || self.flush()
+    }
+
+    fn flush(&mut self) -> bool {
+        if self.out.is_empty() {
             return true;
         }
-        let Some(path) = RelPath::from_walk(self.root, full) else {
-            return found
-                .send(Found::Warn(ScanWarning {
-                    path: full.display().to_string(),
-                    message: "name too long or not representable; skipped".into(),
-                    io_error: false,
-                }))
-                .is_ok();
+        let batch = std::mem::replace(&mut self.out, Vec::with_capacity(FOUND_BATCH));
+        self.found.send(batch).is_ok()
+    }
+
+    fn warn(&mut self, path: String, message: String, io_error: bool) -> bool {
+        self.push(Found::Warn(ScanWarning {
+            path,
+            message,
+            io_error,
+        }))
+    }
+}
+
+impl walk::Visitor for WalkThread<'_> {
+    fn entry(&mut self, path: RelPath, md: &Metadata, full: &dyn Fn() -> PathBuf) -> bool {
+        let Some(meta) = Meta::from_std(md) else {
+            let message = format!("{} skipped", special_kind(md));
+            return self.warn(path.display(), message, false);
         };
-        let md = match std::fs::symlink_metadata(full) {
-            Ok(md) => md,
-            Err(e) => {
-                let io_error = e.kind() != std::io::ErrorKind::NotFound;
-                return found
-                    .send(Found::Warn(ScanWarning {
-                        path: path.display(),
-                        message: e.to_string(),
-                        io_error,
-                    }))
-                    .is_ok();
-            }
-        };
-        if let Some(p) = self.progress {
-            p.entries.fetch_add(1, Ordering::Relaxed);
-        }
-        let Some(meta) = Meta::from_std(&md) else {
-            return found
-                .send(Found::Warn(ScanWarning {
-                    path: path.display(),
-                    message: format!("{} skipped", special_kind(&md)),
-                    io_error: false,
-                }))
-                .is_ok();
-        };
-        let old = self.recorded.get(&path);
+        let old = self.walk.recorded.get(&path);
         let msg = match meta.kind {
             Kind::File => {
                 let fresh = old.is_some_and(|r| {
-                    r.has_hash && meta.same_stat(&r.meta) && !r.meta.is_racy(r.checked_ns)
+                    r.hash.is_some() && meta.same_stat(&r.meta) && !r.meta.is_racy(r.checked_ns)
                 });
-                if fresh && !self.checksum {
-                    Found::Same {
-                        id: old.map_or(0, |r| r.id),
-                        meta,
+                match old {
+                    Some(r) if fresh && !self.walk.checksum => Found::Same {
+                        id: r.id,
+                        entry: r.entry(path, meta),
+                    },
+                    _ => {
+                        let job = Job {
+                            path,
+                            full: full(),
+                            meta,
+                            replaces: old.map(|r| r.id),
+                        };
+                        return self.jobs.send(job).is_ok();
                     }
-                } else {
-                    let job = Job {
-                        path,
-                        full: full.to_path_buf(),
-                        meta,
-                        replaces: old.map(|r| r.id),
-                    };
-                    return jobs.send(job).is_ok();
                 }
             }
             Kind::Dir | Kind::Symlink => {
                 let target = if meta.kind == Kind::Symlink {
-                    match std::fs::read_link(full) {
+                    match std::fs::read_link(full()) {
                         Ok(t) => Some(t.into_os_string().into_encoded_bytes()),
                         Err(e) => {
-                            return found
-                                .send(Found::Warn(ScanWarning {
-                                    path: path.display(),
-                                    message: format!("cannot read link: {e}"),
-                                    io_error: true,
-                                }))
-                                .is_ok();
+                            return self.warn(
+                                path.display(),
+                                format!("cannot read link: {e}"),
+                                true,
+                            )
                         }
                     }
                 } else {
@@ -342,7 +341,10 @@ impl Walk<'_> {
                 match old {
                     // A changed symlink target always changes ctime, so equal
                     // metadata means an equal record.
-                    Some(r) if r.meta == meta => Found::Same { id: r.id, meta },
+                    Some(r) if r.meta == meta => Found::Same {
+                        id: r.id,
+                        entry: r.entry(path, meta),
+                    },
                     _ => Found::Put {
                         entry: Entry {
                             path,
@@ -358,7 +360,35 @@ impl Walk<'_> {
                 }
             }
         };
-        found.send(msg).is_ok()
+        self.push(msg)
+    }
+
+    fn temp(&mut self, rel: RelPath) -> bool {
+        self.push(Found::Temp(rel))
+    }
+
+    fn trouble(&mut self, t: walk::Trouble) -> bool {
+        match t {
+            walk::Trouble::Unreadable { path, message } => {
+                self.walk.walk_failed.store(true, Ordering::Relaxed);
+                self.warn(path, message, true)
+            }
+            walk::Trouble::Skipped {
+                path,
+                message,
+                io_error,
+            } => self.warn(path, message, io_error),
+        }
+    }
+
+    fn listed(&mut self, entries: usize) {
+        if let Some(p) = self.walk.progress {
+            p.entries.fetch_add(entries as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn finish(&mut self) {
+        self.flush();
     }
 }
 
@@ -376,30 +406,16 @@ fn special_kind(md: &std::fs::Metadata) -> &'static str {
     }
 }
 
-fn walk_error_path(err: &ignore::Error) -> String {
-    fn find(err: &ignore::Error) -> Option<&Path> {
-        match err {
-            ignore::Error::WithPath { path, .. } => Some(path),
-            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
-                find(err)
-            }
-            _ => None,
-        }
-    }
-    find(err)
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
-}
-
-/// The writer stage: stores results in batches and drops vanished entries.
+/// The writer stage: stores results in batches and drops vanished entries;
+/// with `entries`, collects the index's entries as they stand afterwards.
 fn write_results(
     index: &mut Index,
-    found: chan::Receiver<Found>,
+    found: chan::Receiver<Vec<Found>>,
     report: &mut ScanReport,
-    recorded: &HashMap<RelPath, Recorded>,
+    recorded: &RecordedMap,
     walk_failed: &AtomicBool,
-    started: Instant,
-    started_ns: i64,
+    (started, started_ns): (Instant, i64),
+    mut entries: Option<&mut Vec<Entry>>,
 ) -> Result<()> {
     let mut seen = std::collections::HashSet::with_capacity(recorded.len());
     let mut w = index.writer()?;
@@ -415,10 +431,10 @@ fn write_results(
             Kind::Symlink => report.symlinks += 1,
         }
     };
-    for msg in found.iter() {
+    for msg in found.iter().flatten() {
         match msg {
             Found::Put {
-                entry,
+                mut entry,
                 replaces,
                 was_read,
             } => {
@@ -430,14 +446,24 @@ fn write_results(
                 let id = w.put(&entry, replaces)?;
                 seen.insert(id);
                 pending += 1;
+                if let Some(out) = entries.as_deref_mut() {
+                    entry.chunks = Vec::new();
+                    out.push(entry);
+                }
             }
-            Found::Same { id, meta } => {
-                count(report, &meta);
+            Found::Same { id, entry } => {
+                count(report, &entry.meta);
                 seen.insert(id);
+                if let Some(out) = entries.as_deref_mut() {
+                    out.push(entry);
+                }
             }
             Found::Keep { id, path } => {
                 if let Some(id) = id {
                     seen.insert(id);
+                    if let (Some(out), Some(r)) = (entries.as_deref_mut(), recorded.get(&path)) {
+                        out.push(r.entry(path.clone(), r.meta));
+                    }
                 }
                 report.warnings.push(ScanWarning {
                     path: path.display(),
@@ -457,12 +483,18 @@ fn write_results(
     }
     // Entries not seen have vanished, unless part of the walk failed: then
     // an unreadable folder's old records are kept rather than dropped.
-    if !walk_failed.load(Ordering::Relaxed) {
-        for r in recorded.values() {
-            if !seen.contains(&r.id) {
-                w.delete(r.id)?;
-                report.removed += 1;
+    let keep_unseen = walk_failed.load(Ordering::Relaxed);
+    for (path, r) in recorded {
+        if seen.contains(&r.id) {
+            continue;
+        }
+        if keep_unseen {
+            if let Some(out) = entries.as_deref_mut() {
+                out.push(r.entry(path.clone(), r.meta));
             }
+        } else {
+            w.delete(r.id)?;
+            report.removed += 1;
         }
     }
     w.log_scan(&ScanLog {

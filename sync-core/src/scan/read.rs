@@ -15,13 +15,13 @@ use crate::entry::{now_ns, Entry, Kind, Meta};
 pub(super) fn reader(
     chunker: &Chunker,
     jobs: chan::Receiver<Job>,
-    found: chan::Sender<Found>,
+    found: chan::Sender<Vec<Found>>,
     progress: Option<&ScanProgress>,
 ) {
     let mut buf = Vec::new();
     for job in jobs.iter() {
         let msg = capture(chunker, job, &mut buf, progress);
-        if found.send(msg).is_err() {
+        if found.send(vec![msg]).is_err() {
             return;
         }
     }

@@ -25,6 +25,16 @@ fn names(ix: &Index) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// Scans with `excludes`; the indexed paths, lossily as text.
+fn scan_names(root: &Path, ix: &mut Index, excludes: Excludes) -> Vec<String> {
+    let o = ScanOptions { excludes, ..opts() };
+    scan_it(root, ix, &o);
+    names(ix)
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect()
+}
+
 fn opts() -> ScanOptions {
     ScanOptions {
         chunk_params: ChunkParams::default(),
@@ -167,19 +177,12 @@ fn ignore_rules() {
     let from = root.join("../excl-list");
     std::fs::write(&from, "# comment\n\n*.bak\n").unwrap();
     let mut ix = Index::open_in_memory().unwrap();
-    let o = ScanOptions {
-        excludes: Excludes {
-            patterns: vec!["*.tmp".into(), "/logs".into()],
-            from_files: vec![from.clone()],
-            gitignore: false,
-        },
-        ..opts()
+    let excludes = Excludes {
+        patterns: vec!["*.tmp".into(), "/logs".into()],
+        from_files: vec![from.clone()],
+        gitignore: false,
     };
-    scan_it(root, &mut ix, &o);
-    let got: Vec<String> = names(&ix)
-        .iter()
-        .map(|n| String::from_utf8_lossy(n).into_owned())
-        .collect();
+    let got = scan_names(root, &mut ix, excludes);
     assert_eq!(
         got,
         [
@@ -279,4 +282,79 @@ fn changed_chunk_params_rebuild_the_index() {
         .unwrap()
         .files()
         .all(|f| f.chunks.iter().all(|c| c.length <= 16384)));
+}
+
+#[test]
+fn the_manifest_a_scan_returns_is_what_the_index_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("a/b")).unwrap();
+    std::fs::write(root.join("a/one"), vec![7u8; 300_000]).unwrap();
+    std::fs::write(root.join("a/b/two"), b"two").unwrap();
+    std::fs::write(root.join("gone"), b"soon gone").unwrap();
+    std::os::unix::fs::symlink("a/one", root.join("link")).unwrap();
+    settle();
+    let mut ix = Index::open_in_memory().unwrap();
+    let check = |ix: &mut Index| {
+        let (report, got) = scan_manifest(root, ix, &opts()).unwrap();
+        let want = ix.entries_manifest().unwrap();
+        assert_eq!(got.entries, want.entries);
+        assert_eq!(got.params, want.params);
+        report
+    };
+    assert_eq!(check(&mut ix).files_read, 3);
+    // Nothing changed: every entry comes from the loaded records.
+    assert_eq!(check(&mut ix).files_read, 0);
+    std::fs::write(root.join("a/b/two"), b"two, longer").unwrap();
+    std::fs::remove_file(root.join("gone")).unwrap();
+    std::fs::remove_file(root.join("link")).unwrap();
+    std::os::unix::fs::symlink("a/b/two", root.join("link")).unwrap();
+    std::fs::create_dir(root.join("new")).unwrap();
+    let report = check(&mut ix);
+    assert_eq!((report.files_read, report.removed), (1, 1));
+}
+
+#[test]
+fn the_innermost_ignore_file_decides_and_sluiceignore_beats_gitignore() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for d in ["sub/deep", "skipped"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    for f in [
+        "a.log",
+        "sub/keep.log",
+        "sub/x.log",
+        "sub/deep/keep.log",
+        "sub/b.tmp",
+        "skipped/inner",
+    ] {
+        std::fs::write(root.join(f), f).unwrap();
+    }
+    std::fs::write(root.join(".sluiceignore"), "*.log\nskipped/\n").unwrap();
+    std::fs::write(root.join("sub/.sluiceignore"), "!keep.log\n*.tmp\n").unwrap();
+    std::fs::write(root.join("sub/.gitignore"), "!b.tmp\nx.log\n").unwrap();
+    let mut ix = Index::open_in_memory().unwrap();
+    let gitignore = Excludes {
+        gitignore: true,
+        ..Excludes::default()
+    };
+    let got = scan_names(root, &mut ix, gitignore);
+    // The root's `*.log` is undone below `sub` for keep.log (also in
+    // sub/deep: the nearest file with a match decides); sub's .sluiceignore
+    // excludes b.tmp although its .gitignore lets it in; x.log is excluded
+    // by the root's rule; a folder excluded is not entered.
+    assert_eq!(
+        got,
+        [
+            "",
+            ".sluiceignore",
+            "sub",
+            "sub/.gitignore",
+            "sub/.sluiceignore",
+            "sub/deep",
+            "sub/deep/keep.log",
+            "sub/keep.log",
+        ]
+    );
 }

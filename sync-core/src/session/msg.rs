@@ -300,24 +300,26 @@ pub fn check_chunks(
 /// Every entry's parent must be a folder of the manifest, and the root a
 /// folder: so no received path can sit below a symlink or a file.
 pub fn check_tree(m: &Manifest) -> Result<()> {
-    for (path, _) in m.entries.iter() {
-        if path.is_root() {
-            continue;
-        }
-        match m.get(&path.parent()) {
-            Some(p) if p.meta.kind == Kind::Dir => {}
-            _ => {
-                return Err(protocol(format!(
-                    "{} has no parent folder in the manifest",
-                    path.display()
-                )))
-            }
+    let dirs: std::collections::HashSet<&[u8], foldhash::fast::RandomState> = m
+        .entries
+        .values()
+        .filter(|e| e.meta.kind == Kind::Dir)
+        .map(|e| e.path.as_bytes())
+        .collect();
+    if !dirs.contains(&b""[..]) {
+        return Err(protocol("the manifest has no root folder"));
+    }
+    for path in m.entries.keys().filter(|p| !p.is_root()) {
+        let bytes = path.as_bytes();
+        let parent = &bytes[..bytes.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+        if !dirs.contains(parent) {
+            return Err(protocol(format!(
+                "{} has no parent folder in the manifest",
+                path.display()
+            )));
         }
     }
-    match m.get(&RelPath::root()) {
-        Some(r) if r.meta.kind == Kind::Dir => Ok(()),
-        _ => Err(protocol("the manifest has no root folder")),
-    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -56,9 +56,9 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             .unwrap_or_else(|_| Err(Error::Peer("scan thread panicked".into())));
         (dst, src)
     });
-    let (mut src, order, source_done) = src?;
+    let (mut src, source_done) = src?;
     let (mut index, mut dst_manifest, dst_scan) = dst?;
-    if fetch_chunk_lists(t, &mut src, &order, &dst_manifest)? > 0 {
+    if fetch_chunk_lists(t, &mut src, &dst_manifest)? > 0 {
         // Content will be assembled: the destination's chunks are sources.
         index.load_chunks(&mut dst_manifest)?;
     }
@@ -224,19 +224,18 @@ fn scan_destination(
     }
     let mut scan_opts = opts.scan_options(side);
     scan_opts.skip = index_skips(&index_path);
-    let report = crate::scan::scan(&side.root, &mut index, &scan_opts)?;
-    let manifest = index.entries_manifest()?;
+    let (report, manifest) = crate::scan::scan_manifest(&side.root, &mut index, &scan_opts)?;
     Ok((index, manifest, report))
 }
 
-/// Receives and validates the source manifest (entries without chunk lists).
-fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, Vec<RelPath>, SourceDone)> {
-    let mut m = Manifest::default();
-    let mut order = Vec::new();
+/// Receives and validates the source manifest (entries without chunk
+/// lists), which comes in path order, each path once.
+fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, SourceDone)> {
+    let mut entries: Vec<crate::entry::Entry> = Vec::new();
     let done = loop {
         match t.recv()? {
             Msg::Entries(batch) => {
-                if order.len() + batch.len() > MAX_ENTRIES {
+                if entries.len() + batch.len() > MAX_ENTRIES {
                     return Err(protocol(format!(
                         "the manifest exceeds {MAX_ENTRIES} entries"
                     )));
@@ -249,8 +248,13 @@ fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, Vec<RelPath>, So
                     let size = std::mem::take(&mut w.meta.size);
                     let mut e = check_entry(w, &ChunkParams::default())?;
                     e.meta.size = size;
-                    order.push(e.path.clone());
-                    finish_entry(&mut m, e)?;
+                    if entries.last().is_some_and(|last| last.path >= e.path) {
+                        return Err(protocol(format!(
+                            "the manifest is out of path order or lists a path twice (at {})",
+                            e.path.display()
+                        )));
+                    }
+                    entries.push(e);
                 }
             }
             Msg::SourceDone(done) => break done,
@@ -266,38 +270,37 @@ fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, Vec<RelPath>, So
     done.params
         .validate()
         .map_err(|e| protocol(e.to_string()))?;
+    // Already in order: collecting builds the map in one pass.
+    let m = Manifest {
+        entries: entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
+        params: done.params,
+    };
     check_tree(&m)?;
-    m.params = done.params;
-    Ok((m, order, done))
+    Ok((m, done))
 }
 
 /// Asks for the chunk lists of the source files whose content the
 /// destination does not already hold at the same path, and checks that
-/// each list tiles its file. Returns how many lists were asked for.
-fn fetch_chunk_lists(
-    t: &mut dyn Transport,
-    src: &mut Manifest,
-    order: &[RelPath],
-    dst: &Manifest,
-) -> Result<usize> {
-    let wanted: Vec<u32> = order
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| {
-            let s = &src.entries[*p];
+/// each list tiles its file. Files are named by their position in the
+/// manifest. Returns how many lists were asked for.
+fn fetch_chunk_lists(t: &mut dyn Transport, src: &mut Manifest, dst: &Manifest) -> Result<usize> {
+    let wanted: Vec<u32> = crate::manifest::pair_up(src, dst)
+        .into_iter()
+        .filter_map(|p| p.src.map(|s| (p.src_pos, s, p.dst)))
+        .filter(|(_, s, d)| {
             s.meta.kind == Kind::File
                 && s.meta.size > 0
-                && dst
-                    .get(p)
-                    .is_none_or(|d| d.meta.kind != Kind::File || d.hash != s.hash)
+                && d.is_none_or(|d| d.meta.kind != Kind::File || d.hash != s.hash)
         })
-        .map(|(i, _)| i as u32)
+        .map(|(i, _, _)| i as u32)
         .collect();
     for part in wanted.chunks(NEED_PER_MSG) {
         t.send(&Msg::WantChunks(part.to_vec()))?;
     }
     t.send(&Msg::WantDone)?;
     let mut total = 0usize;
+    // A long list may come in several messages, in order.
+    let mut lists: Vec<(u32, Vec<crate::chunk::ChunkRef>)> = Vec::new();
     loop {
         match t.recv()? {
             Msg::FileChunks { index, chunks } => {
@@ -307,12 +310,10 @@ fn fetch_chunk_lists(
                         "the chunk lists exceed {MAX_CHUNKS} chunks"
                     )));
                 }
-                let path = order
-                    .get(index as usize)
-                    .filter(|_| wanted.binary_search(&index).is_ok())
-                    .ok_or_else(|| protocol(format!("unrequested chunk list {index}")))?;
-                let e = src.entries.get_mut(path).expect("listed in order");
-                e.chunks.extend(chunks);
+                if wanted.binary_search(&index).is_err() {
+                    return Err(protocol(format!("unrequested chunk list {index}")));
+                }
+                lists.push((index, chunks));
             }
             Msg::ChunksDone => break,
             Msg::Error(e) => return Err(Error::Peer(e)),
@@ -324,18 +325,19 @@ fn fetch_chunk_lists(
             }
         }
     }
-    for &i in &wanted {
-        let e = &src.entries[&order[i as usize]];
-        check_chunks(&e.path, e.meta.size, &e.chunks, &src.params)?;
+    lists.sort_by_key(|(i, _)| *i);
+    let mut lists = lists.into_iter().peekable();
+    let mut asked = wanted.iter().peekable();
+    for (i, e) in src.entries.values_mut().enumerate() {
+        let i = i as u32;
+        while let Some((_, chunks)) = lists.next_if(|(at, _)| *at == i) {
+            e.chunks.extend(chunks);
+        }
+        if asked.next_if(|&&at| at == i).is_some() {
+            check_chunks(&e.path, e.meta.size, &e.chunks, &src.params)?;
+        }
     }
     Ok(wanted.len())
-}
-
-fn finish_entry(m: &mut Manifest, e: crate::entry::Entry) -> Result<()> {
-    if m.entries.insert(e.path.clone(), e).is_some() {
-        return Err(protocol("the manifest lists a path twice"));
-    }
-    Ok(())
 }
 
 /// Rounds of Need → Data until everything arrived or nothing more can.
@@ -455,5 +457,60 @@ fn plan_report(plan: &Plan, dry_run: bool) -> SyncReport {
         changes: plan.changes.iter().map(ChangeLine::from).collect(),
         data_path: "none".into(),
         ..SyncReport::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Meta;
+    use crate::session::msg::WireEntry;
+    use crate::session::transport::MemoryTransport;
+
+    fn dir(path: &[u8]) -> WireEntry {
+        WireEntry {
+            path: path.to_vec(),
+            meta: Meta {
+                kind: Kind::Dir,
+                size: 0,
+                mtime_ns: 0,
+                mode: 0o755,
+                ino: 0,
+                dev: 0,
+                ctime_ns: 0,
+                nlink: 1,
+            },
+            target: Vec::new(),
+            hash: None,
+            chunks: Vec::new(),
+        }
+    }
+
+    fn receive(entries: Vec<WireEntry>) -> Result<(Manifest, SourceDone)> {
+        let (mut tx, mut rx) = MemoryTransport::pair(8);
+        tx.send(&Msg::Entries(entries)).unwrap();
+        tx.send(&Msg::SourceDone(SourceDone {
+            params: ChunkParams::default(),
+            partial: false,
+            protect: Vec::new(),
+            warnings: Vec::new(),
+        }))
+        .unwrap();
+        receive_manifest(&mut rx)
+    }
+
+    #[test]
+    fn a_manifest_out_of_path_order_or_with_a_path_twice_is_refused() {
+        let ok = receive(vec![dir(b""), dir(b"a"), dir(b"a b"), dir(b"a/x")]).unwrap();
+        assert_eq!(ok.0.entries.len(), 4);
+        for bad in [
+            vec![dir(b""), dir(b"b"), dir(b"a")],
+            vec![dir(b""), dir(b"a"), dir(b"a")],
+        ] {
+            match receive(bad) {
+                Err(Error::Protocol(m)) => assert!(m.contains("path order"), "{m}"),
+                other => panic!("accepted: {:?}", other.map(|m| m.0.entries.len())),
+            }
+        }
     }
 }

@@ -30,14 +30,9 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
     let (mut index, index_path) = open_index(side)?;
     let mut scan_opts = opts.scan_options(side);
     scan_opts.skip = index_skips(&index_path);
-    let scan = crate::scan::scan(&side.root, &mut index, &scan_opts)?;
-    tracing::debug!(ms = started.elapsed().as_millis() as u64, "scanned SRC");
     // Chunk lists are loaded once the receiver asks for any.
-    let mut manifest = index.entries_manifest()?;
-    tracing::debug!(
-        ms = started.elapsed().as_millis() as u64,
-        "loaded SRC manifest"
-    );
+    let (scan, mut manifest) = crate::scan::scan_manifest(&side.root, &mut index, &scan_opts)?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "scanned SRC");
     send_manifest(t, &manifest)?;
     let warnings = scan
         .warnings

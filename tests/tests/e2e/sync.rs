@@ -436,3 +436,52 @@ fn data_flags_are_checked() {
     }
     assert!(!d.path("dst").exists());
 }
+
+/// rsync's rule: a source folder that cannot be read must not turn into
+/// deletions at the destination. Runs as "nobody" (root reads everything).
+#[test]
+fn a_source_io_error_disables_deletions() {
+    if !is_root() {
+        eprintln!("skipped: needs root to run sluice as another user");
+        return;
+    }
+    let d = Dir::new();
+    let (src, dst) = (d.path("src"), d.path("dst"));
+    write(&src.join("ok"), b"fine");
+    write(&src.join("locked/inner"), b"unreadable for nobody");
+    std::fs::set_permissions(src.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
+    write(&dst.join("extra"), b"only at the destination");
+    for p in [&dst, &dst.join("extra")] {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    }
+    let args = [
+        "sync".as_ref(),
+        "--json".as_ref(),
+        "--delete".as_ref(),
+        src.as_os_str(),
+        dst.as_os_str(),
+    ];
+    let out = sluice_as_nobody(&d, &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(23), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert!(
+        report.to_string().contains("deletions disabled"),
+        "{report}"
+    );
+    assert!(dst.join("extra").exists(), "deleted despite the I/O error");
+    assert_eq!(std::fs::read(dst.join("ok")).unwrap(), b"fine");
+    // Readable again (the copy made of the locked folder too): the same
+    // command deletes.
+    for locked in [src.join("locked"), dst.join("locked")] {
+        std::fs::set_permissions(locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = sluice_as_nobody(&d, &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dst.join("extra").exists());
+}

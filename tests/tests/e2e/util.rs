@@ -105,6 +105,40 @@ impl Dir {
     }
 }
 
+/// Runs sluice as user "nobody" (root reads everything, so permission
+/// tests need another user) with `args`, its state in this Dir; every
+/// folder from this Dir up to /tmp is opened to all so that "nobody"
+/// reaches the trees. Needs `setpriv` (util-linux).
+pub fn sluice_as_nobody(d: &Dir, args: &[&OsStr]) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    let open = |p: &Path| {
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777));
+    };
+    let mut p = d.path("");
+    while let Some(parent) = p.parent() {
+        open(&p);
+        if parent == Path::new("/tmp") || parent == Path::new("/") {
+            break;
+        }
+        p = parent.to_path_buf();
+    }
+    std::fs::create_dir_all(d.path("state")).unwrap();
+    open(&d.path("state"));
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(sluice_bin())
+        .args(args)
+        .env("XDG_STATE_HOME", d.path("state"))
+        .env_remove("SLUICE_LOG")
+        .output()
+        .expect("setpriv (util-linux) runs")
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 pub fn write(path: &Path, data: &[u8]) {
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p).unwrap();
