@@ -159,10 +159,29 @@ pub fn scan_manifest(
 ) -> Result<(ScanReport, Manifest)> {
     let (report, entries) = scan_inner(root, index, opts, true)?;
     let manifest = Manifest {
-        entries: entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
+        entries: in_path_order(entries),
         params: opts.chunk_params,
     };
     Ok((report, manifest))
+}
+
+/// The entries as a map by path. Sorts (path, position) pairs rather than
+/// the entries themselves: an entry is large and would be moved many times.
+fn in_path_order(entries: Vec<Entry>) -> std::collections::BTreeMap<RelPath, Entry> {
+    let mut order: Vec<(&[u8], u32)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.path.as_bytes(), i as u32))
+        .collect();
+    order.sort_unstable();
+    let order: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
+    let mut slots: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
+    // Already sorted: collecting builds the map in one pass.
+    order
+        .into_iter()
+        .filter_map(|i| slots.get_mut(i as usize).and_then(Option::take))
+        .map(|e| (e.path.clone(), e))
+        .collect()
 }
 
 fn scan_inner(
@@ -187,6 +206,11 @@ fn scan_inner(
         recorded.clear();
     }
     index.set_chunk_params(opts.chunk_params)?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        records = recorded.len(),
+        "scan: loaded the index's records"
+    );
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -197,7 +221,7 @@ fn scan_inner(
     let (job_tx, job_rx) = chan::bounded::<Job>(4096);
     let (found_tx, found_rx) = chan::bounded::<Vec<Found>>(256);
     let mut report = ScanReport::default();
-    let mut entries = Vec::new();
+    let mut entries = Vec::with_capacity(if want_entries { recorded.len() } else { 0 });
     let walk_failed = AtomicBool::new(false);
 
     std::thread::scope(|s| -> Result<()> {
@@ -251,6 +275,11 @@ fn scan_inner(
         )
     })?;
     report.duration_s = started.elapsed().as_secs_f64();
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        entries = report.entries,
+        "scan: done"
+    );
     Ok((report, entries))
 }
 
@@ -481,6 +510,7 @@ fn write_results(
             pending = 0;
         }
     }
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "scan: walked");
     // Entries not seen have vanished, unless part of the walk failed: then
     // an unreadable folder's old records are kept rather than dropped.
     let keep_unseen = walk_failed.load(Ordering::Relaxed);
