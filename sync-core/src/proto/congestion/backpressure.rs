@@ -17,8 +17,11 @@ pub const HIGH_FILL: f64 = 0.5;
 pub const LOW_FILL: f64 = 0.25;
 /// Share of the sink rate the ceiling is set to, so the queue drains.
 const DRAIN_SHARE: f64 = 0.85;
-/// Relative growth of the ceiling per second while the queue is low.
-const RELAX_PER_SEC: f64 = 0.5;
+/// Relative growth of the ceiling per round trip (at least 10 ms) while
+/// the queue is low: a disk whose speed swings (many small files, then a
+/// large one) is followed within a few round trips, and one round trip of
+/// overshoot fits in the queue above [`HIGH_FILL`].
+const RELAX_PER_RTT: f64 = 0.25;
 
 /// The ceiling's state.
 #[derive(Clone, Debug, Default)]
@@ -71,7 +74,7 @@ impl BackPressure {
             }
         } else if fill < LOW_FILL {
             if let Some(c) = self.ceiling {
-                let grown = c * (1.0 + RELAX_PER_SEC * dt);
+                let grown = c * (1.0 + RELAX_PER_RTT * dt / wait.as_secs_f64());
                 // Gone once it is well above what the controller asks for.
                 self.ceiling = (grown < rate as f64 * 2.0).then_some(grown);
             }
@@ -108,5 +111,32 @@ mod tests {
             bp.on_report(t, 0.0, 1000, 2000, rtt);
         }
         assert_eq!(bp.ceiling(), None);
+    }
+
+    #[test]
+    fn a_ceiling_set_in_a_slow_spell_lifts_within_round_trips() {
+        // A burst of small files slows the disk, then large files let it
+        // run again: the ceiling must not keep the sender slow for seconds.
+        let mut bp = BackPressure::new();
+        let mut t = Instant::now();
+        let rtt = Duration::from_millis(10);
+        bp.on_report(t, 0.9, 10_000_000, 400_000_000, rtt);
+        assert_eq!(bp.limit(400_000_000), 8_500_000);
+        for _ in 0..30 {
+            t += rtt;
+            bp.on_report(t, 0.0, 10_000_000, bp.limit(400_000_000), rtt);
+        }
+        // 30 round trips (0.3 s) of an empty queue: 25 % per round trip.
+        assert!(bp.limit(400_000_000) >= 400_000_000, "{:?}", bp.ceiling());
+        // A slow path relaxes in its own round trips, not in 10 ms steps.
+        let mut slow = BackPressure::new();
+        let rtt = Duration::from_millis(200);
+        slow.on_report(t, 0.9, 10_000_000, 400_000_000, rtt);
+        for _ in 0..10 {
+            t += Duration::from_millis(20);
+            slow.on_report(t, 0.0, 10_000_000, 400_000_000, rtt);
+        }
+        let c = slow.ceiling().expect("still applies");
+        assert!((9_000_000..12_000_000).contains(&c), "{c}");
     }
 }
