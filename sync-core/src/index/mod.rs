@@ -349,7 +349,7 @@ impl Index {
     }
 
     /// Fills in the chunk lists of the entries of `m` (loaded by
-    /// [`Index::entries_manifest`] from this index).
+    /// [`Index::entries_manifest`] from this index) that have none.
     pub fn load_chunks(&self, m: &mut Manifest) -> Result<()> {
         let mut stmt = self
             .conn
@@ -358,7 +358,9 @@ impl Index {
             )
             .map_err(|e| self.err(e))?;
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        let mut current: Option<(Vec<u8>, RelPath)> = None;
+        // The rows of one entry come together: the entry they fill, if
+        // it had no list yet.
+        let mut current: Option<(Vec<u8>, Option<RelPath>)> = None;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let raw: Vec<u8> = r.get(0).map_err(|e| self.err(e))?;
             let hash: Vec<u8> = r.get(3).map_err(|e| self.err(e))?;
@@ -369,9 +371,10 @@ impl Index {
             };
             if current.as_ref().is_none_or(|(bytes, _)| *bytes != raw) {
                 let path = self.checked_path(raw.clone())?;
-                current = Some((raw, path));
+                let fill = m.entries.get(&path).is_some_and(|e| e.chunks.is_empty());
+                current = Some((raw, fill.then_some(path)));
             }
-            if let Some((_, path)) = &current {
+            if let Some((_, Some(path))) = &current {
                 if let Some(e) = m.entries.get_mut(path) {
                     e.chunks.push(chunk);
                 }

@@ -149,9 +149,10 @@ pub fn scan(root: &Path, index: &mut Index, opts: &ScanOptions) -> Result<ScanRe
     scan_inner(root, index, opts, false).map(|(report, _)| report)
 }
 
-/// [`scan`], also returning the index's entries afterwards (without chunk
-/// lists), as [`Index::entries_manifest`] would load them, without a second
-/// pass over the index.
+/// [`scan`], also returning the index's entries afterwards, as
+/// [`Index::entries_manifest`] would load them, without a second pass over
+/// the index; files read by this scan come with their chunk lists, the
+/// others without (see [`Index::load_chunks`]).
 pub fn scan_manifest(
     root: &Path,
     index: &mut Index,
@@ -463,7 +464,7 @@ fn write_results(
     for msg in found.iter().flatten() {
         match msg {
             Found::Put {
-                mut entry,
+                entry,
                 replaces,
                 was_read,
             } => {
@@ -476,7 +477,7 @@ fn write_results(
                 seen.insert(id);
                 pending += 1;
                 if let Some(out) = entries.as_deref_mut() {
-                    entry.chunks = Vec::new();
+                    // Just read: the chunk list is at hand, keep it.
                     out.push(entry);
                 }
             }

@@ -295,23 +295,38 @@ fn the_manifest_a_scan_returns_is_what_the_index_holds() {
     std::os::unix::fs::symlink("a/one", root.join("link")).unwrap();
     settle();
     let mut ix = Index::open_in_memory().unwrap();
+    // Files the scan read come with their chunk lists, the others without.
     let check = |ix: &mut Index| {
-        let (report, got) = scan_manifest(root, ix, &opts()).unwrap();
-        let want = ix.entries_manifest().unwrap();
+        let (report, mut got) = scan_manifest(root, ix, &opts()).unwrap();
+        let mut want = ix.entries_manifest().unwrap();
+        let read: Vec<RelPath> = got
+            .entries
+            .values()
+            .filter(|e| !e.chunks.is_empty())
+            .map(|e| e.path.clone())
+            .collect();
+        for p in &read {
+            want.entries.get_mut(p).unwrap().chunks = got.entries[p].chunks.clone();
+        }
         assert_eq!(got.entries, want.entries);
         assert_eq!(got.params, want.params);
-        report
+        // Loading fills in exactly the lists that were left out.
+        ix.load_chunks(&mut got).unwrap();
+        assert_eq!(got.entries, ix.manifest().unwrap().entries);
+        (report, read.len())
     };
-    assert_eq!(check(&mut ix).files_read, 3);
+    let (report, with_lists) = check(&mut ix);
+    assert_eq!((report.files_read, with_lists), (3, 3));
     // Nothing changed: every entry comes from the loaded records.
-    assert_eq!(check(&mut ix).files_read, 0);
+    let (report, with_lists) = check(&mut ix);
+    assert_eq!((report.files_read, with_lists), (0, 0));
     std::fs::write(root.join("a/b/two"), b"two, longer").unwrap();
     std::fs::remove_file(root.join("gone")).unwrap();
     std::fs::remove_file(root.join("link")).unwrap();
     std::os::unix::fs::symlink("a/b/two", root.join("link")).unwrap();
     std::fs::create_dir(root.join("new")).unwrap();
-    let report = check(&mut ix);
-    assert_eq!((report.files_read, report.removed), (1, 1));
+    let (report, with_lists) = check(&mut ix);
+    assert_eq!((report.files_read, report.removed, with_lists), (1, 1, 1));
 }
 
 #[test]

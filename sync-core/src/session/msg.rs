@@ -210,14 +210,15 @@ pub fn protocol(what: impl Into<String>) -> Error {
 }
 
 impl WireEntry {
-    /// The wire form of an index entry.
-    pub fn from_entry(e: &Entry) -> WireEntry {
+    /// The wire form of an index entry for the manifest: without its chunk
+    /// list, which is sent on request.
+    pub fn without_chunks(e: &Entry) -> WireEntry {
         WireEntry {
             path: e.path.as_bytes().to_vec(),
             meta: e.meta,
             target: e.target.clone().unwrap_or_default(),
             hash: e.hash,
-            chunks: e.chunks.clone(),
+            chunks: Vec::new(),
         }
     }
 }

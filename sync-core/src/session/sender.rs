@@ -140,9 +140,7 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
 fn send_manifest(t: &mut dyn Transport, m: &Manifest) -> Result<()> {
     let mut batch = Vec::with_capacity(ENTRIES_PER_MSG);
     for e in m.entries.values() {
-        let mut w = WireEntry::from_entry(e);
-        w.chunks.clear();
-        batch.push(w);
+        batch.push(WireEntry::without_chunks(e));
         if batch.len() == ENTRIES_PER_MSG {
             t.send(&Msg::Entries(std::mem::take(&mut batch)))?;
         }
@@ -177,7 +175,16 @@ fn send_chunk_lists(t: &mut dyn Transport, m: &mut Manifest, index: &Index) -> R
             ));
         }
     }
-    if !wanted.is_empty() {
+    // Files this scan read came with their lists; load the others' only
+    // if some are wanted.
+    let order: Vec<&crate::entry::Entry> = m.entries.values().collect();
+    let missing = wanted.iter().any(|&i| {
+        order
+            .get(i as usize)
+            .is_some_and(|e| e.meta.size > 0 && e.chunks.is_empty())
+    });
+    drop(order);
+    if missing {
         index.load_chunks(m)?;
     }
     let order: Vec<&crate::entry::Entry> = m.entries.values().collect();
