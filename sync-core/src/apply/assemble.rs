@@ -137,6 +137,8 @@ struct FileState {
 /// start (the usual case for a new file), computed as they are written.
 #[derive(Default)]
 enum InOrder {
+    /// A file of one chunk: verifying the chunk verified the file.
+    NotNeeded,
     #[default]
     NothingWritten,
     /// BLAKE3 of the first `.1` bytes.
@@ -158,6 +160,7 @@ impl FileState {
                 h.update(data);
                 InOrder::Hashing(h, n + data.len() as u64)
             }
+            InOrder::NotNeeded => InOrder::NotNeeded,
             _ => InOrder::Broken,
         };
     }
@@ -225,6 +228,9 @@ impl Shard {
             }
             let f = &mut files[i as usize];
             f.journaled = f.missing >= journal::MIN_CHUNKS;
+            if plan.files[i as usize].entry.chunks.len() <= 1 {
+                f.in_order = InOrder::NotNeeded;
+            }
         }
         Shard {
             tree,
@@ -673,6 +679,14 @@ mod tests {
         let mut s = FileState::default();
         s.wrote(0, &data[..40_000]);
         assert_eq!(s.hash_in_order(100_000), None, "short of the size");
+
+        // A one-chunk file is not hashed again as it is written.
+        let mut s = FileState {
+            in_order: InOrder::NotNeeded,
+            ..FileState::default()
+        };
+        s.wrote(0, &data);
+        assert!(matches!(s.in_order, InOrder::NotNeeded));
 
         let mut s = FileState::default();
         s.wrote(40_000, &data[40_000..]);

@@ -54,6 +54,10 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
     }))?;
     send_chunk_lists(t, &mut manifest, &index)?;
     drop(index);
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "closed SRC index"
+    );
 
     // Where each chunk is in the source; built on the first request (a
     // no-change sync never needs it).
