@@ -13,6 +13,7 @@
 //! Run: `cargo run --release -p sync-core --example udp_loopback [SIZE_MB] [MAX_MBIT]
 //! [--packet-size BYTES] [--fixed MBIT] [--no-crypto] [--pattern]`
 //!
+//! `SLUICE_LOG=trace` prints the sender's rate decisions on stderr.
 //! `--packet-size` sets the IP packet size (1280..=9000, default 1500);
 //! `--fixed` replaces the fair controller with a constant rate, to tell the
 //! driver's ceiling from the controller's; `--no-crypto` turns AES-GCM off;
@@ -108,6 +109,13 @@ fn parse_args() -> io::Result<Options> {
 }
 
 fn main() -> io::Result<()> {
+    // SLUICE_LOG=trace shows the sender's per-feedback rate decisions.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(io::stderr)
+            .init();
+    }
     let opts = parse_args()?;
     let size_mb = opts.size_mb;
     let len = size_mb * 1_000_000;
