@@ -1,16 +1,16 @@
 //! The scanner: brings a tree's index up to date.
 //!
-//! It owns the walk ([`walk`]: parallel, never following symlinks), the
+//! It owns the walk (`walk`: parallel, never following symlinks), the
 //! exclude rules, and reading files into chunks. It never
 //! writes to the tree. Three stages run at once:
 //!
-//! * walker threads `lstat` every entry and decide, from what the index
-//!   recorded, whether a file must be read (results go to the writer in
-//!   batches);
-//! * reader threads (one per core) chunk and hash the files that must be
-//!   read, each through one reused buffer;
-//! * the calling thread writes results to the index in batched transactions
-//!   and, at the end, drops entries that vanished.
+//! * walker threads `lstat` every entry and decide (`compare`), from what
+//!   the index recorded, whether a file must be read (results go to the
+//!   writer in batches);
+//! * reader threads (`read`, one per core) chunk and hash the files that
+//!   must be read, each through one reused buffer;
+//! * the calling thread (`store`) writes results to the index in batched
+//!   transactions and, at the end, drops entries that vanished.
 //!
 //! A file is read again when its size, mtime, inode or ctime changed, when
 //! it was "racily clean" at its last capture ([`Meta::is_racy`]), or with
@@ -18,24 +18,27 @@
 //! keeps changing is reported and its previous record is kept untouched
 //! (never a mix of old and new chunks).
 
+mod compare;
 mod filter;
 mod read;
+mod store;
 mod walk;
 
-use std::fs::Metadata;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel as chan;
 
 use crate::chunk::{ChunkParams, Chunker};
-use crate::entry::{now_ns, Entry, Kind, Meta};
+use crate::entry::{now_ns, Entry, Meta};
 use crate::error::{Error, Result};
-use crate::index::{Index, RecordedMap, ScanLog};
+use crate::index::Index;
 use crate::manifest::Manifest;
 use crate::path::RelPath;
+use compare::{Walk, WalkThread};
+use store::write_results;
 use walk::Visitor as _;
 
 pub use filter::Excludes;
@@ -282,261 +285,6 @@ fn scan_inner(
         "scan: done"
     );
     Ok((report, entries))
-}
-
-/// Shared state of the walker threads.
-struct Walk<'a> {
-    recorded: &'a RecordedMap,
-    checksum: bool,
-    progress: Option<&'a ScanProgress>,
-    walk_failed: &'a AtomicBool,
-}
-
-/// One walker thread's end: results batched for the index writer, files to
-/// read straight to the readers.
-struct WalkThread<'a> {
-    walk: &'a Walk<'a>,
-    out: Vec<Found>,
-    found: chan::Sender<Vec<Found>>,
-    jobs: chan::Sender<Job>,
-}
-
-impl WalkThread<'_> {
-    /// Queues one result; false when the writer has gone away.
-    fn push(&mut self, f: Found) -> bool {
-        self.out.push(f);
-        self.out.len() < FOUND_BATCH || self.flush()
-    }
-
-    fn flush(&mut self) -> bool {
-        if self.out.is_empty() {
-            return true;
-        }
-        let batch = std::mem::replace(&mut self.out, Vec::with_capacity(FOUND_BATCH));
-        self.found.send(batch).is_ok()
-    }
-
-    fn warn(&mut self, path: String, message: String, io_error: bool) -> bool {
-        self.push(Found::Warn(ScanWarning {
-            path,
-            message,
-            io_error,
-        }))
-    }
-}
-
-impl walk::Visitor for WalkThread<'_> {
-    fn entry(&mut self, path: RelPath, md: &Metadata, full: &dyn Fn() -> PathBuf) -> bool {
-        let Some(meta) = Meta::from_std(md) else {
-            let message = format!("{} skipped", special_kind(md));
-            return self.warn(path.display(), message, false);
-        };
-        let old = self.walk.recorded.get(&path);
-        let msg = match meta.kind {
-            Kind::File => {
-                let fresh = old.is_some_and(|r| {
-                    r.hash.is_some() && meta.same_stat(&r.meta) && !r.meta.is_racy(r.checked_ns)
-                });
-                match old {
-                    Some(r) if fresh && !self.walk.checksum => Found::Same {
-                        id: r.id,
-                        entry: r.entry(path, meta),
-                    },
-                    _ => {
-                        let job = Job {
-                            path,
-                            full: full(),
-                            meta,
-                            replaces: old.map(|r| r.id),
-                        };
-                        return self.jobs.send(job).is_ok();
-                    }
-                }
-            }
-            Kind::Dir | Kind::Symlink => {
-                let target = if meta.kind == Kind::Symlink {
-                    match std::fs::read_link(full()) {
-                        Ok(t) => Some(t.into_os_string().into_encoded_bytes()),
-                        Err(e) => {
-                            return self.warn(
-                                path.display(),
-                                format!("cannot read link: {e}"),
-                                true,
-                            )
-                        }
-                    }
-                } else {
-                    None
-                };
-                match old {
-                    // A changed symlink target always changes ctime, so equal
-                    // metadata means an equal record.
-                    Some(r) if r.meta == meta => Found::Same {
-                        id: r.id,
-                        entry: r.entry(path, meta),
-                    },
-                    _ => Found::Put {
-                        entry: Entry {
-                            path,
-                            meta,
-                            target,
-                            hash: None,
-                            chunks: Vec::new(),
-                            checked_ns: 0,
-                        },
-                        replaces: old.map(|r| r.id),
-                        was_read: false,
-                    },
-                }
-            }
-        };
-        self.push(msg)
-    }
-
-    fn temp(&mut self, rel: RelPath) -> bool {
-        self.push(Found::Temp(rel))
-    }
-
-    fn trouble(&mut self, t: walk::Trouble) -> bool {
-        match t {
-            walk::Trouble::Unreadable { path, message } => {
-                self.walk.walk_failed.store(true, Ordering::Relaxed);
-                self.warn(path, message, true)
-            }
-            walk::Trouble::Skipped {
-                path,
-                message,
-                io_error,
-            } => self.warn(path, message, io_error),
-        }
-    }
-
-    fn listed(&mut self, entries: usize) {
-        if let Some(p) = self.walk.progress {
-            p.entries.fetch_add(entries as u64, Ordering::Relaxed);
-        }
-    }
-
-    fn finish(&mut self) {
-        self.flush();
-    }
-}
-
-fn special_kind(md: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let ft = md.file_type();
-    if ft.is_socket() {
-        "socket"
-    } else if ft.is_fifo() {
-        "fifo"
-    } else if ft.is_block_device() || ft.is_char_device() {
-        "device"
-    } else {
-        "special file"
-    }
-}
-
-/// The writer stage: stores results in batches and drops vanished entries;
-/// with `entries`, collects the index's entries as they stand afterwards.
-fn write_results(
-    index: &mut Index,
-    found: chan::Receiver<Vec<Found>>,
-    report: &mut ScanReport,
-    recorded: &RecordedMap,
-    walk_failed: &AtomicBool,
-    (started, started_ns): (Instant, i64),
-    mut entries: Option<&mut Vec<Entry>>,
-) -> Result<()> {
-    let mut seen = std::collections::HashSet::with_capacity(recorded.len());
-    let mut w = index.writer()?;
-    let mut pending = 0;
-    let count = |report: &mut ScanReport, meta: &Meta| {
-        report.entries += 1;
-        match meta.kind {
-            Kind::File => {
-                report.files += 1;
-                report.file_bytes += meta.size;
-            }
-            Kind::Dir => report.dirs += 1,
-            Kind::Symlink => report.symlinks += 1,
-        }
-    };
-    for msg in found.iter().flatten() {
-        match msg {
-            Found::Put {
-                entry,
-                replaces,
-                was_read,
-            } => {
-                count(report, &entry.meta);
-                if was_read {
-                    report.files_read += 1;
-                    report.bytes_read += entry.meta.size;
-                }
-                let id = w.put(&entry, replaces)?;
-                seen.insert(id);
-                pending += 1;
-                if let Some(out) = entries.as_deref_mut() {
-                    // Just read: the chunk list is at hand, keep it.
-                    out.push(entry);
-                }
-            }
-            Found::Same { id, entry } => {
-                count(report, &entry.meta);
-                seen.insert(id);
-                if let Some(out) = entries.as_deref_mut() {
-                    out.push(entry);
-                }
-            }
-            Found::Keep { id, path } => {
-                if let Some(id) = id {
-                    seen.insert(id);
-                    if let (Some(out), Some(r)) = (entries.as_deref_mut(), recorded.get(&path)) {
-                        out.push(r.entry(path.clone(), r.meta));
-                    }
-                }
-                report.warnings.push(ScanWarning {
-                    path: path.display(),
-                    message: "kept changing while being read; left out of this run".into(),
-                    io_error: true,
-                });
-                report.unstable.push(path);
-            }
-            Found::Warn(warning) => report.warnings.push(warning),
-            Found::Temp(path) => report.temp_files.push(path),
-        }
-        if pending >= BATCH {
-            w.commit()?;
-            w = index.writer()?;
-            pending = 0;
-        }
-    }
-    tracing::debug!(ms = started.elapsed().as_millis() as u64, "scan: walked");
-    // Entries not seen have vanished, unless part of the walk failed: then
-    // an unreadable folder's old records are kept rather than dropped.
-    let keep_unseen = walk_failed.load(Ordering::Relaxed);
-    for (path, r) in recorded {
-        if seen.contains(&r.id) {
-            continue;
-        }
-        if keep_unseen {
-            if let Some(out) = entries.as_deref_mut() {
-                out.push(r.entry(path.clone(), r.meta));
-            }
-        } else {
-            w.delete(r.id)?;
-            report.removed += 1;
-        }
-    }
-    w.log_scan(&ScanLog {
-        started_ns,
-        duration_ms: started.elapsed().as_millis() as u64,
-        entries: report.entries,
-        files_read: report.files_read,
-        bytes_read: report.bytes_read,
-        warnings: report.warnings.len() as u64,
-    })?;
-    w.commit()
 }
 
 /// How long a scan may wait for a file that keeps changing.

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::chunk::Hash;
+use crate::entry::Kind;
+use std::sync::atomic::Ordering;
 
 /// Files must be older than the racy window to count as settled.
 fn settle() {

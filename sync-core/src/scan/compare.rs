@@ -1,0 +1,168 @@
+//! Per-entry decisions of the walker threads: does an entry's record from
+//! the last scan still stand (same metadata), or must the file be read
+//! again? Results go to the index writer in batches; files to read go
+//! straight to the reader threads. Never touches the index itself.
+
+use std::fs::Metadata;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_channel as chan;
+
+use super::walk;
+use super::{Found, Job, ScanProgress, ScanWarning, FOUND_BATCH};
+use crate::entry::{Entry, Kind, Meta};
+use crate::index::RecordedMap;
+use crate::path::RelPath;
+
+/// Shared state of the walker threads.
+pub(super) struct Walk<'a> {
+    pub recorded: &'a RecordedMap,
+    pub checksum: bool,
+    pub progress: Option<&'a ScanProgress>,
+    pub walk_failed: &'a AtomicBool,
+}
+
+/// One walker thread's end: results batched for the index writer, files to
+/// read straight to the readers.
+pub(super) struct WalkThread<'a> {
+    pub walk: &'a Walk<'a>,
+    pub out: Vec<Found>,
+    pub found: chan::Sender<Vec<Found>>,
+    pub jobs: chan::Sender<Job>,
+}
+
+impl WalkThread<'_> {
+    /// Queues one result; false when the writer has gone away.
+    fn push(&mut self, f: Found) -> bool {
+        self.out.push(f);
+        self.out.len() < FOUND_BATCH || self.flush()
+    }
+
+    fn flush(&mut self) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.out, Vec::with_capacity(FOUND_BATCH));
+        self.found.send(batch).is_ok()
+    }
+
+    fn warn(&mut self, path: String, message: String, io_error: bool) -> bool {
+        self.push(Found::Warn(ScanWarning {
+            path,
+            message,
+            io_error,
+        }))
+    }
+}
+
+impl walk::Visitor for WalkThread<'_> {
+    fn entry(&mut self, path: RelPath, md: &Metadata, full: &dyn Fn() -> PathBuf) -> bool {
+        let Some(meta) = Meta::from_std(md) else {
+            let message = format!("{} skipped", special_kind(md));
+            return self.warn(path.display(), message, false);
+        };
+        let old = self.walk.recorded.get(&path);
+        let msg = match meta.kind {
+            Kind::File => {
+                let fresh = old.is_some_and(|r| {
+                    r.hash.is_some() && meta.same_stat(&r.meta) && !r.meta.is_racy(r.checked_ns)
+                });
+                match old {
+                    Some(r) if fresh && !self.walk.checksum => Found::Same {
+                        id: r.id,
+                        entry: r.entry(path, meta),
+                    },
+                    _ => {
+                        let job = Job {
+                            path,
+                            full: full(),
+                            meta,
+                            replaces: old.map(|r| r.id),
+                        };
+                        return self.jobs.send(job).is_ok();
+                    }
+                }
+            }
+            Kind::Dir | Kind::Symlink => {
+                let target = if meta.kind == Kind::Symlink {
+                    match std::fs::read_link(full()) {
+                        Ok(t) => Some(t.into_os_string().into_encoded_bytes()),
+                        Err(e) => {
+                            return self.warn(
+                                path.display(),
+                                format!("cannot read link: {e}"),
+                                true,
+                            )
+                        }
+                    }
+                } else {
+                    None
+                };
+                match old {
+                    // A changed symlink target always changes ctime, so equal
+                    // metadata means an equal record.
+                    Some(r) if r.meta == meta => Found::Same {
+                        id: r.id,
+                        entry: r.entry(path, meta),
+                    },
+                    _ => Found::Put {
+                        entry: Entry {
+                            path,
+                            meta,
+                            target,
+                            hash: None,
+                            chunks: Vec::new(),
+                            checked_ns: 0,
+                        },
+                        replaces: old.map(|r| r.id),
+                        was_read: false,
+                    },
+                }
+            }
+        };
+        self.push(msg)
+    }
+
+    fn temp(&mut self, rel: RelPath) -> bool {
+        self.push(Found::Temp(rel))
+    }
+
+    fn trouble(&mut self, t: walk::Trouble) -> bool {
+        match t {
+            walk::Trouble::Unreadable { path, message } => {
+                self.walk.walk_failed.store(true, Ordering::Relaxed);
+                self.warn(path, message, true)
+            }
+            walk::Trouble::Skipped {
+                path,
+                message,
+                io_error,
+            } => self.warn(path, message, io_error),
+        }
+    }
+
+    fn listed(&mut self, entries: usize) {
+        if let Some(p) = self.walk.progress {
+            p.entries.fetch_add(entries as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn finish(&mut self) {
+        self.flush();
+    }
+}
+
+fn special_kind(md: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let ft = md.file_type();
+    if ft.is_socket() {
+        "socket"
+    } else if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
