@@ -112,6 +112,8 @@ fn main() -> io::Result<()> {
     // SLUICE_LOG=trace shows the sender's per-feedback rate decisions.
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG") {
         tracing_subscriber::fmt()
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .with_ansi(false)
             .with_env_filter(filter)
             .with_writer(io::stderr)
             .init();
