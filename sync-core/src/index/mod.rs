@@ -249,8 +249,10 @@ impl Index {
                 "SELECT id, path, kind, size, mtime_ns, mode, ino, dev, ctime_ns, nlink, hash, checked_ns, target FROM entries",
             )
             .map_err(|e| self.err(e))?;
-        let rows = self.entry_count()?;
-        let mut map = RecordedMap::with_capacity_and_hasher(rows, Default::default());
+        // Rows are gathered first and the map built at its final size:
+        // counting them in SQL scans the table once more, and growing the
+        // map rehashes every key several times.
+        let mut records = Vec::new();
         let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let id: i64 = r.get(0).map_err(|e| self.err(e))?;
@@ -261,7 +263,7 @@ impl Index {
             let hash = self.hash_column(r, 10)?;
             let checked_ns: i64 = r.get(11).map_err(|e| self.err(e))?;
             let target: Option<Vec<u8>> = r.get(12).map_err(|e| self.err(e))?;
-            map.insert(
+            records.push((
                 path,
                 Recorded {
                     id,
@@ -270,17 +272,11 @@ impl Index {
                     hash,
                     target,
                 },
-            );
+            ));
         }
+        let mut map = RecordedMap::with_capacity_and_hasher(records.len(), Default::default());
+        map.extend(records);
         Ok(map)
-    }
-
-    /// Number of entries recorded.
-    fn entry_count(&self) -> Result<usize> {
-        self.conn
-            .query_row("SELECT COUNT(*) FROM entries", [], |r| r.get::<_, i64>(0))
-            .map(|n| n.max(0) as usize)
-            .map_err(|e| self.err(e))
     }
 
     /// A nullable whole-file hash column.
