@@ -36,6 +36,16 @@ impl Kind {
         }
     }
 
+    /// The kind of an `st_mode`, or `None` for sockets, fifos and devices.
+    pub fn of_mode(mode: u32) -> Option<Kind> {
+        match mode & libc::S_IFMT {
+            libc::S_IFLNK => Some(Kind::Symlink),
+            libc::S_IFDIR => Some(Kind::Dir),
+            libc::S_IFREG => Some(Kind::File),
+            _ => None,
+        }
+    }
+
     /// The kind of a file type, or `None` for sockets, fifos and devices.
     pub fn of(ft: std::fs::FileType) -> Option<Kind> {
         if ft.is_symlink() {
@@ -90,6 +100,27 @@ impl Meta {
         })
     }
 
+    /// The metadata of a raw `stat` (as `lstat`/`fstatat` return it), or
+    /// `None` for sockets, fifos and devices.
+    #[allow(clippy::unnecessary_cast)] // field types differ between targets
+    pub fn from_stat(st: &rustix::fs::Stat) -> Option<Meta> {
+        let kind = Kind::of_mode(st.st_mode as u32)?;
+        Some(Meta {
+            kind,
+            size: if kind == Kind::Dir {
+                0
+            } else {
+                st.st_size as u64
+            },
+            mtime_ns: st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64,
+            mode: st.st_mode as u32 & 0o7777,
+            ino: st.st_ino as u64,
+            dev: st.st_dev as u64,
+            ctime_ns: st.st_ctime as i64 * 1_000_000_000 + st.st_ctime_nsec as i64,
+            nlink: st.st_nlink as u64,
+        })
+    }
+
     /// True when a file with this metadata may be assumed to hold the same
     /// bytes as one recorded with `old` (git's stat check).
     pub fn same_stat(&self, old: &Meta) -> bool {
@@ -139,5 +170,34 @@ pub fn now_ns() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => d.as_nanos() as i64,
         Err(e) => -(e.duration().as_nanos() as i64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_stat_and_std_metadata_give_the_same_meta() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"twelve bytes").unwrap();
+        std::os::unix::fs::symlink("f", dir.path().join("l")).unwrap();
+        let fifo =
+            std::ffi::CString::new(dir.path().join("p").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid, NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        for name in ["", "f", "l", "p"] {
+            let p = dir.path().join(name);
+            let from_std = Meta::from_std(&std::fs::symlink_metadata(&p).unwrap());
+            let from_stat = Meta::from_stat(&rustix::fs::lstat(&p).unwrap());
+            assert_eq!(from_std, from_stat, "{name:?}");
+        }
+        assert_eq!(
+            Meta::from_stat(&rustix::fs::lstat(&file).unwrap())
+                .unwrap()
+                .size,
+            12
+        );
     }
 }

@@ -3,9 +3,12 @@
 //! again? Results go to the index writer in batches; files to read go
 //! straight to the reader threads. Never touches the index itself.
 
-use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rustix::fs::Stat;
 
 use crossbeam_channel as chan;
 
@@ -57,9 +60,15 @@ impl WalkThread<'_> {
 }
 
 impl walk::Visitor for WalkThread<'_> {
-    fn entry(&mut self, path: RelPath, md: &Metadata, full: &dyn Fn() -> PathBuf) -> bool {
-        let Some(meta) = Meta::from_std(md) else {
-            let message = format!("{} skipped", special_kind(md));
+    fn entry(
+        &mut self,
+        path: RelPath,
+        st: &Stat,
+        place: Option<&walk::Place<'_>>,
+        full: &dyn Fn() -> PathBuf,
+    ) -> bool {
+        let Some(meta) = Meta::from_stat(st) else {
+            let message = format!("{} skipped", special_kind(st));
             return self.warn(path.display(), message, false);
         };
         let old = self.walk.recorded.get(&path);
@@ -77,6 +86,7 @@ impl walk::Visitor for WalkThread<'_> {
                         let job = Job {
                             path,
                             full: full(),
+                            at: place.map(|p| (Arc::clone(p.dir), p.name.to_owned())),
                             meta,
                             replaces: old.map(|r| r.id),
                         };
@@ -86,8 +96,15 @@ impl walk::Visitor for WalkThread<'_> {
             }
             Kind::Dir | Kind::Symlink => {
                 let target = if meta.kind == Kind::Symlink {
-                    match std::fs::read_link(full()) {
-                        Ok(t) => Some(t.into_os_string().into_encoded_bytes()),
+                    let target = match place {
+                        Some(p) => rustix::fs::readlinkat(&**p.dir, p.name, Vec::new())
+                            .map(|t| t.into_bytes())
+                            .map_err(std::io::Error::from),
+                        None => std::fs::read_link(full())
+                            .map(|t| t.into_os_string().as_bytes().to_vec()),
+                    };
+                    match target {
+                        Ok(t) => Some(t),
                         Err(e) => {
                             return self.warn(
                                 path.display(),
@@ -153,16 +170,12 @@ impl walk::Visitor for WalkThread<'_> {
     }
 }
 
-fn special_kind(md: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let ft = md.file_type();
-    if ft.is_socket() {
-        "socket"
-    } else if ft.is_fifo() {
-        "fifo"
-    } else if ft.is_block_device() || ft.is_char_device() {
-        "device"
-    } else {
-        "special file"
+#[allow(clippy::unnecessary_cast)] // `st_mode`'s type differs between targets
+fn special_kind(st: &Stat) -> &'static str {
+    match st.st_mode as u32 & libc::S_IFMT {
+        libc::S_IFSOCK => "socket",
+        libc::S_IFIFO => "fifo",
+        libc::S_IFBLK | libc::S_IFCHR => "device",
+        _ => "special file",
     }
 }

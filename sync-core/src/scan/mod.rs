@@ -143,6 +143,8 @@ const FOUND_BATCH: usize = 256;
 struct Job {
     path: RelPath,
     full: PathBuf,
+    /// Its folder's descriptor and its name (`None`: open by `full`).
+    at: Option<(Arc<std::os::fd::OwnedFd>, std::ffi::OsString)>,
     meta: Meta,
     replaces: Option<i64>,
 }
@@ -197,8 +199,8 @@ fn scan_inner(
     let started = Instant::now();
     let started_ns = now_ns();
     let chunker = Chunker::new(opts.chunk_params)?;
-    let root_md = std::fs::symlink_metadata(root).map_err(|e| Error::io(root, e))?;
-    if !root_md.is_dir() {
+    let root_st = rustix::fs::lstat(root).map_err(|e| Error::io(root, e.into()))?;
+    if Meta::from_stat(&root_st).is_none_or(|m| m.kind != crate::entry::Kind::Dir) {
         return Err(Error::Usage(format!("{} is not a folder", root.display())));
     }
     let mut recorded = index.recorded()?;
@@ -252,7 +254,7 @@ fn scan_inner(
                     jobs: job_tx.clone(),
                 };
                 let mut top = visitor();
-                if top.entry(RelPath::root(), &root_md, &|| root.to_path_buf()) {
+                if top.entry(RelPath::root(), &root_st, None, &|| root.to_path_buf()) {
                     top.finish();
                     walk::walk(root, &filters, threads, &visitor);
                 }

@@ -4,6 +4,8 @@ use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::Ordering;
 
+use rustix::fs::{AtFlags, Mode, OFlags};
+
 use crossbeam_channel as chan;
 
 use super::{Found, Job, ScanProgress, ScanWarning, UNSTABLE_PAUSE, UNSTABLE_RETRIES};
@@ -24,6 +26,39 @@ pub(super) fn reader(
         if found.send(vec![msg]).is_err() {
             return;
         }
+    }
+}
+
+/// Opens the job's file from its folder's descriptor when it has one (no
+/// path to resolve again, so no symlink swapped into it is followed), else
+/// by its path; never through a symlink put in its own place.
+fn open_job(job: &Job) -> std::io::Result<File> {
+    let Some((dir, name)) = &job.at else {
+        return open_nofollow(&job.full);
+    };
+    let open = |extra| {
+        rustix::fs::openat(
+            &**dir,
+            name.as_os_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | extra,
+            Mode::empty(),
+        )
+    };
+    let fd = match open(OFlags::NOATIME) {
+        Err(rustix::io::Errno::PERM) => open(OFlags::empty()),
+        r => r,
+    };
+    Ok(File::from(fd?))
+}
+
+/// The job's file's metadata now, without following a symlink.
+fn stat_job(job: &Job) -> std::io::Result<Option<Meta>> {
+    match &job.at {
+        Some((dir, name)) => {
+            let st = rustix::fs::statat(&**dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+            Ok(Meta::from_stat(&st))
+        }
+        None => std::fs::symlink_metadata(&job.full).map(|m| Meta::from_std(&m)),
     }
 }
 
@@ -59,7 +94,7 @@ fn capture(
     for attempt in 0..=UNSTABLE_RETRIES {
         if attempt > 0 {
             std::thread::sleep(UNSTABLE_PAUSE);
-            match std::fs::symlink_metadata(&job.full).map(|m| Meta::from_std(&m)) {
+            match stat_job(&job) {
                 Ok(Some(m)) if m.kind == Kind::File => expect = m,
                 Ok(_) => return warn("changed type while being read; skipped".into(), true),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -69,7 +104,7 @@ fn capture(
             }
         }
         let checked_ns = now_ns();
-        let file = match open_nofollow(&job.full) {
+        let file = match open_job(&job) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return warn("vanished while being read".into(), false)

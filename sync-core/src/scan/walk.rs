@@ -1,6 +1,9 @@
 //! The scan's walker: lists folders on several threads, never follows a
 //! symlink, and `lstat`s each entry relative to its open folder (one path
-//! component for the kernel to look up, not the whole path).
+//! component for the kernel to look up, not the whole path). Each folder is
+//! opened from its parent's descriptor with `O_NOFOLLOW`, so a folder
+//! swapped for a symlink while the walk runs is refused, not followed out
+//! of the tree.
 //!
 //! Exclusions follow gitignore rules: `--exclude`/`--exclude-from` patterns
 //! relative to the root, then `.sluiceignore` files (and `.gitignore` files
@@ -8,11 +11,13 @@
 //! and `.sluiceignore` taking precedence over `.gitignore`, as the `ignore`
 //! crate's walker orders them. An excluded folder is not entered.
 
-use std::ffi::OsStr;
-use std::fs::{DirEntry, Metadata};
+use std::ffi::{OsStr, OsString};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
@@ -22,6 +27,9 @@ use crate::path::RelPath;
 
 /// One folder waiting to be listed.
 pub(super) struct Folder {
+    /// Its parent's descriptor and its name; `None` for the root, opened
+    /// by path.
+    at: Option<(Arc<OwnedFd>, OsString)>,
     pub full: PathBuf,
     pub rel: RelPath,
     rules: Option<Arc<Rules>>,
@@ -31,11 +39,31 @@ impl Folder {
     /// The root folder of a walk.
     pub fn root(root: &Path) -> Folder {
         Folder {
+            at: None,
             full: root.to_path_buf(),
             rel: RelPath::root(),
             rules: None,
         }
     }
+
+    /// Opens the folder itself, refusing a symlink in its place.
+    fn open(&self) -> std::io::Result<OwnedFd> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = match &self.at {
+            None => rustix::fs::open(&self.full, flags, Mode::empty()),
+            Some((parent, name)) => {
+                rustix::fs::openat(parent, name.as_os_str(), flags, Mode::empty())
+            }
+        };
+        fd.map_err(std::io::Error::from)
+    }
+}
+
+/// Where an entry is: its folder's descriptor and its name, for opening or
+/// reading it without resolving its path again.
+pub(super) struct Place<'a> {
+    pub dir: &'a Arc<OwnedFd>,
+    pub name: &'a OsStr,
 }
 
 /// Ignore files met on the way down to a folder, innermost first.
@@ -82,9 +110,15 @@ pub(super) enum Trouble {
 
 /// The per-entry work a walk drives: one per walker thread.
 pub(super) trait Visitor {
-    /// Handles one entry below the root (`full` builds its full path);
-    /// false stops the walk.
-    fn entry(&mut self, rel: RelPath, md: &Metadata, full: &dyn Fn() -> PathBuf) -> bool;
+    /// Handles one entry, found at `place` (`None` for the root; `full`
+    /// builds its full path); false stops the walk.
+    fn entry(
+        &mut self,
+        rel: RelPath,
+        st: &Stat,
+        place: Option<&Place<'_>>,
+        full: &dyn Fn() -> PathBuf,
+    ) -> bool;
     /// A temporary file of ours; false stops the walk.
     fn temp(&mut self, rel: RelPath) -> bool;
     /// Something went wrong; false stops the walk.
@@ -200,19 +234,12 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
             message,
         })
     };
-    let entries: Vec<DirEntry> = match std::fs::read_dir(&folder.full) {
-        Ok(rd) => {
-            let mut v = Vec::new();
-            for de in rd {
-                match de {
-                    Ok(de) => v.push(de),
-                    Err(e) => {
-                        return (Vec::new(), unreadable(visitor, e.to_string()));
-                    }
-                }
-            }
-            v
-        }
+    let dir = match folder.open() {
+        Ok(fd) => Arc::new(fd),
+        Err(e) => return (Vec::new(), unreadable(visitor, e.to_string())),
+    };
+    let entries = match names(&dir) {
+        Ok(v) => v,
         Err(e) => return (Vec::new(), unreadable(visitor, e.to_string())),
     };
     visitor.listed(entries.len());
@@ -221,22 +248,20 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
         return (Vec::new(), false);
     }
     let mut subfolders = Vec::new();
-    for de in entries {
-        let name = de.file_name();
-        let name = name.as_bytes();
-        let full = || folder.full.join(OsStr::from_bytes(name));
-        if name.starts_with(filters.temp_prefix) {
-            if let Some(rel) = folder.rel.child(name) {
+    for (name, listed_type) in entries {
+        let bytes = name.as_bytes();
+        let full = || folder.full.join(&name);
+        if bytes.starts_with(filters.temp_prefix) {
+            if let Some(rel) = folder.rel.child(bytes) {
                 if !visitor.temp(rel) {
                     return (subfolders, false);
                 }
             }
             continue;
         }
-        let Some(rel) = folder.rel.child(name) else {
-            let path = folder.full.join(OsStr::from_bytes(name));
+        let Some(rel) = folder.rel.child(bytes) else {
             let go = visitor.trouble(Trouble::Skipped {
-                path: path.display().to_string(),
+                path: full().display().to_string(),
                 message: "name too long or not representable; skipped".into(),
                 io_error: false,
             });
@@ -248,13 +273,23 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
         if filters
             .skip
             .iter()
-            .any(|s| s.file_name().is_some_and(|n| n.as_bytes() == name) && *s == full())
+            .any(|s| s.file_name() == Some(name.as_os_str()) && *s == full())
         {
             continue;
         }
+        let stat = || rustix::fs::statat(&*dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW);
         // The listing's type (no system call) decides the rules, as the
-        // `ignore` walker does.
-        let is_dir = de.file_type().is_ok_and(|t| t.is_dir());
+        // `ignore` walker does; a filesystem that does not fill it in
+        // costs an `lstat` first.
+        let (is_dir, st) = if listed_type == FileType::Unknown {
+            let st = stat();
+            let is_dir = st
+                .as_ref()
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode as _) == FileType::Directory);
+            (is_dir, Some(st))
+        } else {
+            (listed_type == FileType::Directory, None)
+        };
         if !filters.excludes.is_empty()
             && filters
                 .excludes
@@ -266,9 +301,10 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
         if rules.as_ref().is_some_and(|r| r.excludes(&full(), is_dir)) {
             continue;
         }
-        let md = match de.metadata() {
-            Ok(md) => md,
+        let st = match st.unwrap_or_else(stat) {
+            Ok(st) => st,
             Err(e) => {
+                let e = std::io::Error::from(e);
                 let go = visitor.trouble(Trouble::Skipped {
                     path: rel.display(),
                     message: e.to_string(),
@@ -280,29 +316,48 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
                 continue;
             }
         };
-        if md.is_dir() {
+        if FileType::from_raw_mode(st.st_mode as _) == FileType::Directory {
             subfolders.push(Folder {
+                at: Some((Arc::clone(&dir), name.clone())),
                 full: full(),
                 rel: rel.clone(),
                 rules: rules.clone(),
             });
         }
-        if !visitor.entry(rel, &md, &full) {
+        let place = Place {
+            dir: &dir,
+            name: &name,
+        };
+        if !visitor.entry(rel, &st, Some(&place), &full) {
             return (subfolders, false);
         }
     }
     (subfolders, true)
 }
 
+/// The names in an open folder (without `.` and `..`), with the type the
+/// listing gives (`Unknown` where the filesystem does not say).
+fn names(dir: &OwnedFd) -> std::io::Result<Vec<(OsString, FileType)>> {
+    let mut out = Vec::new();
+    for de in Dir::read_from(dir)? {
+        let de = de?;
+        let name = de.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            out.push((OsStr::from_bytes(name).to_owned(), de.file_type()));
+        }
+    }
+    Ok(out)
+}
+
 /// The rules that apply inside `folder`: its parent's, plus its own ignore
 /// files if it has any.
 fn folder_rules(
     folder: &Folder,
-    entries: &[DirEntry],
+    entries: &[(OsString, FileType)],
     filters: &Filters<'_>,
     visitor: &mut dyn Visitor,
 ) -> (Option<Arc<Rules>>, bool) {
-    let has = |name: &str| entries.iter().any(|de| de.file_name() == name);
+    let has = |name: &str| entries.iter().any(|(n, _)| n == name);
     let sluice = has(IGNORE_FILE);
     let git = filters.gitignore && has(".gitignore");
     if !sluice && !git {
@@ -337,4 +392,68 @@ fn folder_rules(
         outer: folder.rules.clone(),
     };
     (Some(Arc::new(rules)), keep_going)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records what a walk reports.
+    #[derive(Default)]
+    struct Seen {
+        entries: Vec<String>,
+        unreadable: Vec<String>,
+    }
+
+    impl Visitor for Seen {
+        fn entry(
+            &mut self,
+            rel: RelPath,
+            _: &Stat,
+            _: Option<&Place<'_>>,
+            _: &dyn Fn() -> PathBuf,
+        ) -> bool {
+            self.entries.push(rel.display());
+            true
+        }
+        fn temp(&mut self, _: RelPath) -> bool {
+            true
+        }
+        fn trouble(&mut self, t: Trouble) -> bool {
+            if let Trouble::Unreadable { path, .. } = t {
+                self.unreadable.push(path);
+            }
+            true
+        }
+    }
+
+    #[test]
+    fn a_folder_swapped_for_a_symlink_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (root, outside) = (dir.path().join("root"), dir.path().join("outside"));
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/mine"), b"in the tree").unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), b"not in the tree").unwrap();
+        let excludes = Gitignore::empty();
+        let filters = Filters {
+            excludes: &excludes,
+            gitignore: false,
+            temp_prefix: b".sluice-tmp.",
+            skip: &[],
+        };
+        let mut seen = Seen::default();
+        let (mut subfolders, go) = list(Folder::root(&root), &filters, &mut seen);
+        assert!(go);
+        assert_eq!(seen.entries, ["sub"]);
+        let sub = subfolders.pop().unwrap();
+        // Between listing the root and entering `sub`, `sub` becomes a
+        // symlink to a folder outside the tree.
+        std::fs::remove_dir_all(root.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("sub")).unwrap();
+        let (below, _) = list(sub, &filters, &mut seen);
+        assert!(below.is_empty());
+        assert_eq!(seen.entries, ["sub"], "nothing from outside the tree");
+        assert_eq!(seen.unreadable, ["sub"]);
+    }
 }
