@@ -136,6 +136,20 @@ enum Found {
     Temp(RelPath),
 }
 
+/// Most files waiting for a reader. Each holds its folder's descriptor
+/// open, so the queue is also kept to a quarter of the process's
+/// descriptor limit (the walk itself holds about its depth times the
+/// walker threads).
+const JOB_QUEUE: usize = 256;
+
+/// The file queue's length under this process's descriptor limit.
+fn job_queue_len() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    usize::try_from(limit / 4).map_or(JOB_QUEUE, |n| n.clamp(8, JOB_QUEUE))
+}
+
 /// Results travel to the index writer in batches of this many.
 const FOUND_BATCH: usize = 256;
 
@@ -224,7 +238,7 @@ fn scan_inner(
     };
     let excludes = opts.excludes.build(root)?;
 
-    let (job_tx, job_rx) = chan::bounded::<Job>(4096);
+    let (job_tx, job_rx) = chan::bounded::<Job>(job_queue_len());
     let (found_tx, found_rx) = chan::bounded::<Vec<Found>>(256);
     let mut report = ScanReport::default();
     let mut entries = Vec::with_capacity(if want_entries { recorded.len() } else { 0 });

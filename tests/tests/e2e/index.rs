@@ -77,3 +77,28 @@ fn an_unreadable_file_is_a_warning_and_a_partial_exit() {
         "{err}"
     );
 }
+
+/// The scan holds folder descriptors open while files wait to be read: a
+/// tree of many folders must index fully under a small descriptor limit.
+#[test]
+fn many_folders_index_under_a_small_descriptor_limit() {
+    let d = Dir::new();
+    let root = d.path("tree");
+    for i in 0..600 {
+        write(&root.join(format!("d{i}/x")), format!("{i}").as_bytes());
+        write(&root.join(format!("d{i}/y")), b"y");
+    }
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 128 && exec \"$0\" index --json \"$1\"")
+        .arg(sluice_bin())
+        .arg(&root)
+        .env("XDG_STATE_HOME", d.path("state"))
+        .output()
+        .expect("run sh");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(n(&report, "files"), 1200, "{err}");
+    assert_eq!(n(&report, "files_read"), 1200);
+}
