@@ -13,7 +13,7 @@ use rustix::fs::Stat;
 use crossbeam_channel as chan;
 
 use super::walk;
-use super::{Found, Job, ScanProgress, ScanWarning, FOUND_BATCH};
+use super::{Found, Job, ScanProgress, ScanWarning, FOUND_BATCH, JOB_BATCH};
 use crate::entry::{Entry, Kind, Meta};
 use crate::index::RecordedMap;
 use crate::path::RelPath;
@@ -32,7 +32,9 @@ pub(super) struct WalkThread<'a> {
     pub walk: &'a Walk<'a>,
     pub out: Vec<Found>,
     pub found: chan::Sender<Vec<Found>>,
-    pub jobs: chan::Sender<Job>,
+    pub jobs: chan::Sender<Vec<Job>>,
+    /// Files to read, sent to the readers [`JOB_BATCH`] at a time.
+    pub pending: Vec<Job>,
 }
 
 impl WalkThread<'_> {
@@ -40,6 +42,15 @@ impl WalkThread<'_> {
     fn push(&mut self, f: Found) -> bool {
         self.out.push(f);
         self.out.len() < FOUND_BATCH || self.flush()
+    }
+
+    /// Hands the pending files to the readers; false when they are gone.
+    fn send_jobs(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(JOB_BATCH));
+        self.jobs.send(batch).is_ok()
     }
 
     fn flush(&mut self) -> bool {
@@ -90,7 +101,8 @@ impl walk::Visitor for WalkThread<'_> {
                             meta,
                             replaces: old.map(|r| r.id),
                         };
-                        return self.jobs.send(job).is_ok();
+                        self.pending.push(job);
+                        return self.pending.len() < JOB_BATCH || self.send_jobs();
                     }
                 }
             }
@@ -166,6 +178,7 @@ impl walk::Visitor for WalkThread<'_> {
     }
 
     fn finish(&mut self) {
+        self.send_jobs();
         self.flush();
     }
 }

@@ -142,12 +142,17 @@ enum Found {
 /// walker threads).
 const JOB_QUEUE: usize = 256;
 
-/// The file queue's length under this process's descriptor limit.
+/// Files go to the readers in batches of this many.
+const JOB_BATCH: usize = 16;
+
+/// The file queue's length, in batches, under this process's descriptor
+/// limit.
 fn job_queue_len() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
-    usize::try_from(limit / 4).map_or(JOB_QUEUE, |n| n.clamp(8, JOB_QUEUE))
+    let files = usize::try_from(limit / 4).map_or(JOB_QUEUE, |n| n.clamp(8, JOB_QUEUE));
+    (files / JOB_BATCH).max(1)
 }
 
 /// Results travel to the index writer in batches of this many.
@@ -238,7 +243,7 @@ fn scan_inner(
     };
     let excludes = opts.excludes.build(root)?;
 
-    let (job_tx, job_rx) = chan::bounded::<Job>(job_queue_len());
+    let (job_tx, job_rx) = chan::bounded::<Vec<Job>>(job_queue_len());
     let (found_tx, found_rx) = chan::bounded::<Vec<Found>>(256);
     let mut report = ScanReport::default();
     let mut entries = Vec::with_capacity(if want_entries { recorded.len() } else { 0 });
@@ -266,6 +271,7 @@ fn scan_inner(
                     out: Vec::with_capacity(FOUND_BATCH),
                     found: found_tx.clone(),
                     jobs: job_tx.clone(),
+                    pending: Vec::with_capacity(JOB_BATCH),
                 };
                 let mut top = visitor();
                 if top.entry(RelPath::root(), &root_st, None, &|| root.to_path_buf()) {

@@ -13,17 +13,21 @@ use crate::chunk::stream::chunk_stream;
 use crate::chunk::Chunker;
 use crate::entry::{now_ns, Entry, Kind, Meta};
 
-/// Runs until the job channel closes.
+/// Runs until the job channel closes; jobs come and results go in
+/// batches, so threads wake each other once per batch, not once per file.
 pub(super) fn reader(
     chunker: &Chunker,
-    jobs: chan::Receiver<Job>,
+    jobs: chan::Receiver<Vec<Job>>,
     found: chan::Sender<Vec<Found>>,
     progress: Option<&ScanProgress>,
 ) {
     let mut buf = Vec::new();
-    for job in jobs.iter() {
-        let msg = capture(chunker, job, &mut buf, progress);
-        if found.send(vec![msg]).is_err() {
+    for batch in jobs.iter() {
+        let results = batch
+            .into_iter()
+            .map(|job| capture(chunker, job, &mut buf, progress))
+            .collect();
+        if found.send(results).is_err() {
             return;
         }
     }
