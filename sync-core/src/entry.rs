@@ -45,19 +45,17 @@ impl Kind {
             _ => None,
         }
     }
+}
 
-    /// The kind of a file type, or `None` for sockets, fifos and devices.
-    pub fn of(ft: std::fs::FileType) -> Option<Kind> {
-        if ft.is_symlink() {
-            Some(Kind::Symlink)
-        } else if ft.is_dir() {
-            Some(Kind::Dir)
-        } else if ft.is_file() {
-            Some(Kind::File)
-        } else {
-            None
-        }
-    }
+/// The `lstat` fields sluice keeps, as two APIs give them.
+struct RawStat {
+    mode: u32,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+    dev: u64,
+    nlink: u64,
 }
 
 /// Metadata from `lstat`, as stored.
@@ -87,15 +85,13 @@ pub const RACY_WINDOW_COARSE_NS: i64 = 2_000_000_000;
 impl Meta {
     /// Reads the fields from `std::fs::Metadata` (which must come from `lstat`).
     pub fn from_std(md: &std::fs::Metadata) -> Option<Meta> {
-        let kind = Kind::of(md.file_type())?;
-        Some(Meta {
-            kind,
-            size: if kind == Kind::Dir { 0 } else { md.size() },
-            mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-            mode: md.mode() & 0o7777,
+        Meta::from_raw(RawStat {
+            mode: md.mode(),
+            size: md.size(),
+            mtime: (md.mtime(), md.mtime_nsec()),
+            ctime: (md.ctime(), md.ctime_nsec()),
             ino: md.ino(),
             dev: md.dev(),
-            ctime_ns: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
             nlink: md.nlink(),
         })
     }
@@ -104,20 +100,29 @@ impl Meta {
     /// `None` for sockets, fifos and devices.
     #[allow(clippy::unnecessary_cast)] // field types differ between targets
     pub fn from_stat(st: &rustix::fs::Stat) -> Option<Meta> {
-        let kind = Kind::of_mode(st.st_mode as u32)?;
-        Some(Meta {
-            kind,
-            size: if kind == Kind::Dir {
-                0
-            } else {
-                st.st_size as u64
-            },
-            mtime_ns: st.st_mtime as i64 * 1_000_000_000 + st.st_mtime_nsec as i64,
-            mode: st.st_mode as u32 & 0o7777,
+        Meta::from_raw(RawStat {
+            mode: st.st_mode as u32,
+            size: st.st_size as u64,
+            mtime: (st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime: (st.st_ctime as i64, st.st_ctime_nsec as i64),
             ino: st.st_ino as u64,
             dev: st.st_dev as u64,
-            ctime_ns: st.st_ctime as i64 * 1_000_000_000 + st.st_ctime_nsec as i64,
             nlink: st.st_nlink as u64,
+        })
+    }
+
+    fn from_raw(st: RawStat) -> Option<Meta> {
+        let kind = Kind::of_mode(st.mode)?;
+        let ns = |(s, n): (i64, i64)| s * 1_000_000_000 + n;
+        Some(Meta {
+            kind,
+            size: if kind == Kind::Dir { 0 } else { st.size },
+            mtime_ns: ns(st.mtime),
+            mode: st.mode & 0o7777,
+            ino: st.ino,
+            dev: st.dev,
+            ctime_ns: ns(st.ctime),
+            nlink: st.nlink,
         })
     }
 

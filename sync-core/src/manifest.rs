@@ -26,6 +26,19 @@ pub struct Pair<'a> {
     pub src_pos: usize,
 }
 
+impl Pair<'_> {
+    /// A source file whose content the destination does not hold at the
+    /// same path.
+    pub fn content_missing(&self) -> bool {
+        self.src.is_some_and(|s| {
+            s.meta.kind == Kind::File
+                && self
+                    .dst
+                    .is_none_or(|d| d.meta.kind != Kind::File || d.hash != s.hash)
+        })
+    }
+}
+
 /// Every path of `src` and `dst` with its entry on each side, in path
 /// order: one merge of the two sorted maps instead of a lookup per path.
 pub fn pair_up<'a>(src: &'a Manifest, dst: &'a Manifest) -> Vec<Pair<'a>> {

@@ -46,23 +46,12 @@ impl RelPath {
         RelPath(bytes)
     }
 
-    /// The path of `full` below `root`, which the caller knows is a prefix.
-    pub fn from_walk(root: &Path, full: &Path) -> Option<Self> {
-        let rel = full.strip_prefix(root).ok()?;
-        let bytes = rel.as_os_str().as_bytes();
-        check(bytes).ok()?;
-        Some(RelPath(bytes.to_vec()))
-    }
-
     /// `self/name`, for a name read from a folder listing; `None` if the
     /// name is not a single valid component or the result is too long.
     pub fn child(&self, name: &[u8]) -> Option<RelPath> {
-        if name.is_empty()
-            || name == b"."
-            || name == b".."
-            || name.len() > MAX_NAME_LEN
-            || name.contains(&b'/')
+        if name.contains(&b'/')
             || name.contains(&0)
+            || check_name(name).is_err()
             || self.0.len() + 1 + name.len() > MAX_PATH_LEN
         {
             return None;
@@ -177,16 +166,18 @@ fn check(bytes: &[u8]) -> std::result::Result<(), &'static str> {
     if bytes.contains(&0) {
         return Err("NUL byte in path");
     }
-    for comp in bytes.split(|&b| b == b'/') {
-        match comp {
-            b"" => return Err("empty component"),
-            b"." => return Err("`.` component"),
-            b".." => return Err("`..` component"),
-            c if c.len() > MAX_NAME_LEN => return Err("name longer than NAME_MAX"),
-            _ => {}
-        }
+    bytes.split(|&b| b == b'/').try_for_each(check_name)
+}
+
+/// One path component (without `/`).
+fn check_name(name: &[u8]) -> std::result::Result<(), &'static str> {
+    match name {
+        b"" => Err("empty component"),
+        b"." => Err("`.` component"),
+        b".." => Err("`..` component"),
+        c if c.len() > MAX_NAME_LEN => Err("name longer than NAME_MAX"),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

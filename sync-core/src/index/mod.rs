@@ -312,36 +312,14 @@ impl Index {
     /// Loads every entry, without chunk lists (see [`Index::load_chunks`]):
     /// a sync where nothing changed needs none.
     pub fn entries_manifest(&self) -> Result<Manifest> {
-        let mut manifest = Manifest {
+        Ok(Manifest {
             params: self.chunk_params()?.unwrap_or_default(),
-            ..Manifest::default()
-        };
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT path, kind, size, mtime_ns, mode, ino, dev, ctime_ns, nlink, target, hash, checked_ns FROM entries",
-            )
-            .map_err(|e| self.err(e))?;
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let path = self.checked_path(r.get(0).map_err(|e| self.err(e))?)?;
-            let meta = meta_from_row(r, 1)
-                .map_err(|e| self.err(e))?
-                .ok_or_else(|| self.corrupt("unknown entry kind"))?;
-            let target: Option<Vec<u8>> = r.get(9).map_err(|e| self.err(e))?;
-            let hash = self.hash_column(r, 10)?;
-            let checked_ns: i64 = r.get(11).map_err(|e| self.err(e))?;
-            let entry = Entry {
-                path: path.clone(),
-                meta,
-                target,
-                hash,
-                chunks: Vec::new(),
-                checked_ns,
-            };
-            manifest.entries.insert(path, entry);
-        }
-        Ok(manifest)
+            entries: self
+                .recorded()?
+                .into_iter()
+                .map(|(path, r)| (path.clone(), r.entry(path, r.meta)))
+                .collect(),
+        })
     }
 
     /// Fills in the chunk lists of the entries of `m` (loaded by

@@ -19,20 +19,17 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
     };
 
     // Every path with its entry on each side, found in one pass over both.
-    let pairs: Vec<_> = crate::manifest::pair_up(src, dst)
-        .into_iter()
-        .map(|p| (p.src, p.dst))
-        .collect();
+    let pairs = crate::manifest::pair_up(src, dst);
 
     // 1. Which destination entries go away (deleted, or replaced by another kind).
     let mut doomed: HashSet<&RelPath> = HashSet::new();
-    for &(s, d) in &pairs {
-        let Some(d) = d else { continue };
+    for p in &pairs {
+        let Some(d) = p.dst else { continue };
         let path = &d.path;
         if path.is_root() {
             continue;
         }
-        match s {
+        match p.src {
             Some(s) if s.meta.kind == d.meta.kind => {}
             Some(_) if protected(path) => {}
             Some(_) if d.meta.kind == Kind::Dir && !opts.delete && has_children(dst, path) => {
@@ -72,8 +69,10 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
 
     // 3. Files whose content changes make their chunks unsafe to read later.
     let mut overwritten: HashSet<&RelPath> = doomed.clone();
-    for &(s, d) in &pairs {
-        let (Some(e), Some(d)) = (s, d) else { continue };
+    for p in &pairs {
+        let (Some(e), Some(d)) = (p.src, p.dst) else {
+            continue;
+        };
         if e.meta.kind != Kind::File || protected(&e.path) {
             continue;
         }
@@ -85,13 +84,10 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
     let mut endangered: HashMap<Hash, ChunkLocation> = HashMap::new();
     // The chunk maps cost a hash-map entry per destination chunk: build them
     // only when some source file's content is missing at its path.
-    let content_needed = pairs.iter().any(|&(s, d)| {
-        s.is_some_and(|e| {
-            e.meta.kind == Kind::File
-                && !protected(&e.path)
-                && !follower_of.contains_key(&e.path)
-                && d.is_none_or(|d| d.meta.kind != Kind::File || d.hash != e.hash)
-        })
+    let content_needed = pairs.iter().any(|p| {
+        p.content_missing()
+            && p.src
+                .is_some_and(|e| !protected(&e.path) && !follower_of.contains_key(&e.path))
     });
     for d in dst.files().filter(|_| content_needed) {
         let map = if overwritten.contains(&d.path) {
@@ -116,8 +112,10 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
     let mut rescue_slot: HashMap<Hash, u32> = HashMap::new();
     let mut stream_slot: HashMap<Hash, u32> = HashMap::new();
     let mut created_by_hash: HashMap<Hash, RelPath> = HashMap::new();
-    for &(s, d) in &pairs {
-        let Some(s) = s else { continue };
+    for p in &pairs {
+        let (Some(s), d) = (p.src, p.dst) else {
+            continue;
+        };
         let path = &s.path;
         if s.meta.kind == Kind::File {
             plan.stats.files_total += 1;

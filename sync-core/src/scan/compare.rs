@@ -3,8 +3,6 @@
 //! again? Results go to the index writer in batches; files to read go
 //! straight to the reader threads. Never touches the index itself.
 
-use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -71,13 +69,7 @@ impl WalkThread<'_> {
 }
 
 impl walk::Visitor for WalkThread<'_> {
-    fn entry(
-        &mut self,
-        path: RelPath,
-        st: &Stat,
-        place: Option<&walk::Place<'_>>,
-        full: &dyn Fn() -> PathBuf,
-    ) -> bool {
+    fn entry(&mut self, path: RelPath, st: &Stat, place: &walk::Place<'_>) -> bool {
         let Some(meta) = Meta::from_stat(st) else {
             let message = format!("{} skipped", special_kind(st));
             return self.warn(path.display(), message, false);
@@ -96,8 +88,8 @@ impl walk::Visitor for WalkThread<'_> {
                     _ => {
                         let job = Job {
                             path,
-                            full: full(),
-                            at: place.map(|p| (Arc::clone(p.dir), p.name.to_owned())),
+                            dir: Arc::clone(place.dir),
+                            name: place.name.to_owned(),
                             meta,
                             replaces: old.map(|r| r.id),
                         };
@@ -108,13 +100,9 @@ impl walk::Visitor for WalkThread<'_> {
             }
             Kind::Dir | Kind::Symlink => {
                 let target = if meta.kind == Kind::Symlink {
-                    let target = match place {
-                        Some(p) => rustix::fs::readlinkat(&**p.dir, p.name, Vec::new())
-                            .map(|t| t.into_bytes())
-                            .map_err(std::io::Error::from),
-                        None => std::fs::read_link(full())
-                            .map(|t| t.into_os_string().as_bytes().to_vec()),
-                    };
+                    let target = rustix::fs::readlinkat(&**place.dir, place.name, Vec::new())
+                        .map(|t| t.into_bytes())
+                        .map_err(std::io::Error::from);
                     match target {
                         Ok(t) => Some(t),
                         Err(e) => {

@@ -161,9 +161,10 @@ const FOUND_BATCH: usize = 256;
 /// A file that must be read.
 struct Job {
     path: RelPath,
-    full: PathBuf,
-    /// Its folder's descriptor and its name (`None`: open by `full`).
-    at: Option<(Arc<std::os::fd::OwnedFd>, std::ffi::OsString)>,
+    /// Its folder's descriptor and its name in it: the file is opened from
+    /// there, never by resolving its path again.
+    dir: Arc<std::os::fd::OwnedFd>,
+    name: std::ffi::OsString,
     meta: Meta,
     replaces: Option<i64>,
 }
@@ -218,10 +219,13 @@ fn scan_inner(
     let started = Instant::now();
     let started_ns = now_ns();
     let chunker = Chunker::new(opts.chunk_params)?;
-    let root_st = rustix::fs::lstat(root).map_err(|e| Error::io(root, e.into()))?;
-    if Meta::from_stat(&root_st).is_none_or(|m| m.kind != crate::entry::Kind::Dir) {
-        return Err(Error::Usage(format!("{} is not a folder", root.display())));
-    }
+    let root_dir = walk::open_root(root).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOTDIR | libc::ELOOP) => {
+            Error::Usage(format!("{} is not a folder", root.display()))
+        }
+        _ => Error::io(root, e),
+    })?;
+    let root_st = rustix::fs::fstat(&*root_dir).map_err(|e| Error::io(root, e.into()))?;
     let mut recorded = index.recorded()?;
     if index.chunk_params()? != Some(opts.chunk_params) && !recorded.is_empty() {
         // Chunks cut with other sizes would never match: start over.
@@ -274,9 +278,14 @@ fn scan_inner(
                     pending: Vec::with_capacity(JOB_BATCH),
                 };
                 let mut top = visitor();
-                if top.entry(RelPath::root(), &root_st, None, &|| root.to_path_buf()) {
+                let place = walk::Place {
+                    dir: &root_dir,
+                    name: std::ffi::OsStr::new("."),
+                };
+                if top.entry(RelPath::root(), &root_st, &place) {
                     top.finish();
-                    walk::walk(root, &filters, threads, &visitor);
+                    let folder = walk::Folder::root(root, Arc::clone(&root_dir));
+                    walk::walk(folder, &filters, threads, &visitor);
                 }
             });
         }

@@ -1,7 +1,6 @@
 //! Reader threads: capture one file's content as chunks, consistently.
 
 use std::fs::File;
-use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::Ordering;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
@@ -33,17 +32,15 @@ pub(super) fn reader(
     }
 }
 
-/// Opens the job's file from its folder's descriptor when it has one (no
-/// path to resolve again, so no symlink swapped into it is followed), else
-/// by its path; never through a symlink put in its own place.
+/// Opens the job's file from its folder's descriptor (no path to resolve
+/// again, so no symlink swapped into it is followed), never through a
+/// symlink put in its own place, and without touching its access time
+/// where the kernel lets us.
 fn open_job(job: &Job) -> std::io::Result<File> {
-    let Some((dir, name)) = &job.at else {
-        return open_nofollow(&job.full);
-    };
     let open = |extra| {
         rustix::fs::openat(
-            &**dir,
-            name.as_os_str(),
+            &*job.dir,
+            job.name.as_os_str(),
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | extra,
             Mode::empty(),
         )
@@ -57,28 +54,8 @@ fn open_job(job: &Job) -> std::io::Result<File> {
 
 /// The job's file's metadata now, without following a symlink.
 fn stat_job(job: &Job) -> std::io::Result<Option<Meta>> {
-    match &job.at {
-        Some((dir, name)) => {
-            let st = rustix::fs::statat(&**dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)?;
-            Ok(Meta::from_stat(&st))
-        }
-        None => std::fs::symlink_metadata(&job.full).map(|m| Meta::from_std(&m)),
-    }
-}
-
-/// Opens a regular file without following a symlink put in its place, and
-/// without touching its access time where the kernel lets us.
-pub fn open_nofollow(path: &std::path::Path) -> std::io::Result<File> {
-    let open = |extra| {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | extra)
-            .open(path)
-    };
-    match open(libc::O_NOATIME) {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => open(0),
-        r => r,
-    }
+    let st = rustix::fs::statat(&*job.dir, job.name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+    Ok(Meta::from_stat(&st))
 }
 
 fn capture(

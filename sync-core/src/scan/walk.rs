@@ -27,19 +27,36 @@ use crate::path::RelPath;
 
 /// One folder waiting to be listed.
 pub(super) struct Folder {
-    /// Its parent's descriptor and its name; `None` for the root, opened
-    /// by path.
-    at: Option<(Arc<OwnedFd>, OsString)>,
+    /// Its parent's descriptor and its name (opened when listed); for the
+    /// root, its own descriptor.
+    at: At,
     pub full: PathBuf,
     pub rel: RelPath,
     rules: Option<Arc<Rules>>,
 }
 
+enum At {
+    Open(Arc<OwnedFd>),
+    Child(Arc<OwnedFd>, OsString),
+}
+
+/// Opens a folder by path, refusing a symlink in its place.
+pub(super) fn open_root(root: &Path) -> std::io::Result<Arc<OwnedFd>> {
+    rustix::fs::open(root, FOLDER_FLAGS, Mode::empty())
+        .map(Arc::new)
+        .map_err(std::io::Error::from)
+}
+
+const FOLDER_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
 impl Folder {
-    /// The root folder of a walk.
-    pub fn root(root: &Path) -> Folder {
+    /// The root folder of a walk, already open.
+    pub fn root(root: &Path, dir: Arc<OwnedFd>) -> Folder {
         Folder {
-            at: None,
+            at: At::Open(dir),
             full: root.to_path_buf(),
             rel: RelPath::root(),
             rules: None,
@@ -47,15 +64,15 @@ impl Folder {
     }
 
     /// Opens the folder itself, refusing a symlink in its place.
-    fn open(&self) -> std::io::Result<OwnedFd> {
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = match &self.at {
-            None => rustix::fs::open(&self.full, flags, Mode::empty()),
-            Some((parent, name)) => {
-                rustix::fs::openat(parent, name.as_os_str(), flags, Mode::empty())
+    fn open(&self) -> std::io::Result<Arc<OwnedFd>> {
+        match &self.at {
+            At::Open(dir) => Ok(Arc::clone(dir)),
+            At::Child(parent, name) => {
+                rustix::fs::openat(parent, name.as_os_str(), FOLDER_FLAGS, Mode::empty())
+                    .map(Arc::new)
+                    .map_err(std::io::Error::from)
             }
-        };
-        fd.map_err(std::io::Error::from)
+        }
     }
 }
 
@@ -110,15 +127,8 @@ pub(super) enum Trouble {
 
 /// The per-entry work a walk drives: one per walker thread.
 pub(super) trait Visitor {
-    /// Handles one entry, found at `place` (`None` for the root; `full`
-    /// builds its full path); false stops the walk.
-    fn entry(
-        &mut self,
-        rel: RelPath,
-        st: &Stat,
-        place: Option<&Place<'_>>,
-        full: &dyn Fn() -> PathBuf,
-    ) -> bool;
+    /// Handles one entry, found at `place`; false stops the walk.
+    fn entry(&mut self, rel: RelPath, st: &Stat, place: &Place<'_>) -> bool;
     /// A temporary file of ours; false stops the walk.
     fn temp(&mut self, rel: RelPath) -> bool;
     /// Something went wrong; false stops the walk.
@@ -156,14 +166,14 @@ struct QueueState {
 /// Walks everything below `root` (the root itself is the caller's) on
 /// `threads` threads, each with a visitor made by `visitor`.
 pub(super) fn walk<V: Visitor>(
-    root: &Path,
+    root: Folder,
     filters: &Filters<'_>,
     threads: usize,
     visitor: &(dyn Fn() -> V + Sync),
 ) {
     let queue = Queue {
         state: Mutex::new(QueueState {
-            folders: vec![Folder::root(root)],
+            folders: vec![root],
             busy: 0,
             sleeping: 0,
             stop: false,
@@ -235,7 +245,7 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
         })
     };
     let dir = match folder.open() {
-        Ok(fd) => Arc::new(fd),
+        Ok(fd) => fd,
         Err(e) => return (Vec::new(), unreadable(visitor, e.to_string())),
     };
     let entries = match names(&dir) {
@@ -283,10 +293,7 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
         // costs an `lstat` first.
         let (is_dir, st) = if listed_type == FileType::Unknown {
             let st = stat();
-            let is_dir = st
-                .as_ref()
-                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode as _) == FileType::Directory);
-            (is_dir, Some(st))
+            (st.as_ref().is_ok_and(is_folder), Some(st))
         } else {
             (listed_type == FileType::Directory, None)
         };
@@ -316,9 +323,9 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
                 continue;
             }
         };
-        if FileType::from_raw_mode(st.st_mode as _) == FileType::Directory {
+        if is_folder(&st) {
             subfolders.push(Folder {
-                at: Some((Arc::clone(&dir), name.clone())),
+                at: At::Child(Arc::clone(&dir), name.clone()),
                 full: full(),
                 rel: rel.clone(),
                 rules: rules.clone(),
@@ -328,11 +335,15 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
             dir: &dir,
             name: &name,
         };
-        if !visitor.entry(rel, &st, Some(&place), &full) {
+        if !visitor.entry(rel, &st, &place) {
             return (subfolders, false);
         }
     }
     (subfolders, true)
+}
+
+fn is_folder(st: &Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode as _) == FileType::Directory
 }
 
 /// The names in an open folder (without `.` and `..`), with the type the
@@ -406,13 +417,7 @@ mod tests {
     }
 
     impl Visitor for Seen {
-        fn entry(
-            &mut self,
-            rel: RelPath,
-            _: &Stat,
-            _: Option<&Place<'_>>,
-            _: &dyn Fn() -> PathBuf,
-        ) -> bool {
+        fn entry(&mut self, rel: RelPath, _: &Stat, _: &Place<'_>) -> bool {
             self.entries.push(rel.display());
             true
         }
@@ -443,7 +448,8 @@ mod tests {
             skip: &[],
         };
         let mut seen = Seen::default();
-        let (mut subfolders, go) = list(Folder::root(&root), &filters, &mut seen);
+        let top = Folder::root(&root, open_root(&root).unwrap());
+        let (mut subfolders, go) = list(top, &filters, &mut seen);
         assert!(go);
         assert_eq!(seen.entries, ["sub"]);
         let sub = subfolders.pop().unwrap();

@@ -17,7 +17,6 @@ use super::{
 };
 use crate::apply::{Applier, ApplyOptions, IndexUpdate, Tree};
 use crate::chunk::ChunkParams;
-use crate::entry::Kind;
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::manifest::Manifest;
@@ -286,13 +285,8 @@ fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, SourceDone)> {
 fn fetch_chunk_lists(t: &mut dyn Transport, src: &mut Manifest, dst: &Manifest) -> Result<usize> {
     let wanted: Vec<u32> = crate::manifest::pair_up(src, dst)
         .into_iter()
-        .filter_map(|p| p.src.map(|s| (p.src_pos, s, p.dst)))
-        .filter(|(_, s, d)| {
-            s.meta.kind == Kind::File
-                && s.meta.size > 0
-                && d.is_none_or(|d| d.meta.kind != Kind::File || d.hash != s.hash)
-        })
-        .map(|(i, _, _)| i as u32)
+        .filter(|p| p.content_missing() && p.src.is_some_and(|s| s.meta.size > 0))
+        .map(|p| p.src_pos as u32)
         .collect();
     for part in wanted.chunks(NEED_PER_MSG) {
         t.send(&Msg::WantChunks(part.to_vec()))?;
@@ -463,7 +457,7 @@ fn plan_report(plan: &Plan, dry_run: bool) -> SyncReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entry::Meta;
+    use crate::entry::{Kind, Meta};
     use crate::session::msg::WireEntry;
     use crate::session::transport::MemoryTransport;
 

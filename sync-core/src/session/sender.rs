@@ -181,13 +181,11 @@ fn send_chunk_lists(t: &mut dyn Transport, m: &mut Manifest, index: &Index) -> R
     }
     // Files this scan read came with their lists; load the others' only
     // if some are wanted.
-    let order: Vec<&crate::entry::Entry> = m.entries.values().collect();
-    let missing = wanted.iter().any(|&i| {
-        order
-            .get(i as usize)
-            .is_some_and(|e| e.meta.size > 0 && e.chunks.is_empty())
+    let mut asked = wanted.clone();
+    asked.sort_unstable();
+    let missing = m.entries.values().enumerate().any(|(i, e)| {
+        e.meta.size > 0 && e.chunks.is_empty() && asked.binary_search(&(i as u32)).is_ok()
     });
-    drop(order);
     if missing {
         index.load_chunks(m)?;
     }
