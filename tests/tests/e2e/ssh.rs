@@ -294,3 +294,33 @@ fn remote_data_goes_over_udp_and_falls_back_when_blocked() {
     );
     assert_same_tree(&src, &back);
 }
+
+#[test]
+fn remote_syncs_honour_excludes_checksum_and_max_delete() {
+    let d = Dir::new();
+    let Some(sshd) = start_sshd(&d) else { return };
+    let (src, dst, back) = (d.path("src"), d.path("dst"), d.path("back"));
+    write(&src.join("keep"), b"keep");
+    write(&src.join("skip.tmp"), b"excluded");
+    write(&dst.join("old1"), b"only at the destination");
+    write(&dst.join("old2"), b"only at the destination");
+    let args = sshd.args();
+    let mut extra: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    extra.extend(["--exclude", "*.tmp", "--checksum"]);
+
+    // Two deletions pending, one allowed: refused before deleting anything.
+    let mut limited = extra.clone();
+    limited.extend(["--delete", "--max-delete", "1"]);
+    let (code, _, stderr) = d.sync_to(&src, &remote(&dst), &limited);
+    assert_eq!(code, 25, "{stderr}");
+    assert!(dst.join("old1").exists() && dst.join("old2").exists());
+
+    // Excluded on the sending side of a push, and of a pull.
+    let (code, _, stderr) = d.sync_to(&src, &remote(&dst), &extra);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(dst.join("keep").exists() && !dst.join("skip.tmp").exists());
+    write(&dst.join("also.tmp"), b"excluded");
+    let (code, _, stderr) = d.sync_from(&remote(&dst), &back, &extra);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(back.join("keep").exists() && !back.join("also.tmp").exists());
+}
