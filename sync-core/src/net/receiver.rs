@@ -227,6 +227,9 @@ fn receive_loop(
             if let Ok(Some(d)) = receiver.handle_datagram(now, bufs.datagram(i)) {
                 queue.push(d.stream_offset, d.data)?;
             }
+            while let Some(r) = receiver.poll_recovered() {
+                queue.push(r.stream_offset, &r.data)?;
+            }
             drain_events(receiver, layout, queue)?;
         }
         queue.flush()?;

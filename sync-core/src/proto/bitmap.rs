@@ -98,6 +98,13 @@ impl Bitmap {
         });
     }
 
+    /// Number of set bits in `range` (clipped to the bitmap).
+    pub fn count_ones_in(&self, range: Range<u64>) -> u64 {
+        word_masks(range.start..range.end.min(self.len))
+            .map(|(w, mask)| u64::from((self.words[w] & mask).count_ones()))
+            .sum()
+    }
+
     /// First clear bit at or after `from`, if any.
     pub fn next_clear(&self, from: u64) -> Option<u64> {
         self.next_with(from, true)
@@ -161,21 +168,31 @@ impl Bitmap {
     /// Applies `f(word, mask)` to every word overlapping `range`; `f` returns
     /// the change in set bits so `ones` stays exact.
     fn for_words(&mut self, range: Range<u64>, mut f: impl FnMut(&mut u64, u64) -> i64) {
-        let end = range.end.min(self.len);
-        let mut i = range.start;
-        while i < end {
-            let bit = i % 64;
-            let n = (64 - bit).min(end - i);
-            let mask = if n == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << n) - 1) << bit
-            };
-            let delta = f(&mut self.words[(i / 64) as usize], mask);
+        for (w, mask) in word_masks(range.start..range.end.min(self.len)) {
+            let delta = f(&mut self.words[w], mask);
             self.ones = self.ones.wrapping_add_signed(delta);
-            i += n;
         }
     }
+}
+
+/// The words `range` touches, each with the mask of its bits in `range`.
+fn word_masks(range: Range<u64>) -> impl Iterator<Item = (usize, u64)> {
+    let mut i = range.start;
+    std::iter::from_fn(move || {
+        if i >= range.end {
+            return None;
+        }
+        let bit = i % 64;
+        let n = (64 - bit).min(range.end - i);
+        let mask = if n == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << n) - 1) << bit
+        };
+        let word = (i / 64) as usize;
+        i += n;
+        Some((word, mask))
+    })
 }
 
 #[cfg(test)]
@@ -187,6 +204,10 @@ mod tests {
         let mut b = Bitmap::new(200);
         b.set_range(3..130);
         assert_eq!(b.count_ones(), 127);
+        assert_eq!(b.count_ones_in(0..200), 127);
+        assert_eq!(b.count_ones_in(60..70), 10);
+        assert_eq!(b.count_ones_in(100..500), 30);
+        assert_eq!(b.count_ones_in(129..129), 0);
         assert!(b.all_set(3..130));
         assert!(!b.all_set(2..130));
         assert_eq!(b.next_clear(3), Some(130));

@@ -64,7 +64,7 @@ impl Default for LayoutConfig {
 
 impl LayoutConfig {
     /// Payload bytes per block: what is left of the packet after the IP/UDP
-    /// headers, our header and the AEAD tag. The tag is budgeted even with
+    /// headers, our header and the AEAD tag, rounded down to even. The tag is budgeted even with
     /// `Cipher::None` so both modes agree on the layout.
     pub fn block_size(&self) -> Result<usize, LayoutError> {
         if !(MIN_PACKET_SIZE..=MAX_PACKET_SIZE).contains(&self.packet_size) {
@@ -73,7 +73,9 @@ impl LayoutConfig {
         if self.ip_overhead != IPV4_UDP_OVERHEAD && self.ip_overhead != IPV6_UDP_OVERHEAD {
             return Err(LayoutError::Overhead(self.ip_overhead));
         }
-        Ok(self.packet_size - self.ip_overhead - HEADER_LEN - TAG_LEN)
+        // Even, as the tail code's shards must be (an odd packet size
+        // leaves one byte unused).
+        Ok((self.packet_size - self.ip_overhead - HEADER_LEN - TAG_LEN) & !1)
     }
 }
 

@@ -3,9 +3,13 @@
 //! Owns the bitmap of blocks held, the per-chunk completion count, the
 //! anti-replay window and the feedback the sender steers by. For every new,
 //! authenticated block it hands back the decrypted payload and its stream
-//! offset ([`Delivery`]); the driver writes it to a spool — the state
-//! machine stores nothing big, so its memory is one bit per block plus a
-//! few bytes per chunk. When the last block of a chunk arrives it emits
+//! offset ([`Delivery`]); the driver writes it to a spool. The state
+//! machine's memory is one bit per block, a few bytes per chunk, and copies
+//! of the stream's last blocks (at most
+//! [`MAX_WINDOW_BYTES`](super::fec::MAX_WINDOW_BYTES)) for the tail codes:
+//! when a code's parity shards make up for the blocks lost in it, the
+//! rebuilt blocks come out of [`Receiver::poll_recovered`] to be written
+//! like received ones. When the last block of a chunk arrives it emits
 //! [`Event::ChunkComplete`]; the driver hashes what it wrote and answers
 //! with [`Receiver::handle_chunk_verified`]. A chunk that fails has its
 //! blocks forgotten and requested again.
@@ -26,9 +30,10 @@ use std::time::{Duration, Instant};
 use super::bitmap::Bitmap;
 use super::control::{ControlMsg, Echo, Feedback, OwdSample, MAX_NAK_RANGES};
 use super::crypto::{Cipher, Direction, PacketKey, SessionSecret};
+use super::fec::{Recovered, TailDecoder};
 use super::layout::Layout;
 use super::replay::{ReplayCheck, ReplayWindow};
-use super::wire::{DatagramError, Header, HEADER_LEN};
+use super::wire::{Body, DatagramError, Header, HEADER_LEN};
 
 /// Times a chunk may fail verification before the transfer gives up (the
 /// source is probably changing under the sender).
@@ -108,6 +113,12 @@ pub struct ReceiverStats {
     pub replayed: u64,
     pub chunk_failures: u64,
     pub feedback_sent: u64,
+    /// Parity shards of tail codes taken.
+    pub parity: u64,
+    /// Blocks the tail codes rebuilt.
+    pub recovered: u64,
+    /// Bytes covered by the tail codes decoded (what decoding cost).
+    pub decoded_bytes: u64,
 }
 
 /// The state machine.
@@ -119,6 +130,9 @@ pub struct Receiver {
     epoch: Instant,
     replay: ReplayWindow,
     held: Bitmap,
+    tail: TailDecoder,
+    /// Rebuilt blocks for the driver to write.
+    recovered: VecDeque<Recovered>,
     /// Blocks still missing per chunk.
     remaining: Vec<u32>,
     verified: Bitmap,
@@ -188,6 +202,8 @@ impl Receiver {
             epoch: now,
             replay: ReplayWindow::new(),
             held: Bitmap::new(n),
+            tail: TailDecoder::new(&layout),
+            recovered: VecDeque::new(),
             remaining,
             verified: Bitmap::new(chunks as u64),
             failures: HashMap::new(),
@@ -228,35 +244,41 @@ impl Receiver {
     /// when the block is new; `Ok(None)` for a duplicate block; an error
     /// (already counted in [`stats`](Self::stats)) for anything dropped.
     ///
-    /// Write the delivery before polling events: a [`Event::ChunkComplete`]
-    /// it triggers refers to the bytes just delivered.
+    /// Write the delivery, then whatever [`poll_recovered`](Self::poll_recovered)
+    /// returns, before polling events: a [`Event::ChunkComplete`] they
+    /// trigger refers to the bytes just delivered.
     pub fn handle_datagram<'a>(
         &mut self,
         now: Instant,
         datagram: &'a mut [u8],
     ) -> Result<Option<Delivery<'a>>, DatagramError> {
-        match self.open(datagram) {
+        let opened = self.open(datagram).and_then(|(header, len)| {
+            let payload = &datagram[HEADER_LEN..HEADER_LEN + len];
+            if let Body::Parity { code, index } = header.body {
+                self.tail.add_parity(&self.layout, code, index, payload)?;
+            }
+            Ok((header, len))
+        });
+        match opened {
             Ok((header, payload_len)) => {
                 self.on_authentic(now, &header, datagram.len());
-                let b = header.block;
-                if !self.held.set(b) {
+                let b = match header.body {
+                    Body::Block(b) => b,
+                    Body::Parity { code, .. } => {
+                        self.stats.parity += 1;
+                        self.try_decode(code.first_block);
+                        return Ok(None);
+                    }
+                };
+                let data = &datagram[HEADER_LEN..HEADER_LEN + payload_len];
+                if !self.absorb(b) {
                     self.stats.duplicates += 1;
                     return Ok(None);
                 }
-                self.stats.blocks += 1;
-                while self.held.get(self.cum_ack) {
-                    self.cum_ack += 1;
+                self.tail.keep(b, data);
+                if let Some(first) = self.tail.code_of(b) {
+                    self.try_decode(first);
                 }
-                self.highest_block = Some(self.highest_block.map_or(b, |h| h.max(b)));
-                let layout = Arc::clone(&self.layout);
-                for c in layout.block_chunks(b) {
-                    let left = &mut self.remaining[c];
-                    *left = left.saturating_sub(1);
-                    if *left == 0 {
-                        self.events.push_back(Event::ChunkComplete(c));
-                    }
-                }
-                let data = &datagram[HEADER_LEN..HEADER_LEN + payload_len];
                 Ok(Some(Delivery {
                     block: b,
                     stream_offset: self.layout.block_range(b).start,
@@ -272,6 +294,56 @@ impl Receiver {
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// The next block a tail code rebuilt, to be written like a
+    /// [`Delivery`] (before polling events).
+    pub fn poll_recovered(&mut self) -> Option<Recovered> {
+        self.recovered.pop_front()
+    }
+
+    /// Books a new block: false if it was held already.
+    fn absorb(&mut self, b: u64) -> bool {
+        if !self.held.set(b) {
+            return false;
+        }
+        self.stats.blocks += 1;
+        while self.held.get(self.cum_ack) {
+            self.cum_ack += 1;
+        }
+        self.highest_block = Some(self.highest_block.map_or(b, |h| h.max(b)));
+        let layout = Arc::clone(&self.layout);
+        for c in layout.block_chunks(b) {
+            let left = &mut self.remaining[c];
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                self.events.push_back(Event::ChunkComplete(c));
+            }
+        }
+        true
+    }
+
+    /// Rebuilds the missing blocks of the tail code starting at `first`
+    /// once enough shards arrived.
+    fn try_decode(&mut self, first: u64) {
+        if !self.tail.ready(first) {
+            return;
+        }
+        self.stats.decoded_bytes += self.tail.code_bytes(first);
+        match self.tail.decode(&self.layout, first) {
+            Ok(blocks) => {
+                for r in blocks {
+                    if self.absorb(r.block) {
+                        self.stats.recovered += 1;
+                        self.recovered.push_back(r);
+                    }
+                }
+                self.dirty = true;
+            }
+            // Not expected with shards checked on arrival; the NAKs repair
+            // what the code could not.
+            Err(e) => tracing::warn!(error = %e, "tail code did not decode"),
         }
     }
 
@@ -300,6 +372,7 @@ impl Receiver {
         }
         let blocks = self.layout.chunk_blocks(chunk);
         for b in blocks.clone() {
+            self.tail.forget(b);
             if self.held.clear(b) {
                 // Neighbours sharing a boundary block must be re-checked too.
                 let layout = Arc::clone(&self.layout);
@@ -420,10 +493,13 @@ impl Receiver {
             ReplayCheck::Replayed => return Err(DatagramError::Replayed),
             ReplayCheck::TooOld => return Err(DatagramError::TooOld),
         }
-        if h.block >= self.layout.block_count() {
-            return Err(DatagramError::BlockOutOfRange(h.block));
-        }
-        let want = self.layout.block_len(h.block);
+        let want = match h.body {
+            Body::Block(b) if b >= self.layout.block_count() => {
+                return Err(DatagramError::BlockOutOfRange(b))
+            }
+            Body::Block(b) => self.layout.block_len(b),
+            Body::Parity { .. } => self.layout.block_size(),
+        };
         let got = datagram
             .len()
             .saturating_sub(HEADER_LEN + self.key.tag_len());

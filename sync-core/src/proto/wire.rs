@@ -8,7 +8,7 @@
 //! ```text
 //!  0      1      2             4                  8
 //!  +------+------+-------------+------------------+
-//!  | ver  | kind | reserved=0  |   session id     |
+//!  | ver  | kind | index       |   session id     |
 //!  +------+------+-------------+------------------+
 //!  |            packet number (u64, BE)           |   never reused, even
 //!  +----------------------------------------------+   for retransmissions
@@ -17,9 +17,35 @@
 //!  | send time (u32 µs BE) |  payload ...  | AEAD tag (16, AES-GCM only)
 //!  +-----------------------+---------------+
 //! ```
+//! Kind 0 is a data block; its index field is 0. Kind 1 is a parity shard
+//! of a tail code ([`super::fec`]): the index field is the shard's index,
+//! and the block-number field holds the code's first block (upper 40 bits),
+//! its number of blocks less one (12 bits) and its number of parity shards
+//! less one (12 bits); the payload is one block long.
+//!
 //! The whole header is the AEAD's associated data, and the nonce is built
 //! from the packet number (see [`super::crypto`]), so a header cannot be
 //! altered or replayed under a valid tag.
+
+use super::fec::TailCode;
+
+/// Packs a code into the block-number field (see the module doc). The
+/// first block must be at most [`MAX_FIRST_BLOCK`](super::fec::MAX_FIRST_BLOCK)
+/// and the counts 1 to 4096 ([`MAX_GROUP_BLOCKS`](super::fec::MAX_GROUP_BLOCKS));
+/// the sender builds no other codes.
+fn pack(code: TailCode) -> u64 {
+    (code.first_block << 24)
+        | ((u64::from(code.originals.wrapping_sub(1)) & 0xfff) << 12)
+        | (u64::from(code.parity.wrapping_sub(1)) & 0xfff)
+}
+
+fn unpack(field: u64) -> TailCode {
+    TailCode {
+        first_block: field >> 24,
+        originals: ((field >> 12) & 0xfff) as u16 + 1,
+        parity: (field & 0xfff) as u16 + 1,
+    }
+}
 
 /// Header bytes before the payload.
 pub const HEADER_LEN: usize = 28;
@@ -27,8 +53,10 @@ pub const HEADER_LEN: usize = 28;
 pub const TAG_LEN: usize = 16;
 /// First byte of every sluice data datagram: protocol magic and version 1.
 pub const VERSION: u8 = 0xB1;
-/// The only datagram kind so far: a data block.
+/// Datagram kind: a data block.
 pub const KIND_DATA: u8 = 0;
+/// Datagram kind: a parity shard of the tail code.
+pub const KIND_PARITY: u8 = 1;
 
 /// Why a datagram was dropped. Dropping is normal on the open internet, so
 /// these are data for statistics rather than failures of the transfer.
@@ -52,6 +80,8 @@ pub enum DatagramError {
     Replayed,
     #[error("packet number is older than the replay window")]
     TooOld,
+    #[error("parity shard names a code the stream cannot have")]
+    BadParity,
     #[error("block {0} is past the end of the stream")]
     BlockOutOfRange(u64),
     #[error("payload of {got} bytes where block needs {want}")]
@@ -63,9 +93,28 @@ pub enum DatagramError {
 pub struct Header {
     pub session_id: u32,
     pub packet_number: u64,
-    pub block: u64,
+    pub body: Body,
     /// Sender clock in microseconds, wrapping; only differences mean anything.
     pub send_time_us: u32,
+}
+
+/// What the payload is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// Data block number `n`.
+    Block(u64),
+    /// Parity shard `index` of a tail code.
+    Parity { code: TailCode, index: u16 },
+}
+
+impl Header {
+    /// The block number, for a data block.
+    pub fn block(&self) -> Option<u64> {
+        match self.body {
+            Body::Block(b) => Some(b),
+            Body::Parity { .. } => None,
+        }
+    }
 }
 
 impl Header {
@@ -75,12 +124,16 @@ impl Header {
     /// so this is a programming error, not peer input.
     pub fn encode(&self, out: &mut [u8]) {
         let out = &mut out[..HEADER_LEN];
+        let (kind, index, field) = match self.body {
+            Body::Block(b) => (KIND_DATA, 0, b),
+            Body::Parity { code, index } => (KIND_PARITY, index, pack(code)),
+        };
         out[0] = VERSION;
-        out[1] = KIND_DATA;
-        out[2..4].copy_from_slice(&[0, 0]);
+        out[1] = kind;
+        out[2..4].copy_from_slice(&index.to_be_bytes());
         out[4..8].copy_from_slice(&self.session_id.to_be_bytes());
         out[8..16].copy_from_slice(&self.packet_number.to_be_bytes());
-        out[16..24].copy_from_slice(&self.block.to_be_bytes());
+        out[16..24].copy_from_slice(&field.to_be_bytes());
         out[24..28].copy_from_slice(&self.send_time_us.to_be_bytes());
     }
 
@@ -96,18 +149,26 @@ impl Header {
         if b[0] != VERSION {
             return Err(DatagramError::BadVersion(b[0]));
         }
-        if b[1] != KIND_DATA {
-            return Err(DatagramError::UnknownKind(b[1]));
-        }
-        if b[2] != 0 || b[3] != 0 {
-            return Err(DatagramError::Reserved);
-        }
         let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         let u64_at = |i: usize| (u64::from(u32_at(i)) << 32) | u64::from(u32_at(i + 4));
+        let index = u16::from_be_bytes([b[2], b[3]]);
+        let field = u64_at(16);
+        let body = match b[1] {
+            KIND_DATA if index != 0 => return Err(DatagramError::Reserved),
+            KIND_DATA => Body::Block(field),
+            KIND_PARITY => {
+                let code = unpack(field);
+                if index >= code.parity {
+                    return Err(DatagramError::BadParity);
+                }
+                Body::Parity { code, index }
+            }
+            kind => return Err(DatagramError::UnknownKind(kind)),
+        };
         Ok(Header {
             session_id: u32_at(4),
             packet_number: u64_at(8),
-            block: u64_at(16),
+            body,
             send_time_us: u32_at(24),
         })
     }
@@ -121,7 +182,23 @@ mod tests {
     proptest! {
         #[test]
         fn header_round_trips(session_id: u32, packet_number: u64, block: u64, send_time_us: u32) {
-            let h = Header { session_id, packet_number, block, send_time_us };
+            let h = Header { session_id, packet_number, body: Body::Block(block), send_time_us };
+            let mut buf = [0u8; HEADER_LEN];
+            h.encode(&mut buf);
+            prop_assert_eq!(Header::decode(&buf), Ok(h));
+        }
+
+        #[test]
+        fn parity_header_round_trips(
+            first_block in 0..=crate::proto::fec::MAX_FIRST_BLOCK,
+            originals in 1..=4096u16,
+            parity in 1..=4096u16,
+            index: u16,
+            packet_number: u64,
+        ) {
+            let index = index % parity;
+            let code = TailCode { first_block, originals, parity };
+            let h = Header { session_id: 9, packet_number, body: Body::Parity { code, index }, send_time_us: 1 };
             let mut buf = [0u8; HEADER_LEN];
             h.encode(&mut buf);
             prop_assert_eq!(Header::decode(&buf), Ok(h));
@@ -143,7 +220,7 @@ mod tests {
         Header {
             session_id: 1,
             packet_number: 2,
-            block: 3,
+            body: Body::Block(3),
             send_time_us: 4,
         }
         .encode(&mut buf);
@@ -156,5 +233,21 @@ mod tests {
         let mut bad = buf;
         bad[3] = 1;
         assert_eq!(Header::decode(&bad), Err(DatagramError::Reserved));
+        // A parity shard's index must be below its code's parity count
+        // (block field 3: first block 0, one block, four shards).
+        let mut parity = buf;
+        parity[1] = KIND_PARITY;
+        parity[3] = 3;
+        let code = TailCode {
+            first_block: 0,
+            originals: 1,
+            parity: 4,
+        };
+        assert_eq!(
+            Header::decode(&parity).map(|h| h.body),
+            Ok(Body::Parity { code, index: 3 })
+        );
+        parity[3] = 4;
+        assert_eq!(Header::decode(&parity), Err(DatagramError::BadParity));
     }
 }

@@ -17,8 +17,9 @@ use crate::plan::StreamChunk;
 
 use super::{SessionOptions, SyncReport};
 
-/// The session protocol version; peers must match exactly.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The session protocol version; peers must match exactly. 2: parity
+/// datagrams of the tail codes, and even block sizes.
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Entries per `Entries` message.
 pub const ENTRIES_PER_MSG: usize = 2048;
 /// Chunks per `FileChunks` message (longer lists span several).

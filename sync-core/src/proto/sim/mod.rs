@@ -131,7 +131,16 @@ pub struct SimConfig {
     /// Blocks whose first copy is dropped before the link (every flow):
     /// models losing exactly the last blocks of a stream.
     pub drop_first_copy: std::ops::Range<u64>,
+    /// Real time a tail code costs per byte it covers to encode (sender)
+    /// and to decode (receiver). Virtual time has no CPU, so a flow's
+    /// completion is moved later by the coding that would still have
+    /// been running.
+    pub coding_secs_per_byte: (f64, f64),
 }
+
+/// Encode and decode time per byte covered, measured by `cargo bench
+/// --bench proto_sim` on the bench machine.
+pub const MEASURED_CODING_SECS_PER_BYTE: (f64, f64) = (0.17e-9, 0.78e-9);
 
 impl SimConfig {
     /// A run over `link` whose control channel has the link's one-way delay.
@@ -146,6 +155,7 @@ impl SimConfig {
             max_time: Duration::from_secs(120),
             bucket: Duration::from_millis(100),
             drop_first_copy: 0..0,
+            coding_secs_per_byte: MEASURED_CODING_SECS_PER_BYTE,
         }
     }
 }
@@ -242,10 +252,57 @@ struct Flow {
     disk_written: u64,
     disk_at: Instant,
     first_copy_dropped: Vec<u64>,
+    /// Until when the receiver would still be decoding a tail code in
+    /// real time, and the decoded bytes accounted for so far.
+    decoding_until: Option<Instant>,
+    decoded: u64,
     result: FlowResult,
 }
 
 impl Flow {
+    /// The driver's side of a new block (received or rebuilt): record it
+    /// and write or check it. `bucket` is the goodput bucket `now` falls in.
+    fn deliver(
+        &mut self,
+        now: Instant,
+        t0: Instant,
+        bucket: usize,
+        block: u64,
+        offset: u64,
+        data: &[u8],
+    ) {
+        if self.result.last_new.is_some() {
+            self.result.tail.push(TailEvent {
+                at: now.saturating_duration_since(t0 + self.spec.start),
+                block,
+                delivered: true,
+            });
+        }
+        if self.result.delivered.len() <= bucket {
+            self.result.delivered.resize(bucket + 1, 0);
+        }
+        self.result.delivered[bucket] += data.len() as u64;
+        match (&mut self.spool, &self.source) {
+            (Some(spool), _) => {
+                let o = offset as usize;
+                spool[o..o + data.len()].copy_from_slice(data);
+            }
+            (None, Source::Pattern(p)) => {
+                if !p.matches(offset, data) {
+                    self.result.data_ok = false;
+                    for c in self.layout.block_chunks(block) {
+                        self.bad[c] = true;
+                    }
+                }
+            }
+            (None, Source::Memory(_)) => {}
+        }
+        if let Some(dk) = self.spec.disk {
+            self.disk_queue += data.len() as f64;
+            let fill = (self.disk_queue / dk.queue_bytes as f64 * 1000.0) as u16;
+            self.receiver.handle_sink(now, fill, self.disk_written);
+        }
+    }
     /// The slow disk writes what it could since it was last looked at.
     fn drain_disk(&mut self, rate: u64, now: Instant) {
         let dt = now.saturating_duration_since(self.disk_at).as_secs_f64();
@@ -371,6 +428,8 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
                 disk_written: 0,
                 disk_at: start,
                 first_copy_dropped: Vec::new(),
+                decoding_until: None,
+                decoded: 0,
             }
         })
         .collect();
@@ -429,23 +488,24 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
                     e.1 = e.1.max(q);
                     e.2 += 1;
                     progress = true;
-                    if let Ok(h) = super::wire::Header::decode(&buf[..len]) {
+                    let decoded = super::wire::Header::decode(&buf[..len]);
+                    if let Some(block) = decoded.ok().and_then(|h| h.block()) {
                         // New blocks go out in order: the last one's first
                         // copy ends the stream's first pass.
-                        if h.block + 1 == f.layout.block_count() && f.result.last_new.is_none() {
+                        if block + 1 == f.layout.block_count() && f.result.last_new.is_none() {
                             f.result.last_new = Some(now.saturating_duration_since(start));
                         }
                         if f.result.last_new.is_some() {
                             f.result.tail.push(TailEvent {
                                 at: now.saturating_duration_since(start),
-                                block: h.block,
+                                block,
                                 delivered: false,
                             });
                         }
-                        if config.drop_first_copy.contains(&h.block)
-                            && !f.first_copy_dropped.contains(&h.block)
+                        if config.drop_first_copy.contains(&block)
+                            && !f.first_copy_dropped.contains(&block)
                         {
-                            f.first_copy_dropped.push(h.block);
+                            f.first_copy_dropped.push(block);
                             continue;
                         }
                     }
@@ -506,40 +566,24 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
                 }
             }
             if let Ok(Some(d)) = f.receiver.handle_datagram(now, &mut data) {
-                if f.result.last_new.is_some() {
-                    f.result.tail.push(TailEvent {
-                        at: now.saturating_duration_since(t0 + f.spec.start),
-                        block: d.block,
-                        delivered: true,
-                    });
-                }
-                let b = bucket_of(now);
-                if f.result.delivered.len() <= b {
-                    f.result.delivered.resize(b + 1, 0);
-                }
-                f.result.delivered[b] += d.data.len() as u64;
-                match (&mut f.spool, &f.source) {
-                    (Some(spool), _) => {
-                        let o = d.stream_offset as usize;
-                        spool[o..o + d.data.len()].copy_from_slice(d.data);
-                    }
-                    (None, Source::Pattern(p)) => {
-                        if !p.matches(d.stream_offset, d.data) {
-                            f.result.data_ok = false;
-                            for c in f.layout.block_chunks(d.block) {
-                                f.bad[c] = true;
-                            }
-                        }
-                    }
-                    (None, Source::Memory(_)) => {}
-                }
-                if let Some(dk) = f.spec.disk {
-                    f.disk_queue += d.data.len() as f64;
-                    let fill = (f.disk_queue / dk.queue_bytes as f64 * 1000.0) as u16;
-                    f.receiver.handle_sink(now, fill, f.disk_written);
-                }
+                let (block, offset) = (d.block, d.stream_offset);
+                f.deliver(now, t0, bucket_of(now), block, offset, d.data);
             }
-            drain_receiver_events(f, now, t0);
+            let mut rebuilt = false;
+            while let Some(r) = f.receiver.poll_recovered() {
+                f.deliver(now, t0, bucket_of(now), r.block, r.stream_offset, &r.data);
+                rebuilt = true;
+            }
+            if rebuilt {
+                // Decoding takes real time the virtual clock does not
+                // have; it starts once earlier decoding is done.
+                let decoded = f.receiver.stats().decoded_bytes;
+                let secs = (decoded - f.decoded) as f64 * config.coding_secs_per_byte.1;
+                f.decoded = decoded;
+                let from = f.decoding_until.map_or(now, |t| t.max(now));
+                f.decoding_until = Some(from + Duration::from_secs_f64(secs));
+            }
+            drain_receiver_events(f, now, t0, config.coding_secs_per_byte.0);
         }
 
         // Receiver timers and feedback.
@@ -565,7 +609,7 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
                 let bytes = msg.encode().expect("feedback encodes");
                 f.to_sender.push_back((now + config.control.delay, bytes));
             }
-            drain_receiver_events(f, now, t0);
+            drain_receiver_events(f, now, t0, config.coding_secs_per_byte.0);
         }
 
         // Advance virtual time to the next thing that can happen.
@@ -645,7 +689,7 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
 }
 
 /// The driver's side of receiver events: verify completed chunks.
-fn drain_receiver_events(f: &mut Flow, now: Instant, t0: Instant) {
+fn drain_receiver_events(f: &mut Flow, now: Instant, t0: Instant, coding: f64) {
     while let Some(ev) = f.receiver.poll_event() {
         match ev {
             RxEvent::ChunkComplete(c) => {
@@ -663,7 +707,20 @@ fn drain_receiver_events(f: &mut Flow, now: Instant, t0: Instant) {
                 f.receiver.handle_chunk_verified(now, c, ok);
             }
             RxEvent::Complete => {
-                f.result.completed = Some(now.saturating_duration_since(t0 + f.spec.start));
+                // The real time coding would have taken: decoding still
+                // running, and the encoding of the last code, which
+                // delayed its parity (earlier codes are encoded while the
+                // pacer waits anyway).
+                let last_coded = f
+                    .sender
+                    .as_ref()
+                    .map_or(f.result.sender.last_coded_bytes, |s| {
+                        s.stats().last_coded_bytes
+                    });
+                let done = f.decoding_until.map_or(now, |t| t.max(now));
+                let encode = Duration::from_secs_f64(last_coded as f64 * coding);
+                let at = done.saturating_duration_since(t0 + f.spec.start);
+                f.result.completed = Some(at + encode);
             }
             RxEvent::ChunkUnverifiable(_) | RxEvent::TimedOut => {
                 f.result.data_ok = false;

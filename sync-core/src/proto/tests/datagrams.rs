@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::proto::control::{Echo, Feedback};
+use crate::proto::crypto::{Cipher, Direction, PacketKey};
+use crate::proto::fec::TailCode;
 use crate::proto::layout::{specs_every, Layout, LayoutConfig};
 use crate::proto::receiver::{Event, Receiver, ReceiverConfig};
 use crate::proto::sender::{Sender, SenderConfig};
-use crate::proto::wire::{DatagramError, Header};
+use crate::proto::wire::{Body, DatagramError, Header, HEADER_LEN};
 use crate::proto::{ControlMsg, SenderStatus, SessionSecret};
 
 fn pair(data: &[u8], chunk: usize, now: Instant) -> (Sender, Receiver) {
@@ -76,6 +78,127 @@ fn forged_replayed_foreign_and_garbage_datagrams_are_dropped_and_counted() {
     assert_eq!(st.blocks, 1, "only the genuine datagram was accepted");
 }
 
+/// Everything the sender emits in its first 50 ms, hearing nothing back,
+/// as (header, datagram).
+fn burst(s: &mut Sender, src: &[u8], now: Instant) -> Vec<(Header, Vec<u8>)> {
+    let mut buf = vec![0u8; s.max_datagram()];
+    let mut out = Vec::new();
+    for ms in 0..50 {
+        let t = now + Duration::from_millis(ms);
+        while let Some(len) = s.poll_transmit(t, &mut &src[..], &mut buf).unwrap() {
+            out.push((Header::decode(&buf[..len]).unwrap(), buf[..len].to_vec()));
+        }
+    }
+    out
+}
+
+#[test]
+fn parity_rebuilds_lost_last_blocks_without_a_nak() {
+    let data: Vec<u8> = (0..60_000u32).map(|i| (i * 13 + i / 777) as u8).collect();
+    let now = Instant::now();
+    let (mut s, mut r) = pair(&data, 7000, now);
+    let sent = burst(&mut s, &data, now);
+    let n = sent.iter().filter_map(|(h, _)| h.block()).max().unwrap() + 1;
+    let parity: Vec<_> = sent
+        .iter()
+        .filter(|(h, _)| matches!(h.body, Body::Parity { .. }))
+        .collect();
+    assert_eq!(parity.len(), 2, "two parity shards with no loss measured");
+    // The first copies of the last block and of the one three before it
+    // are lost; every other datagram of the burst arrives, speculative
+    // copies excepted (nothing but the parity may rebuild the two).
+    let lost = [n - 1, n - 4];
+    let mut spool = vec![0u8; data.len()];
+    let mut first_copy = vec![true; n as usize];
+    for (h, d) in &sent {
+        if let Some(b) = h.block() {
+            let first = std::mem::replace(&mut first_copy[b as usize], false);
+            if lost.contains(&b) || !first {
+                continue;
+            }
+        }
+        receive(&mut r, now, &mut d.clone(), &mut spool);
+        while let Some(ev) = r.poll_event() {
+            if let Event::ChunkComplete(c) = ev {
+                let range = chunk_bytes(&data, 7000, c);
+                let ok = spool[range.clone()] == data[range];
+                r.handle_chunk_verified(now, c, ok);
+            }
+        }
+    }
+    assert!(r.is_complete(), "{:?}", r.stats());
+    assert_eq!(spool, data);
+    assert_eq!((r.stats().parity, r.stats().recovered), (2, 2));
+}
+
+/// Byte range of chunk `c` when `data` is cut every `chunk` bytes.
+fn chunk_bytes(data: &[u8], chunk: usize, c: usize) -> std::ops::Range<usize> {
+    c * chunk..((c + 1) * chunk).min(data.len())
+}
+
+#[test]
+fn forged_and_impossible_parity_shards_are_dropped_and_counted() {
+    let data = vec![5u8; 30_000];
+    let now = Instant::now();
+    let (mut s, mut r) = pair(&data, 4096, now);
+    let sent = burst(&mut s, &data, now);
+    let (_, genuine) = sent
+        .iter()
+        .find(|(h, _)| matches!(h.body, Body::Parity { .. }))
+        .expect("a parity shard");
+
+    let mut tampered = genuine.clone();
+    tampered[HEADER_LEN] ^= 1;
+    assert_eq!(
+        r.handle_datagram(now, &mut tampered),
+        Err(DatagramError::AuthFailed)
+    );
+    // Authentic shards of codes the stream cannot have: a window past its
+    // end, more parity than blocks, one overlapping a code accepted.
+    let n = data
+        .len()
+        .div_ceil(LayoutConfig::default().block_size().unwrap()) as u64;
+    let key = PacketKey::new(
+        &SessionSecret([42; 32]),
+        Cipher::Aes256Gcm,
+        Direction::SenderToReceiver,
+    );
+    let seal = |pn: u64, code: TailCode| {
+        let mut d = genuine.clone();
+        Header {
+            session_id: SessionSecret([42; 32]).session_id(),
+            packet_number: pn,
+            body: Body::Parity { code, index: 0 },
+            send_time_us: 0,
+        }
+        .encode(&mut d);
+        let (head, rest) = d.split_at_mut(HEADER_LEN);
+        let (payload, tag) = rest.split_at_mut(rest.len() - 16);
+        key.seal(pn, head, payload, tag);
+        d
+    };
+    let code = |first_block, originals, parity| TailCode {
+        first_block,
+        originals,
+        parity,
+    };
+    for (pn, bad) in [(1000, code(n, 1, 1)), (1001, code(n - 2, 2, 3))] {
+        assert_eq!(
+            r.handle_datagram(now, &mut seal(pn, bad)),
+            Err(DatagramError::BadParity),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(r.handle_datagram(now, &mut genuine.clone()), Ok(None));
+    assert_eq!(
+        r.handle_datagram(now, &mut seal(1002, code(n - 3, 3, 1))),
+        Err(DatagramError::BadParity),
+        "a code overlapping one accepted"
+    );
+    let st = r.stats();
+    assert_eq!((st.auth_failed, st.malformed, st.parity), (1, 3, 1));
+}
+
 proptest::proptest! {
     #[test]
     fn random_bytes_never_panic_the_receiver(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1600)) {
@@ -89,6 +212,19 @@ proptest::proptest! {
         h.extend_from_slice(&[0; 20]);
         h.extend_from_slice(&b);
         proptest::prop_assert!(r.handle_datagram(now, &mut h).is_err());
+    }
+}
+
+/// Feeds one datagram to `r` and writes what it delivers or rebuilds into
+/// `spool`.
+fn receive(r: &mut Receiver, now: Instant, datagram: &mut [u8], spool: &mut [u8]) {
+    if let Ok(Some(d)) = r.handle_datagram(now, datagram) {
+        let o = d.stream_offset as usize;
+        spool[o..o + d.data.len()].copy_from_slice(d.data);
+    }
+    while let Some(d) = r.poll_recovered() {
+        let o = d.stream_offset as usize;
+        spool[o..o + d.data.len()].copy_from_slice(&d.data);
     }
 }
 
@@ -109,10 +245,7 @@ fn drive(
             return spool;
         }
         while let Some(len) = s.poll_transmit(*now, &mut &src[..], &mut buf).unwrap() {
-            if let Ok(Some(d)) = r.handle_datagram(*now, &mut buf[..len]) {
-                let o = d.stream_offset as usize;
-                spool[o..o + d.data.len()].copy_from_slice(d.data);
-            }
+            receive(r, *now, &mut buf[..len], &mut spool);
             while let Some(ev) = r.poll_event() {
                 if let Event::ChunkComplete(c) = ev {
                     r.handle_chunk_verified(*now, c, verdict(c));
@@ -140,7 +273,7 @@ fn a_chunk_that_fails_verification_is_requested_again() {
     let (mut s, mut r) = pair(&data, 3000, now);
     // Fails twice: the first time, the copies the sender resends
     // speculatively at the end of the stream may already refill the chunk;
-    // the second time only the NAKs can.
+    // the second time only the NAKs or the tail code can.
     let mut failures = 0;
     let spool = drive(&mut s, &mut r, &data, &mut now, |c| {
         if c == 5 && failures < 2 {
@@ -153,10 +286,13 @@ fn a_chunk_that_fails_verification_is_requested_again() {
     assert!(r.is_complete());
     assert_eq!(spool, data);
     assert_eq!(r.stats().chunk_failures, 2);
+    // Twice refilled: by repairs, or by the tail code, which rebuilds
+    // blocks whose kept copies were forgotten with the chunk.
     assert!(
-        s.stats().retransmissions >= 2,
-        "chunk 5's blocks were sent again: {:?}",
-        s.stats()
+        s.stats().retransmissions + r.stats().recovered >= 2,
+        "chunk 5's blocks came again: {:?} {:?}",
+        s.stats(),
+        r.stats()
     );
 }
 
@@ -201,7 +337,8 @@ fn receiver_times_out_when_nothing_arrives() {
     assert_eq!(r.poll_event(), Some(Event::TimedOut));
 }
 
-/// Sends up to `n` datagrams at `now` and returns their blocks.
+/// Sends up to `n` data datagrams at `now` and returns their blocks
+/// (parity shards go out uncounted).
 fn send(s: &mut Sender, src: &[u8], now: Instant, n: usize) -> Vec<u64> {
     let mut buf = vec![0u8; s.max_datagram()];
     let mut blocks = Vec::new();
@@ -209,7 +346,7 @@ fn send(s: &mut Sender, src: &[u8], now: Instant, n: usize) -> Vec<u64> {
         let Some(len) = s.poll_transmit(now, &mut &src[..], &mut buf).unwrap() else {
             break;
         };
-        blocks.push(Header::decode(&buf[..len]).unwrap().block);
+        blocks.extend(Header::decode(&buf[..len]).unwrap().block());
     }
     blocks
 }

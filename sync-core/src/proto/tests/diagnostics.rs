@@ -131,13 +131,18 @@ fn tail_survey() {
         let rtt = rtt as u64;
         for loss in env_list("LOSSES", "0,0.01,0.05") {
             let (mut completed, mut tail, mut worst, mut spec) = (0.0, 0.0, 0.0f64, 0.0);
+            let (mut parity, mut recovered) = (0.0, 0.0);
             for seed in 0..seeds {
                 let (_, f) = cell(seed * 7919 + rtt, rtt, loss, mb, Duration::from_millis(100));
                 let c = f.completed.unwrap_or_default().as_secs_f64();
                 let t = c - f.last_new.unwrap_or_default().as_secs_f64();
-                if t > 2.0 * rtt as f64 / 1e3 + 0.02 {
+                // A tail slower than this is shown (default: two round trips).
+                let slow: f64 = env("SLOW_MS", 2.0 * rtt as f64 + 20.0);
+                if t > slow / 1e3 {
                     eprintln!(
-                        "slow tail, seed {seed}: {t:.3} s, last block {:?}",
+                        "slow tail, seed {seed}: {t:.3} s, parity {} rebuilt {}, last block {:?}",
+                        f.sender.parity,
+                        f.receiver.recovered,
                         last_block(&f)
                     );
                 }
@@ -145,15 +150,19 @@ fn tail_survey() {
                 tail += t;
                 worst = worst.max(t);
                 spec += f.sender.speculative as f64;
+                parity += f.sender.parity as f64;
+                recovered += f.receiver.recovered as f64;
             }
             let n = seeds as f64;
             eprintln!(
-                "rtt {rtt:>3} ms loss {:>2.0} %: completed {:.4} s, tail {:>5.1} ms (worst {:>5.1}), speculative {:>6.0}",
+                "rtt {rtt:>3} ms loss {:>2.0} %: completed {:.4} s, tail {:>5.1} ms (worst {:>5.1}), speculative {:>6.0}, parity {:>5.0}, rebuilt {:>5.0}",
                 loss * 100.0,
                 completed / n,
                 tail / n * 1e3,
                 worst * 1e3,
-                spec / n
+                spec / n,
+                parity / n,
+                recovered / n
             );
         }
     }
