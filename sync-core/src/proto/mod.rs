@@ -56,5 +56,7 @@ pub use fec::{Recovered, TailCode};
 pub use frame::{FrameDecoder, FrameError};
 pub use layout::{ChunkSpec, Layout, LayoutConfig, LayoutError};
 pub use receiver::{Delivery, Event as ReceiverEvent, Receiver, ReceiverConfig, ReceiverStats};
-pub use sender::{BlockSource, Event as SenderEvent, Sender, SenderConfig, SenderStats};
+pub use sender::{
+    BlockSource, Event as SenderEvent, Sender, SenderConfig, SenderStats, TailCoding,
+};
 pub use wire::DatagramError;

@@ -138,6 +138,18 @@ pub struct SenderConfig {
     pub status_interval: Duration,
     /// Give up when no feedback arrives for this long.
     pub idle_timeout: Duration,
+    /// Whether the end of the stream gets tail codes.
+    pub tail_coding: TailCoding,
+}
+
+/// When the sender covers the end of the stream with tail codes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TailCoding {
+    /// Where coding saves more time than it costs (not on loopback).
+    #[default]
+    Auto,
+    /// Always (tests of the coding itself on fast paths).
+    Always,
 }
 
 impl Default for SenderConfig {
@@ -148,6 +160,7 @@ impl Default for SenderConfig {
             initial_rtt: Duration::from_millis(100),
             status_interval: Duration::from_millis(250),
             idle_timeout: Duration::from_secs(30),
+            tail_coding: TailCoding::Auto,
         }
     }
 }
@@ -591,7 +604,8 @@ impl Sender {
         let sending = bytes(n - next) / self.pacer.rate().max(1) as f64;
         let coding = bytes(n - first) * CODING_SECS_PER_BYTE;
         let left = (bytes(last) * CODING_SECS_PER_BYTE).max(coding - sending);
-        if left > self.rtt.srtt().as_secs_f64() * CODING_RTT_SHARE {
+        let worth = left <= self.rtt.srtt().as_secs_f64() * CODING_RTT_SHARE;
+        if !worth && self.config.tail_coding == TailCoding::Auto {
             tracing::debug!(window = n - first, coding_s = left, "tail not coded");
             return;
         }
