@@ -1,6 +1,6 @@
 //! The apply step: the only code that writes the destination.
 //!
-//! An [`Applier`] executes a [`Plan`] against a destination folder through
+//! An [`Applier`] executes a [`Plan`](crate::plan::Plan) against a destination folder through
 //! confined [`Tree`]s (no symlink under the root is ever followed):
 //!
 //! 1. [`Applier::start`] saves "rescued" chunks aside, creates folders, and

@@ -1,7 +1,7 @@
 //! The daemon's configuration file (TOML), parsed and validated.
 //!
 //! Parsing happens in two stages (ripgrep's flags do the same): serde reads
-//! what the file says into [`RawConfig`], then [`Config::parse`] checks every
+//! what the file says into `RawConfig`, then [`Config::parse`] checks every
 //! value and builds the types the server uses. Every error names the file and
 //! the field. This module reads no key files and opens no sockets.
 

@@ -108,7 +108,7 @@ pub(super) fn noise_err(what: &str) -> impl Fn(snow::Error) -> Error + '_ {
 /// A session transport over a TCP socket, every byte encrypted and
 /// authenticated by Noise.
 ///
-/// The sending and receiving state are kept apart ([`Writer`], [`Reader`],
+/// The sending and receiving state are kept apart (`Writer`, `Reader`,
 /// each with its own nonce, over snow's stateless transport state, whose
 /// methods take `&self`) so the two directions can later be driven from two
 /// threads at once.

@@ -1,6 +1,6 @@
 //! The planner: what must change at the destination, as data.
 //!
-//! [`diff`] compares the source's [`Manifest`] with the destination's and
+//! [`diff`] compares the source's [`Manifest`](crate::manifest::Manifest) with the destination's and
 //! returns a [`Plan`]: folders to create, files to write (each chunk sourced
 //! from the destination itself, from the rescue spool, or from the
 //! transfer stream), symlinks, hard links, metadata fixes and deletions,

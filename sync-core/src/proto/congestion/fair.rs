@@ -33,7 +33,7 @@
 //!   last time it was busy, instead of climbing there additively: crawling
 //!   back would waste the link on long paths.
 //! * **Re-probe**: when the queue stays below a quarter of the target for
-//!   [`REPROBE_DOUBLINGS`] startup doublings while the path delivers all
+//!   four startup doublings (`REPROBE_DOUBLINGS`) while the path delivers all
 //!   that is sent, startup resumes from the current rate: the path has room
 //!   (startup ended on a scheduling hiccup, or a competing flow left) that
 //!   additive increase would take seconds to find on a fast path.
