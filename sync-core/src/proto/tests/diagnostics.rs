@@ -27,9 +27,9 @@ fn env_list(key: &str, default: &str) -> Vec<f64> {
         .collect()
 }
 
-/// The bench's cell: 1 Gbit/s, a queue of one BDP, `mb` MB.
+/// The bench's cell: 1 Gbit/s (or `MBIT`), a queue of one BDP, `mb` MB.
 fn cell(seed: u64, rtt_ms: u64, loss: f64, mb: u64, bucket: Duration) -> (LinkConfig, FlowResult) {
-    let mut link = LinkConfig::new(1000, Duration::from_millis(rtt_ms));
+    let mut link = LinkConfig::new(env("MBIT", 1000), Duration::from_millis(rtt_ms));
     link.loss = loss;
     let mut cfg = SimConfig::new(seed, link.clone());
     cfg.bucket = bucket;
