@@ -174,10 +174,11 @@ impl TailDecoder {
         }
     }
 
-    /// Keeps a copy of a newly received block if a code may cover it.
-    pub fn keep(&mut self, block: u64, data: &[u8]) {
+    /// Keeps a copy of a newly received block if a code may cover it;
+    /// true if it did.
+    pub fn keep(&mut self, block: u64, data: &[u8]) -> bool {
         if block < self.start || data.len() > self.block_size {
-            return;
+            return false;
         }
         let i = block - self.start;
         if self.kept.is_empty() {
@@ -186,6 +187,7 @@ impl TailDecoder {
         let at = i as usize * self.block_size;
         self.kept[at..at + data.len()].copy_from_slice(data);
         self.have.set(i);
+        true
     }
 
     /// A kept block turned out bad (its chunk failed verification).

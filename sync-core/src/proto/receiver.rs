@@ -275,9 +275,10 @@ impl Receiver {
                     self.stats.duplicates += 1;
                     return Ok(None);
                 }
-                self.tail.keep(b, data);
-                if let Some(first) = self.tail.code_of(b) {
-                    self.try_decode(first);
+                if self.tail.keep(b, data) {
+                    if let Some(first) = self.tail.code_of(b) {
+                        self.try_decode(first);
+                    }
                 }
                 Ok(Some(Delivery {
                     block: b,

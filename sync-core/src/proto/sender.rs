@@ -189,9 +189,8 @@ pub struct SenderStats {
     pub speculative: u64,
     /// Parity shards of the tail codes sent.
     pub parity: u64,
-    /// Bytes covered by the tail codes encoded (what encoding cost).
-    pub coded_bytes: u64,
-    /// Of those, the last code's (encoded as the last new block went).
+    /// Bytes the last tail code covers (encoded as the last new block
+    /// went: what encoding delays the end by).
     pub last_coded_bytes: u64,
     pub feedback: u64,
     pub stale_feedback: u64,
@@ -554,10 +553,12 @@ impl Sender {
         let n = self.layout.block_count();
         if self.next_new < n {
             let b = self.next_new;
-            let window = self.window_blocks();
-            if !self.tail_fixed && (n - b) * 2 <= window {
-                self.tail_fixed = true;
-                self.fix_window(n - window, b);
+            if !self.tail_fixed {
+                let window = self.window_blocks();
+                if (n - b) * 2 <= window {
+                    self.tail_fixed = true;
+                    self.fix_window(n - window, b);
+                }
             }
             self.next_new += 1;
             if self.next_new == n {
@@ -595,7 +596,8 @@ impl Sender {
     /// arrives, the excess.
     fn fix_window(&mut self, first: u64, next: u64) {
         let n = self.layout.block_count();
-        if first > fec::MAX_FIRST_BLOCK || first < fec::window_floor(&self.layout) {
+        // `first` is within the receiver's copies (`window_blocks`).
+        if first > fec::MAX_FIRST_BLOCK {
             return;
         }
         let ends: VecDeque<u64> = fec::group_ends(&self.layout, first).into();
@@ -656,7 +658,6 @@ impl Sender {
         t.next_group = end;
         let shards = code.encode(&self.layout, source)?;
         t.parity.push_back((code, shards, 0));
-        self.stats.coded_bytes += k * self.layout.block_size() as u64;
         self.stats.last_coded_bytes = k * self.layout.block_size() as u64;
         Ok(())
     }

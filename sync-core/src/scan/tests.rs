@@ -14,6 +14,17 @@ fn settle() {
     ));
 }
 
+/// Makes `dirs` (with parents) under `root`, then `files`, each holding its
+/// own path.
+fn make_tree(root: &Path, dirs: &[&str], files: &[&str]) {
+    for d in dirs {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    for f in files {
+        std::fs::write(root.join(f), f).unwrap();
+    }
+}
+
 fn scan_it(root: &Path, ix: &mut Index, opts: &ScanOptions) -> ScanReport {
     scan(root, ix, opts).expect("scan")
 }
@@ -158,21 +169,20 @@ fn symlinks_are_recorded_not_followed_and_specials_skipped() {
 fn ignore_rules() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    for d in ["a", "a/build", "b", "logs"] {
-        std::fs::create_dir(root.join(d)).unwrap();
-    }
-    for f in [
-        "a/keep.c",
-        "a/drop.o",
-        "a/build/out",
-        "b/drop.o",
-        "b/x.tmp",
-        "logs/l1",
-        "top.bak",
-        "g.txt",
-    ] {
-        std::fs::write(root.join(f), f).unwrap();
-    }
+    make_tree(
+        root,
+        &["a/build", "b", "logs"],
+        &[
+            "a/keep.c",
+            "a/drop.o",
+            "a/build/out",
+            "b/drop.o",
+            "b/x.tmp",
+            "logs/l1",
+            "top.bak",
+            "g.txt",
+        ],
+    );
     // .sluiceignore applies below its folder only.
     std::fs::write(root.join("a/.sluiceignore"), "*.o\nbuild/\n").unwrap();
     std::fs::write(root.join(".gitignore"), "g.txt\n").unwrap();
@@ -335,19 +345,18 @@ fn the_manifest_a_scan_returns_is_what_the_index_holds() {
 fn the_innermost_ignore_file_decides_and_sluiceignore_beats_gitignore() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    for d in ["sub/deep", "skipped"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    for f in [
-        "a.log",
-        "sub/keep.log",
-        "sub/x.log",
-        "sub/deep/keep.log",
-        "sub/b.tmp",
-        "skipped/inner",
-    ] {
-        std::fs::write(root.join(f), f).unwrap();
-    }
+    make_tree(
+        root,
+        &["sub/deep", "skipped"],
+        &[
+            "a.log",
+            "sub/keep.log",
+            "sub/x.log",
+            "sub/deep/keep.log",
+            "sub/b.tmp",
+            "skipped/inner",
+        ],
+    );
     std::fs::write(root.join(".sluiceignore"), "*.log\nskipped/\n").unwrap();
     std::fs::write(root.join("sub/.sluiceignore"), "!keep.log\n*.tmp\n").unwrap();
     std::fs::write(root.join("sub/.gitignore"), "!b.tmp\nx.log\n").unwrap();

@@ -689,7 +689,7 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
 }
 
 /// The driver's side of receiver events: verify completed chunks.
-fn drain_receiver_events(f: &mut Flow, now: Instant, t0: Instant, coding: f64) {
+fn drain_receiver_events(f: &mut Flow, now: Instant, t0: Instant, encode_secs_per_byte: f64) {
     while let Some(ev) = f.receiver.poll_event() {
         match ev {
             RxEvent::ChunkComplete(c) => {
@@ -718,7 +718,7 @@ fn drain_receiver_events(f: &mut Flow, now: Instant, t0: Instant, coding: f64) {
                         s.stats().last_coded_bytes
                     });
                 let done = f.decoding_until.map_or(now, |t| t.max(now));
-                let encode = Duration::from_secs_f64(last_coded as f64 * coding);
+                let encode = Duration::from_secs_f64(last_coded as f64 * encode_secs_per_byte);
                 let at = done.saturating_duration_since(t0 + f.spec.start);
                 f.result.completed = Some(at + encode);
             }
