@@ -4,6 +4,7 @@
 //! ```text
 //! RTT=200 LOSS=0.01 BUCKET=50 cargo test --release probe -- --ignored --nocapture
 //! SEEDS=20 MB=300 RTTS=100,200 cargo test --release tail_survey -- --ignored --nocapture
+//! RTT=20 MBIT=100 QUEUE_MS=20 cargo test --release fair_pair -- --ignored --nocapture
 //! ```
 
 use std::time::Duration;
@@ -166,4 +167,59 @@ fn tail_survey() {
             );
         }
     }
+}
+
+/// Two 1 GB fair flows on one bottleneck, the second starting at `START`
+/// s: each one's delivered rate and the queue, every 500 ms, then the
+/// shares over the last `LAST` seconds.
+#[test]
+#[ignore = "diagnostic: RTT=ms MBIT=n QUEUE_MS=ms SECS=s START=s SEED=n cargo test --release fair_pair -- --ignored --nocapture"]
+fn fair_pair() {
+    let rtt = Duration::from_millis(env("RTT", 20));
+    let mbit: u64 = env("MBIT", 100);
+    let mut link = LinkConfig::new(mbit, rtt);
+    let queue_ms: u64 = env("QUEUE_MS", rtt.as_millis() as u64);
+    link.queue_bytes = (link.rate * queue_ms / 1000).max(64 << 10);
+    let mut cfg = SimConfig::new(env("SEED", 31), link);
+    let secs: u64 = env("SECS", 12);
+    cfg.max_time = Duration::from_secs(secs);
+    let big = |seed| Payload::Pattern {
+        seed,
+        len: 10_000_000_000,
+    };
+    let first = FlowSpec::new(big(1));
+    let mut second = FlowSpec::new(big(2));
+    second.start = Duration::from_secs(env("START", 2));
+    let r = run(&cfg, vec![first, second]);
+    let per = 5;
+    let rate = |f: &FlowResult, i: usize| -> f64 {
+        let b: u64 = f.delivered.iter().skip(i).take(per).sum();
+        b as f64 * 8.0 / (per as f64 / 10.0) / 1e6
+    };
+    for i in (0..r.queue_delay.len()).step_by(per) {
+        let q: Vec<f64> = r.queue_delay[i..(i + per).min(r.queue_delay.len())]
+            .iter()
+            .map(|(m, _)| m.as_secs_f64() * 1e3)
+            .collect();
+        let (lo, hi) = q
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+        eprintln!(
+            "{:>5.1} s  {:>6.1} {:>6.1} Mbit/s  queue {lo:>5.1}..{hi:>5.1} ms",
+            i as f64 / 10.0,
+            rate(&r.flows[0], i),
+            rate(&r.flows[1], i),
+        );
+    }
+    let last: usize = env("LAST", 4) * 10;
+    let from = r.flows[0].delivered.len().saturating_sub(last);
+    let share = |f: &FlowResult| -> f64 {
+        f.delivered.iter().skip(from).sum::<u64>() as f64 * 8.0 / (last as f64 / 10.0) / 1e6
+    };
+    eprintln!(
+        "last {} s: {:.1} / {:.1} Mbit/s",
+        last / 10,
+        share(&r.flows[0]),
+        share(&r.flows[1])
+    );
 }
