@@ -14,12 +14,7 @@ fn index_reports_and_rescans_incrementally() {
     std::thread::sleep(std::time::Duration::from_millis(250));
     let run = || {
         let out = d.sluice(&["index".as_ref(), "--json".as_ref(), root.as_os_str()]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_exit(&out, 0);
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let first = run();

@@ -234,12 +234,7 @@ fn dry_run_and_diff_change_nothing() {
         src.as_os_str(),
         dst.as_os_str(),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let text = String::from_utf8(out.stdout).unwrap();
     let mut itemised: Vec<&str> = text
         .lines()
@@ -477,11 +472,6 @@ fn a_source_io_error_disables_deletions() {
         std::fs::set_permissions(locked, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let out = sluice_as_nobody(&d, &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert!(!dst.join("extra").exists());
 }

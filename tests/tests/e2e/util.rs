@@ -105,6 +105,16 @@ impl Dir {
     }
 }
 
+/// Asserts that a run exited with `code`, showing its stderr if not.
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs sluice as user "nobody" (root reads everything, so permission
 /// tests need another user) with `args`, its state in this Dir; every
 /// folder from this Dir up to /tmp is opened to all so that "nobody"

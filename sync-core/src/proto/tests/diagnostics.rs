@@ -191,35 +191,32 @@ fn fair_pair() {
     let mut second = FlowSpec::new(big(2));
     second.start = Duration::from_secs(env("START", 2));
     let r = run(&cfg, vec![first, second]);
-    let per = 5;
-    let rate = |f: &FlowResult, i: usize| -> f64 {
-        let b: u64 = f.delivered.iter().skip(i).take(per).sum();
-        b as f64 * 8.0 / (per as f64 / 10.0) / 1e6
+    // Buckets are counted from the run's start for both flows.
+    let per_sec = (1.0 / cfg.bucket.as_secs_f64()).round() as usize;
+    let mbit = |f: &FlowResult, from: usize, n: usize| -> f64 {
+        let bytes: u64 = f.delivered.iter().skip(from).take(n).sum();
+        bytes as f64 * 8.0 / (n as f64 / per_sec as f64) / 1e6
     };
+    let per = (per_sec / 2).max(1);
     for i in (0..r.queue_delay.len()).step_by(per) {
-        let q: Vec<f64> = r.queue_delay[i..(i + per).min(r.queue_delay.len())]
-            .iter()
-            .map(|(m, _)| m.as_secs_f64() * 1e3)
-            .collect();
-        let (lo, hi) = q
-            .iter()
-            .fold((f64::MAX, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+        let means = &r.queue_delay[i..(i + per).min(r.queue_delay.len())];
+        let (lo, hi) = means.iter().fold((f64::MAX, 0.0f64), |(lo, hi), (m, _)| {
+            let ms = m.as_secs_f64() * 1e3;
+            (lo.min(ms), hi.max(ms))
+        });
         eprintln!(
-            "{:>5.1} s  {:>6.1} {:>6.1} Mbit/s  queue {lo:>5.1}..{hi:>5.1} ms",
-            i as f64 / 10.0,
-            rate(&r.flows[0], i),
-            rate(&r.flows[1], i),
+            "{:>5.1} s  {:>6.1} {:>6.1} Mbit/s  queue (bucket means) {lo:>5.1}..{hi:>5.1} ms",
+            i as f64 / per_sec as f64,
+            mbit(&r.flows[0], i, per),
+            mbit(&r.flows[1], i, per),
         );
     }
-    let last: usize = env("LAST", 4) * 10;
-    let from = r.flows[0].delivered.len().saturating_sub(last);
-    let share = |f: &FlowResult| -> f64 {
-        f.delivered.iter().skip(from).sum::<u64>() as f64 * 8.0 / (last as f64 / 10.0) / 1e6
-    };
+    let last_secs: usize = env("LAST", 4);
+    let last = last_secs * per_sec;
+    let from = (secs as usize * per_sec).saturating_sub(last);
     eprintln!(
-        "last {} s: {:.1} / {:.1} Mbit/s",
-        last / 10,
-        share(&r.flows[0]),
-        share(&r.flows[1])
+        "last {last_secs} s: {:.1} / {:.1} Mbit/s",
+        mbit(&r.flows[0], from, last),
+        mbit(&r.flows[1], from, last)
     );
 }
