@@ -185,6 +185,7 @@ fn main() -> io::Result<()> {
     // A mark for profilers to attach at (`perf record -p`).
     eprintln!("transfer starts");
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let sending = {
         let stream = stream.clone();
         let pattern_mode = opts.pattern;
@@ -210,17 +211,33 @@ fn main() -> io::Result<()> {
         .join()
         .map_err(|_| io::Error::other("sender panicked"))??;
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
     if spool.is_some_and(|s| s != *stream) {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "spool differs"));
     }
     println!(
-        "sluice-udp {size_mb} MB in {secs:.2} s: {:.0} Mbit/s goodput (sent {} datagrams, {} repairs, {} speculative, {} back-pressure drops, final rate {} Mbit/s)",
+        "sluice-udp {size_mb} MB in {secs:.2} s: {:.0} Mbit/s goodput (sent {} datagrams, {} repairs, {} speculative, {} back-pressure drops, final rate {} Mbit/s; {cpu:.2} CPU s, {:.2} per GB)",
         len as f64 * 8.0 / secs / 1e6,
         stats.datagrams,
         stats.retransmissions + stats.pass_resends,
         stats.speculative,
         report.backpressure_drops,
-        stats.rate * 8 / 1_000_000
+        stats.rate * 8 / 1_000_000,
+        cpu / (len as f64 / 1e9)
     );
     Ok(())
+}
+
+/// User plus system CPU time of the whole process so far, in seconds: the
+/// cost of a transfer on a machine whose cores are all busy, where the
+/// goodput alone moves with the scheduler.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut u = std::mem::zeroed::<libc::rusage>();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }

@@ -1,4 +1,4 @@
-//! Per-datagram protection: key derivation and AEAD, all through `ring`.
+//! Per-datagram protection: key derivation and AEAD, all through `aws-lc-rs`.
 //!
 //! Owns turning the caller's 32-byte session secret into a session id and
 //! one key per direction (HKDF-SHA256, RFC 5869), and sealing/opening a
@@ -11,8 +11,8 @@
 //! [`Cipher::None`] is for trusted networks and benchmarks: datagrams carry
 //! no tag and no integrity, only the framing checks of [`super::wire`].
 
-use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
-use ring::hkdf;
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+use aws_lc_rs::hkdf;
 
 use super::wire::{DatagramError, TAG_LEN};
 
@@ -60,9 +60,9 @@ impl std::fmt::Debug for SessionSecret {
 
 impl SessionSecret {
     /// A fresh random secret from the system's CSPRNG.
-    pub fn generate() -> Result<Self, ring::error::Unspecified> {
+    pub fn generate() -> Result<Self, aws_lc_rs::error::Unspecified> {
         let mut s = [0u8; SECRET_LEN];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut s)?;
+        aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut s)?;
         Ok(SessionSecret(s))
     }
 
@@ -144,6 +144,34 @@ impl PacketKey {
         }
     }
 
+    /// Encrypts `plain` into `payload` (of the same length) and writes the
+    /// tag into `tag_out`: [`seal`](Self::seal) without first copying the
+    /// plaintext into the datagram.
+    pub fn seal_from(
+        &self,
+        pn: u64,
+        header: &[u8],
+        plain: &[u8],
+        payload: &mut [u8],
+        tag_out: &mut [u8],
+    ) {
+        match &self.aead {
+            None => payload.copy_from_slice(plain),
+            // Fails only for mismatched lengths, which the caller rules
+            // out, or inputs beyond 64 GiB.
+            Some(key) => {
+                let _ = key.seal_out_of_place_scatter(
+                    nonce(pn),
+                    Aad::from(header),
+                    plain,
+                    payload,
+                    &[],
+                    tag_out,
+                );
+            }
+        }
+    }
+
     /// Authenticates and decrypts `body` (payload followed by the tag) in
     /// place; returns the plaintext payload.
     pub fn open<'a>(
@@ -156,6 +184,33 @@ impl PacketKey {
             None => Ok(body),
             Some(key) => key
                 .open_in_place(nonce(pn), Aad::from(header), body)
+                .map_err(|_| DatagramError::AuthFailed),
+        }
+    }
+
+    /// Authenticates `body` (payload followed by the tag) and decrypts the
+    /// payload into `out`, which must be exactly the payload's length. On
+    /// error `out` holds garbage.
+    pub fn open_to(
+        &self,
+        pn: u64,
+        header: &[u8],
+        body: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), DatagramError> {
+        let tag_at = body
+            .len()
+            .checked_sub(self.tag_len())
+            .filter(|&at| at == out.len())
+            .ok_or(DatagramError::AuthFailed)?;
+        let (payload, tag) = body.split_at(tag_at);
+        match &self.aead {
+            None => {
+                out.copy_from_slice(payload);
+                Ok(())
+            }
+            Some(key) => key
+                .open_separate_gather(nonce(pn), Aad::from(header), payload, tag, out)
                 .map_err(|_| DatagramError::AuthFailed),
         }
     }

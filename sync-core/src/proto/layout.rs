@@ -169,15 +169,17 @@ impl Layout {
     /// Chunks with at least one byte in `block` (empty chunks never count).
     pub fn block_chunks(&self, block: u64) -> impl Iterator<Item = usize> + '_ {
         let r = self.block_range(block);
-        let (first, last) = if r.start == r.end {
-            (0, 0)
+        // First chunk ending past r.start; then on while chunks start
+        // before r.end (a block spans one or two chunks, rarely more, so
+        // walking beats a second search).
+        let first = if r.start == r.end {
+            self.chunks.len()
         } else {
-            // First chunk ending past r.start, last starting before r.end.
-            let first = self.starts[1..].partition_point(|&end| end <= r.start);
-            let last = self.starts[..self.chunks.len()].partition_point(|&s| s < r.end);
-            (first, last.max(first))
+            self.starts[1..].partition_point(|&end| end <= r.start)
         };
-        (first..last).filter(|&c| self.chunks[c].len > 0)
+        (first..self.chunks.len())
+            .take_while(move |&c| self.starts[c] < r.end)
+            .filter(|&c| self.chunks[c].len > 0)
     }
 }
 

@@ -55,7 +55,9 @@ pub use crypto::{Cipher, SessionSecret};
 pub use fec::{Recovered, TailCode};
 pub use frame::{FrameDecoder, FrameError};
 pub use layout::{ChunkSpec, Layout, LayoutConfig, LayoutError};
-pub use receiver::{Delivery, Event as ReceiverEvent, Receiver, ReceiverConfig, ReceiverStats};
+pub use receiver::{
+    Delivery, Event as ReceiverEvent, Placed, Receiver, ReceiverConfig, ReceiverStats,
+};
 pub use sender::{
     BlockSource, Event as SenderEvent, Sender, SenderConfig, SenderStats, TailCoding,
 };

@@ -86,6 +86,15 @@ pub struct Delivery<'a> {
     pub data: &'a [u8],
 }
 
+/// A new block [`Receiver::handle_datagram_into`] decrypted into the
+/// caller's buffer: its first `len` bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Placed {
+    pub block: u64,
+    pub stream_offset: u64,
+    pub len: usize,
+}
+
 /// Things the driver must act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -240,9 +249,10 @@ impl Receiver {
         r
     }
 
-    /// Authenticates and absorbs one datagram. Returns the payload to write
-    /// when the block is new; `Ok(None)` for a duplicate block; an error
-    /// (already counted in [`stats`](Self::stats)) for anything dropped.
+    /// Authenticates and absorbs one datagram, decrypting it in place.
+    /// Returns the payload to write when the block is new; `Ok(None)` for a
+    /// duplicate block or a parity datagram; an error (already counted in
+    /// [`stats`](Self::stats)) for anything dropped.
     ///
     /// Write the delivery, then whatever [`poll_recovered`](Self::poll_recovered)
     /// returns, before polling events: a [`Event::ChunkComplete`] they
@@ -252,50 +262,93 @@ impl Receiver {
         now: Instant,
         datagram: &'a mut [u8],
     ) -> Result<Option<Delivery<'a>>, DatagramError> {
-        let opened = self.open(datagram).and_then(|(header, len)| {
-            let payload = &datagram[HEADER_LEN..HEADER_LEN + len];
-            if let Body::Parity { code, index } = header.body {
-                self.tail.add_parity(&self.layout, code, index, payload)?;
-            }
-            Ok((header, len))
+        let total = datagram.len();
+        let block = self.check(datagram).and_then(|(h, len)| {
+            let (head, body) = datagram.split_at_mut(HEADER_LEN);
+            self.key.open(h.packet_number, head, body)?;
+            self.accept(now, &h, total, &body[..len])
         });
-        match opened {
-            Ok((header, payload_len)) => {
-                self.on_authentic(now, &header, datagram.len());
-                let b = match header.body {
-                    Body::Block(b) => b,
-                    Body::Parity { code, .. } => {
-                        self.stats.parity += 1;
-                        self.try_decode(code.first_block);
-                        return Ok(None);
-                    }
-                };
-                let data = &datagram[HEADER_LEN..HEADER_LEN + payload_len];
-                if !self.absorb(b) {
-                    self.stats.duplicates += 1;
-                    return Ok(None);
-                }
-                if self.tail.keep(b, data) {
-                    if let Some(first) = self.tail.code_of(b) {
-                        self.try_decode(first);
-                    }
-                }
-                Ok(Some(Delivery {
-                    block: b,
-                    stream_offset: self.layout.block_range(b).start,
-                    data,
-                }))
+        Ok(self.count_drop(block)?.map(|b| Delivery {
+            block: b,
+            stream_offset: self.layout.block_range(b).start,
+            data: &datagram[HEADER_LEN..][..self.layout.block_len(b)],
+        }))
+    }
+
+    /// [`handle_datagram`](Self::handle_datagram) without touching the
+    /// datagram: a new block's payload is decrypted straight into the start
+    /// of `out` (where the driver collects blocks for its writer), saving
+    /// the copy out of a decrypted datagram. `out` must hold a whole block
+    /// ([`Layout::block_size`]); after `Ok(None)` or an error its contents
+    /// are unspecified.
+    pub fn handle_datagram_into(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        out: &mut [u8],
+    ) -> Result<Option<Placed>, DatagramError> {
+        let block = self.check(datagram).and_then(|(h, len)| {
+            let got = out.len();
+            let out = out
+                .get_mut(..len)
+                .ok_or(DatagramError::BadPayloadLength { got, want: len })?;
+            let (head, body) = datagram.split_at(HEADER_LEN);
+            self.key.open_to(h.packet_number, head, body, out)?;
+            self.accept(now, &h, datagram.len(), out)
+        });
+        Ok(self.count_drop(block)?.map(|b| Placed {
+            block: b,
+            stream_offset: self.layout.block_range(b).start,
+            len: self.layout.block_len(b),
+        }))
+    }
+
+    /// Everything after authentication: the datagram's counters and
+    /// delay sample, then its payload booked. Returns the block when it is
+    /// new.
+    fn accept(
+        &mut self,
+        now: Instant,
+        h: &Header,
+        datagram_len: usize,
+        payload: &[u8],
+    ) -> Result<Option<u64>, DatagramError> {
+        self.replay.accept(h.packet_number);
+        if let Body::Parity { code, index } = h.body {
+            self.tail.add_parity(&self.layout, code, index, payload)?;
+        }
+        self.on_authentic(now, h, datagram_len);
+        let b = match h.body {
+            Body::Block(b) => b,
+            Body::Parity { code, .. } => {
+                self.stats.parity += 1;
+                self.try_decode(code.first_block);
+                return Ok(None);
             }
-            Err(e) => {
-                match e {
-                    DatagramError::ForeignSession => self.stats.foreign += 1,
-                    DatagramError::AuthFailed => self.stats.auth_failed += 1,
-                    DatagramError::Replayed | DatagramError::TooOld => self.stats.replayed += 1,
-                    _ => self.stats.malformed += 1,
-                }
-                Err(e)
+        };
+        if !self.absorb(b) {
+            self.stats.duplicates += 1;
+            return Ok(None);
+        }
+        if self.tail.keep(b, payload) {
+            if let Some(first) = self.tail.code_of(b) {
+                self.try_decode(first);
             }
         }
+        Ok(Some(b))
+    }
+
+    /// Counts a dropped datagram by its reason; passes the result on.
+    fn count_drop<T>(&mut self, r: Result<T, DatagramError>) -> Result<T, DatagramError> {
+        if let Err(e) = &r {
+            match e {
+                DatagramError::ForeignSession => self.stats.foreign += 1,
+                DatagramError::AuthFailed => self.stats.auth_failed += 1,
+                DatagramError::Replayed | DatagramError::TooOld => self.stats.replayed += 1,
+                _ => self.stats.malformed += 1,
+            }
+        }
+        r
     }
 
     /// The next block a tail code rebuilt, to be written like a
@@ -482,9 +535,10 @@ impl Receiver {
         self.held.count_ones()
     }
 
-    /// Header checks, replay check, authentication. Returns the header and
-    /// the payload length; the payload is decrypted in place.
-    fn open(&mut self, datagram: &mut [u8]) -> Result<(Header, usize), DatagramError> {
+    /// Header checks and replay check, before any cryptography: the header
+    /// and the payload length the datagram must have. The caller then
+    /// authenticates it and, if genuine, marks its packet number seen.
+    fn check(&self, datagram: &[u8]) -> Result<(Header, usize), DatagramError> {
         let h = Header::decode(datagram)?;
         if h.session_id != self.session_id {
             return Err(DatagramError::ForeignSession);
@@ -507,9 +561,6 @@ impl Receiver {
         if datagram.len() < HEADER_LEN + self.key.tag_len() || got != want {
             return Err(DatagramError::BadPayloadLength { got, want });
         }
-        let (head, body) = datagram.split_at_mut(HEADER_LEN);
-        self.key.open(h.packet_number, head, body)?;
-        self.replay.accept(h.packet_number);
         Ok((h, want))
     }
 

@@ -68,6 +68,14 @@ use super::wire::{Body, Header, HEADER_LEN};
 pub trait BlockSource {
     /// Fills `buf` with the stream bytes starting at `stream_offset`.
     fn read(&mut self, stream_offset: u64, buf: &mut [u8]) -> io::Result<()>;
+
+    /// The `len` stream bytes at `stream_offset` as one slice, when the
+    /// source holds them contiguously in memory; `None` makes the sender
+    /// fall back to [`read`](Self::read). Lending the bytes lets the cipher
+    /// read them where they are instead of from a copy.
+    fn lend(&mut self, _stream_offset: u64, _len: usize) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// An in-memory stream: `&mut &bytes[..]` is a source.
@@ -80,6 +88,11 @@ impl BlockSource for &[u8] {
             .ok_or(io::ErrorKind::UnexpectedEof)?;
         buf.copy_from_slice(src);
         Ok(())
+    }
+
+    fn lend(&mut self, stream_offset: u64, len: usize) -> Option<&[u8]> {
+        let start = usize::try_from(stream_offset).ok()?;
+        self.get(start..start.checked_add(len)?)
     }
 }
 
@@ -430,10 +443,21 @@ impl Sender {
         let (head, rest) = buf.split_at_mut(HEADER_LEN);
         let (payload, rest) = rest.split_at_mut(len);
         match body {
-            Body::Block(b) => source.read(self.layout.block_range(b).start, payload)?,
-            Body::Parity { index, .. } => self.take_parity(index, payload),
+            Body::Block(b) => {
+                let start = self.layout.block_range(b).start;
+                if let Some(plain) = source.lend(start, len) {
+                    self.key
+                        .seal_from(self.next_pn, head, plain, payload, &mut rest[..tag]);
+                } else {
+                    source.read(start, payload)?;
+                    self.key.seal(self.next_pn, head, payload, &mut rest[..tag]);
+                }
+            }
+            Body::Parity { index, .. } => {
+                self.take_parity(index, payload);
+                self.key.seal(self.next_pn, head, payload, &mut rest[..tag]);
+            }
         }
-        self.key.seal(self.next_pn, head, payload, &mut rest[..tag]);
         self.next_pn += 1;
         let total = HEADER_LEN + len + tag;
         self.pacer.on_sent(total);

@@ -265,33 +265,50 @@ impl<'a, 'b> StreamSource<'a, 'b> {
     }
 }
 
+impl StreamSource<'_, '_> {
+    /// Brings the chunk holding stream byte `at` into the reader's buffer;
+    /// returns its index in `needs`.
+    fn load(&mut self, at: u64) -> std::io::Result<usize> {
+        let k = self.starts.partition_point(|&s| s <= at).saturating_sub(1);
+        let need = self.needs.get(k).ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        if self.cached != Some(k) {
+            self.cached = None;
+            let loc = self
+                .locations
+                .get(&need.hash)
+                .filter(|l| l.length == need.length)
+                .ok_or_else(|| std::io::Error::other("a requested chunk is not in the source"))?;
+            self.reader
+                .read(loc)
+                .ok_or_else(|| std::io::Error::other("a source file changed or vanished"))?;
+            self.cached = Some(k);
+        }
+        Ok(k)
+    }
+}
+
 impl crate::proto::sender::BlockSource for StreamSource<'_, '_> {
     fn read(&mut self, stream_offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
         let mut done = 0;
         while done < buf.len() {
             let at = stream_offset + done as u64;
-            let k = self.starts.partition_point(|&s| s <= at).saturating_sub(1);
-            let need = self.needs.get(k).ok_or(std::io::ErrorKind::UnexpectedEof)?;
-            if self.cached != Some(k) {
-                self.cached = None;
-                let loc = self
-                    .locations
-                    .get(&need.hash)
-                    .filter(|l| l.length == need.length)
-                    .ok_or_else(|| {
-                        std::io::Error::other("a requested chunk is not in the source")
-                    })?;
-                self.reader
-                    .read(loc)
-                    .ok_or_else(|| std::io::Error::other("a source file changed or vanished"))?;
-                self.cached = Some(k);
-            }
+            let k = self.load(at)?;
             let within = (at - self.starts[k]) as usize;
-            let chunk = &self.reader.buf[..need.length as usize];
+            let chunk = &self.reader.buf[..self.needs[k].length as usize];
             let n = (chunk.len() - within).min(buf.len() - done);
             buf[done..done + n].copy_from_slice(&chunk[within..within + n]);
             done += n;
         }
         Ok(())
+    }
+
+    /// A block inside one chunk is lent from the reader's buffer; one
+    /// spanning two chunks (or a read error, which `read` then reports) is
+    /// left to `read`.
+    fn lend(&mut self, stream_offset: u64, len: usize) -> Option<&[u8]> {
+        let k = self.load(stream_offset).ok()?;
+        let within = (stream_offset - self.starts[k]) as usize;
+        let chunk = &self.reader.buf[..self.needs[k].length as usize];
+        chunk.get(within..within.checked_add(len)?)
     }
 }

@@ -23,8 +23,52 @@ fn pair(data: &[u8], chunk: usize, now: Instant) -> (Sender, Receiver) {
     (s, r)
 }
 
+/// The receiver's two ways in: decrypting in place, or into a buffer of
+/// the driver's (`handle_datagram_into`). Both must judge every datagram
+/// alike.
+#[derive(Clone, Copy, Debug)]
+enum Way {
+    InPlace,
+    Into,
+}
+
+/// Feeds `datagram` to `r` the `way` given; returns the new block's stream
+/// offset and bytes.
+fn receive_by(
+    r: &mut Receiver,
+    way: Way,
+    now: Instant,
+    datagram: &[u8],
+) -> Result<Option<(u64, Vec<u8>)>, DatagramError> {
+    match way {
+        Way::InPlace => {
+            let mut d = datagram.to_vec();
+            let got = r.handle_datagram(now, &mut d)?;
+            Ok(got.map(|d| (d.stream_offset, d.data.to_vec())))
+        }
+        Way::Into => {
+            let mut out = vec![0xEE; block_size()];
+            let got = r.handle_datagram_into(now, datagram, &mut out)?;
+            Ok(got.map(|p| (p.stream_offset, out[..p.len].to_vec())))
+        }
+    }
+}
+
+/// The block size of every [`pair`] (it depends on the packet size only).
+fn block_size() -> usize {
+    Layout::new(LayoutConfig::default(), specs_every(&[0], 1))
+        .unwrap()
+        .block_size()
+}
+
 #[test]
 fn forged_replayed_foreign_and_garbage_datagrams_are_dropped_and_counted() {
+    for way in [Way::InPlace, Way::Into] {
+        hostile_datagrams(way);
+    }
+}
+
+fn hostile_datagrams(way: Way) {
     let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
     let now = Instant::now();
     let (mut s, mut r) = pair(&data, 4096, now);
@@ -39,25 +83,24 @@ fn forged_replayed_foreign_and_garbage_datagrams_are_dropped_and_counted() {
     let mut tampered = good.clone();
     *tampered.last_mut().unwrap() ^= 1;
     assert_eq!(
-        r.handle_datagram(now, &mut tampered),
-        Err(DatagramError::AuthFailed)
+        receive_by(&mut r, way, now, &tampered),
+        Err(DatagramError::AuthFailed),
+        "{way:?}"
     );
 
-    let mut d = good.clone();
-    let delivery = r.handle_datagram(now, &mut d).unwrap().unwrap();
-    assert_eq!(delivery.stream_offset, 0);
-    assert_eq!(delivery.data, &data[..delivery.data.len()]);
+    let (offset, bytes) = receive_by(&mut r, way, now, &good).unwrap().unwrap();
+    assert_eq!(offset, 0);
+    assert_eq!(bytes, &data[..bytes.len()], "{way:?}");
 
-    let mut replay = good.clone();
     assert_eq!(
-        r.handle_datagram(now, &mut replay),
+        receive_by(&mut r, way, now, &good),
         Err(DatagramError::Replayed)
     );
 
     let mut foreign = good.clone();
     foreign[4] ^= 0xff;
     assert_eq!(
-        r.handle_datagram(now, &mut foreign),
+        receive_by(&mut r, way, now, &foreign),
         Err(DatagramError::ForeignSession)
     );
 
@@ -67,8 +110,7 @@ fn forged_replayed_foreign_and_garbage_datagrams_are_dropped_and_counted() {
         &[0xB1u8; 100][..],
         &[7u8; 2000][..],
     ] {
-        let mut g = garbage.to_vec();
-        assert!(r.handle_datagram(now, &mut g).is_err());
+        assert!(receive_by(&mut r, way, now, garbage).is_err(), "{way:?}");
     }
     let st = r.stats();
     assert_eq!(
@@ -76,6 +118,58 @@ fn forged_replayed_foreign_and_garbage_datagrams_are_dropped_and_counted() {
         (1, 1, 1, 4)
     );
     assert_eq!(st.blocks, 1, "only the genuine datagram was accepted");
+}
+
+#[test]
+fn a_buffer_too_small_for_a_block_is_refused_not_overrun() {
+    let data = vec![5u8; 10_000];
+    let now = Instant::now();
+    let (mut s, mut r) = pair(&data, 4096, now);
+    let mut buf = vec![0u8; s.max_datagram()];
+    let len = s
+        .poll_transmit(now, &mut &data[..], &mut buf)
+        .unwrap()
+        .unwrap();
+    let mut small = vec![0u8; block_size() - 1];
+    assert!(matches!(
+        r.handle_datagram_into(now, &buf[..len], &mut small),
+        Err(DatagramError::BadPayloadLength { .. })
+    ));
+    assert_eq!(r.stats().blocks, 0);
+}
+
+/// A source that never lends, so the sender copies and seals in place.
+struct Copying<'a>(&'a [u8]);
+
+impl crate::proto::BlockSource for Copying<'_> {
+    fn read(&mut self, stream_offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        (&mut &self.0[..]).read(stream_offset, buf)
+    }
+}
+
+#[test]
+fn sealing_from_a_lent_block_or_a_copy_gives_the_same_datagrams() {
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i * 7) as u8).collect();
+    let now = Instant::now();
+    let (mut lent, _) = pair(&data, 4096, now);
+    let (mut copied, _) = pair(&data, 4096, now);
+    let mut a = vec![0u8; lent.max_datagram()];
+    let mut b = vec![0u8; copied.max_datagram()];
+    let mut sent = 0;
+    for step in 0..20u64 {
+        let t = now + Duration::from_millis(step);
+        loop {
+            let x = lent.poll_transmit(t, &mut &data[..], &mut a).unwrap();
+            let y = copied
+                .poll_transmit(t, &mut Copying(&data), &mut b)
+                .unwrap();
+            assert_eq!(x, y);
+            let Some(len) = x else { break };
+            assert_eq!(a[..len], b[..len], "datagram {sent}");
+            sent += 1;
+        }
+    }
+    assert!(sent > 30, "only {sent} datagrams compared");
 }
 
 /// Everything the sender emits in its first 50 ms, hearing nothing back,
