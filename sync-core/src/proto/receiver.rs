@@ -367,12 +367,20 @@ impl Receiver {
             self.cum_ack += 1;
         }
         self.highest_block = Some(self.highest_block.map_or(b, |h| h.max(b)));
-        let layout = Arc::clone(&self.layout);
+        // Borrowed field by field: cloning the `Arc` here, once a block,
+        // bounced its count's cache line with the sending thread's clone of
+        // it (4 % of all CPU time on loopback).
+        let Receiver {
+            layout,
+            remaining,
+            events,
+            ..
+        } = self;
         for c in layout.block_chunks(b) {
-            let left = &mut self.remaining[c];
+            let left = &mut remaining[c];
             *left = left.saturating_sub(1);
             if *left == 0 {
-                self.events.push_back(Event::ChunkComplete(c));
+                events.push_back(Event::ChunkComplete(c));
             }
         }
         true
