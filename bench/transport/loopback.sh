@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Loopback throughput of sluice's UDP block transport (AES-256-GCM on),
 # next to iperf3 UDP and TCP on the same machine, in the same run.
-# Median of RUNS runs each; only 127.0.0.1; every run is time-bounded.
+# RUNS rounds, each measuring every figure once (interleaved), medians
+# quoted; only 127.0.0.1; every run is time-bounded.
 #
 # Usage: bench/transport/loopback.sh [SIZE_MB] [RUNS] [EXTRA_ARGS...]
 #   EXTRA_ARGS go to the udp_loopback example (e.g. --fixed 15000,
@@ -41,16 +42,6 @@ if [ -z "${BIN:-}" ]; then
     BIN=$CARGO_TARGET_DIR/release/examples/udp_loopback
 fi
 
-declare -A sluice
-for ps in $PACKET_SIZES; do
-    runs=()
-    for _ in $(seq "$RUNS"); do
-        out=$(timeout 120 "$BIN" "$SIZE_MB" --packet-size "$ps" "${EXTRA[@]}" 2>/dev/null) || out="failed: 0 Mbit/s goodput"
-        runs+=("$(sed -E 's/.*: ([0-9]+) Mbit\/s goodput.*/\1/' <<<"$out")")
-    done
-    sluice[$ps]="${runs[*]}"
-done
-
 # Restart the one-shot server before each client run.
 iperf_run() {
     iperf3 -s -1 -B 127.0.0.1 -p 5299 >/dev/null 2>&1 &
@@ -60,17 +51,32 @@ iperf_run() {
     wait "$srv" 2>/dev/null || true
 }
 
+# One round measures everything once, so that the machine's slow and fast
+# spells (it is shared and noisy) fall on sluice and iperf3 alike; each
+# round's sluice/TCP ratio is kept as well as the medians.
+declare -A sluice ratio
 tcp=(); udp=()
 for _ in $(seq "$RUNS"); do
-    tcp+=("$(iperf_run | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["end"]["sum_received"]["bits_per_second"]/1e6))')")
+    t=$(iperf_run | python3 -c 'import json,sys; d=json.load(sys.stdin); print(round(d["end"]["sum_received"]["bits_per_second"]/1e6))')
+    tcp+=("$t")
     # UDP at an unlimited offered rate, 1472-byte datagrams; receiver-side rate.
     udp+=("$(iperf_run -u -b 0 -l 1472 | python3 -c 'import json,sys; d=json.load(sys.stdin); s=d["end"]["sum"]; print(round(s["bits_per_second"]*(1-s["lost_percent"]/100)/1e6))')")
+    for ps in $PACKET_SIZES; do
+        out=$(timeout 120 "$BIN" "$SIZE_MB" --packet-size "$ps" "${EXTRA[@]}" 2>/dev/null) || out="failed: 0 Mbit/s goodput"
+        v=$(sed -E 's/.*: ([0-9]+) Mbit\/s goodput.*/\1/' <<<"$out")
+        sluice[$ps]="${sluice[$ps]:-} $v"
+        ratio[$ps]="${ratio[$ps]:-} $(awk -v a="$v" -v b="$t" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')"
+    done
 done
 
 printf '%-40s %10s   %s\n' "loopback 127.0.0.1 (median of $RUNS)" "Mbit/s" "runs"
 for ps in $PACKET_SIZES; do
     printf '%-40s %10s   %s\n' "sluice UDP, AES-256-GCM, ${SIZE_MB} MB, ${ps} B" \
-        "$(tr ' ' '\n' <<<"${sluice[$ps]}" | median)" "${sluice[$ps]}"
+        "$(tr ' ' '\n' <<<"${sluice[$ps]}" | grep . | median)" "${sluice[$ps]# }"
 done
 printf '%-40s %10s   %s\n' "iperf3 UDP (-b 0, 1472 B, delivered)" "$(printf '%s\n' "${udp[@]}" | median)" "${udp[*]}"
 printf '%-40s %10s   %s\n' "iperf3 TCP" "$(printf '%s\n' "${tcp[@]}" | median)" "${tcp[*]}"
+for ps in $PACKET_SIZES; do
+    printf '%-40s %10s   %s\n' "sluice ${ps} B / TCP of its round" \
+        "$(tr ' ' '\n' <<<"${ratio[$ps]}" | grep . | median)" "${ratio[$ps]# }"
+done
