@@ -333,14 +333,15 @@ proptest::proptest! {
     fn random_bytes_never_panic_the_receiver(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1600)) {
         let now = Instant::now();
         let (_, mut r) = pair(&[1u8; 5000], 1000, now);
-        let mut b = bytes;
-        proptest::prop_assert!(r.handle_datagram(now, &mut b).is_err());
         // A plausible header in front of random bytes still fails to authenticate.
         let mut h = vec![0xB1, 0, 0, 0];
         h.extend_from_slice(&SessionSecret([42; 32]).session_id().to_be_bytes());
         h.extend_from_slice(&[0; 20]);
-        h.extend_from_slice(&b);
-        proptest::prop_assert!(r.handle_datagram(now, &mut h).is_err());
+        h.extend_from_slice(&bytes);
+        for way in [Way::InPlace, Way::Into] {
+            proptest::prop_assert!(receive_by(&mut r, way, now, &bytes).is_err());
+            proptest::prop_assert!(receive_by(&mut r, way, now, &h).is_err());
+        }
     }
 }
 
