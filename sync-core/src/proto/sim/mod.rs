@@ -435,6 +435,9 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
         .collect();
 
     let mut buf = vec![0u8; super::layout::MAX_DATAGRAM];
+    // Where arriving blocks are decrypted, as the real driver does it
+    // (`handle_datagram_into`, into its write batch).
+    let mut plain = vec![0u8; super::layout::MAX_DATAGRAM];
     let mut queue_delay: Vec<(Duration, Duration, u64)> = Vec::new();
     let mut now = t0;
     let end = t0 + config.max_time;
@@ -553,7 +556,7 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
         }
 
         // Datagrams arriving now.
-        while let Some((i, mut data)) = link.arrive(now) {
+        while let Some((i, data)) = link.arrive(now) {
             progress = true;
             let f = &mut flows[i];
             f.result.arrived += 1;
@@ -565,9 +568,9 @@ pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
                     continue;
                 }
             }
-            if let Ok(Some(d)) = f.receiver.handle_datagram(now, &mut data) {
-                let (block, offset) = (d.block, d.stream_offset);
-                f.deliver(now, t0, bucket_of(now), block, offset, d.data);
+            if let Ok(Some(p)) = f.receiver.handle_datagram_into(now, &data, &mut plain) {
+                let bytes = &plain[..p.len];
+                f.deliver(now, t0, bucket_of(now), p.block, p.stream_offset, bytes);
             }
             let mut rebuilt = false;
             while let Some(r) = f.receiver.poll_recovered() {
