@@ -36,7 +36,10 @@
 //!   four startup doublings (`REPROBE_DOUBLINGS`) while the path delivers all
 //!   that is sent, startup resumes from the current rate: the path has room
 //!   (startup ended on a scheduling hiccup, or a competing flow left) that
-//!   additive increase would take seconds to find on a fast path.
+//!   additive increase would take seconds to find on a fast path. A
+//!   re-probe into a buffer known to be shallower than the target ends at
+//!   its first overflow (as a steady state's shallow-buffer cut does):
+//!   the delay rule that ends a startup never fires there.
 //! * **Prediction**: the queueing delay measured is a round trip old, so
 //!   the steady state steers by the delay extrapolated one round trip along
 //!   its recent trend (a Smith predictor). Without it the drain overshoots
@@ -181,6 +184,8 @@ pub struct Fair {
     /// Steady state: since when the queue has stayed nearly empty while
     /// the path delivered all we sent (see [`REPROBE_DOUBLINGS`]).
     quiet_since: Option<Instant>,
+    /// A startup has been resumed since the first one ended.
+    reprobed: bool,
 }
 
 impl Fair {
@@ -208,6 +213,7 @@ impl Fair {
             queue_history: VecDeque::new(),
             draining_startup: false,
             quiet_since: None,
+            reprobed: false,
         }
     }
 
@@ -338,7 +344,15 @@ impl Controller for Fair {
             self.busy_rate = self.busy_rate.min(self.rate);
             self.phase = Phase::Steady;
             self.last_loss_cut = Some(now);
-        } else if shallow_full && loss > SHALLOW_LOSS && self.phase == Phase::Steady {
+        } else if shallow_full
+            && loss > SHALLOW_LOSS
+            && (self.phase == Phase::Steady || self.reprobed)
+        {
+            // A re-probe into a buffer known to be shallower than the
+            // target ends at its first overflow: the delay rule that ends
+            // a startup never fires there, and on a short path startup
+            // would double on until loss turned heavy.
+            self.phase = Phase::Steady;
             if may_cut {
                 let base = if delivered > 0.0 {
                     self.rate.min(delivered)
@@ -394,6 +408,7 @@ impl Controller for Fair {
                     let quiet = q.max(q_obs) < target / 4.0;
                     if self.path_has_room(now, quiet_since, quiet, delivered, s.srtt) {
                         self.phase = Phase::Startup;
+                        self.reprobed = true;
                         self.rate_at_feedback = self.rate;
                         self.last_tick = Some(now);
                     }
@@ -624,6 +639,41 @@ mod tests {
         // rate doubles (additive increase alone would add 25 Mbit/s).
         let c = after_early_exit(100, 0.0, |rate| rate);
         assert!(c.rate() > 2 * mbit(7000), "rate {}", c.rate());
+    }
+
+    #[test]
+    fn a_reprobe_into_a_shallow_buffer_ends_at_its_first_overflow() {
+        // A 1 ms path whose buffer holds 1 ms of queue, far below the
+        // target: the first startup ends in heavy loss as that buffer
+        // overflows, the queue then stays empty, and the path is probed
+        // again.
+        let rtt = Duration::from_millis(1);
+        let mut c = Fair::new(FairConfig::default());
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let overflow = PathSample {
+            loss: 0.5,
+            ..sample_on(rtt, 1.0, mbit(9000))
+        };
+        c.on_feedback(at(0), &overflow);
+        assert!(!c.in_startup());
+        let mut t = 0;
+        while !c.in_startup() {
+            t += 5;
+            c.on_feedback(at(t), &sample_on(rtt, 0.0, c.rate()));
+            assert!(t < 500, "never probed again");
+        }
+        // The buffer overflows at its depth: 1 ms of queue and 5 % loss,
+        // the most it ever held. The probe must stop there and back off,
+        // not double on until loss is heavy.
+        let full = |delivered| PathSample {
+            loss: 0.05,
+            ..sample_on(rtt, 1.0, delivered)
+        };
+        t += 5;
+        c.on_feedback(at(t), &full(mbit(10_000)));
+        assert!(!c.in_startup(), "still probing into overflow");
+        assert!(c.rate() < mbit(10_000), "rate {}", c.rate());
     }
 
     #[test]
