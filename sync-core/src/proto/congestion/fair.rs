@@ -39,7 +39,9 @@
 //!   additive increase would take seconds to find on a fast path. A
 //!   re-probe into a buffer known to be shallower than the target ends at
 //!   its first overflow (as a steady state's shallow-buffer cut does):
-//!   the delay rule that ends a startup never fires there.
+//!   the delay rule that ends a startup never fires there. So does the
+//!   first startup, once its loss at such a full buffer is more than
+//!   random loss explains ([`OVERFLOW_LOSS`]).
 //! * **Prediction**: the queueing delay measured is a round trip old, so
 //!   the steady state steers by the delay extrapolated one round trip along
 //!   its recent trend (a Smith predictor). Without it the drain overshoots
@@ -346,12 +348,14 @@ impl Controller for Fair {
             self.last_loss_cut = Some(now);
         } else if shallow_full
             && loss > SHALLOW_LOSS
-            && (self.phase == Phase::Steady || self.reprobed)
+            && (self.phase == Phase::Steady || self.reprobed || loss > OVERFLOW_LOSS)
         {
-            // A re-probe into a buffer known to be shallower than the
-            // target ends at its first overflow: the delay rule that ends
-            // a startup never fires there, and on a short path startup
-            // would double on until loss turned heavy.
+            // Startup into a buffer shallower than the target ends here
+            // too: the delay rule that ends a startup never fires there,
+            // and on a short path startup would double on until loss
+            // turned heavy. A re-probe (the buffer's depth known) ends at
+            // its first overflow; the first startup once the loss is more
+            // than random loss explains (OVERFLOW_LOSS).
             self.phase = Phase::Steady;
             if may_cut {
                 let base = if delivered > 0.0 {
@@ -639,6 +643,34 @@ mod tests {
         // rate doubles (additive increase alone would add 25 Mbit/s).
         let c = after_early_exit(100, 0.0, |rate| rate);
         assert!(c.rate() > 2 * mbit(7000), "rate {}", c.rate());
+    }
+
+    #[test]
+    fn startup_into_a_shallow_buffer_ends_when_it_overflows_not_on_random_loss() {
+        // A 1 ms path whose buffer holds 1 ms: the queue sits at its
+        // deepest (and far below the target) from the moment it fills.
+        let rtt = Duration::from_millis(1);
+        let at = |c: &mut Fair, ms: u64, loss: f64, delivered: u64| {
+            let s = PathSample {
+                loss,
+                ..sample_on(rtt, 1.0, delivered)
+            };
+            c.on_feedback(Instant::now() + Duration::from_millis(ms), &s);
+        };
+        // Random loss of 5 % (the goodput table's worst) at a full buffer
+        // does not end startup: the path may have far more room.
+        let mut c = Fair::new(FairConfig::default());
+        for ms in 1..=5 {
+            at(&mut c, ms, 0.05, mbit(100));
+        }
+        assert!(c.in_startup());
+        // Overflow (more lost than random loss explains) ends it, at what
+        // the path delivered, long before loss is heavy.
+        let mut c = Fair::new(FairConfig::default());
+        at(&mut c, 1, 0.0, mbit(100));
+        at(&mut c, 2, 0.15, mbit(90));
+        assert!(!c.in_startup());
+        assert!(c.rate() <= mbit(90), "rate {}", c.rate());
     }
 
     #[test]
