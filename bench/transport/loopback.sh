@@ -36,6 +36,8 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+# The median of a space-separated list.
+list_median() { tr ' ' '\n' <<<"$1" | grep . | median; }
 
 if [ -z "${BIN:-}" ]; then
     (cd "$ROOT" && cargo build --release -q -p sync-core --example udp_loopback)
@@ -72,11 +74,11 @@ done
 printf '%-40s %10s   %s\n' "loopback 127.0.0.1 (median of $RUNS)" "Mbit/s" "runs"
 for ps in $PACKET_SIZES; do
     printf '%-40s %10s   %s\n' "sluice UDP, AES-256-GCM, ${SIZE_MB} MB, ${ps} B" \
-        "$(tr ' ' '\n' <<<"${sluice[$ps]}" | grep . | median)" "${sluice[$ps]# }"
+        "$(list_median "${sluice[$ps]}")" "${sluice[$ps]# }"
 done
-printf '%-40s %10s   %s\n' "iperf3 UDP (-b 0, 1472 B, delivered)" "$(printf '%s\n' "${udp[@]}" | median)" "${udp[*]}"
-printf '%-40s %10s   %s\n' "iperf3 TCP" "$(printf '%s\n' "${tcp[@]}" | median)" "${tcp[*]}"
+printf '%-40s %10s   %s\n' "iperf3 UDP (-b 0, 1472 B, delivered)" "$(list_median "${udp[*]}")" "${udp[*]}"
+printf '%-40s %10s   %s\n' "iperf3 TCP" "$(list_median "${tcp[*]}")" "${tcp[*]}"
 for ps in $PACKET_SIZES; do
     printf '%-40s %10s   %s\n' "sluice ${ps} B / TCP of its round" \
-        "$(tr ' ' '\n' <<<"${ratio[$ps]}" | grep . | median)" "${ratio[$ps]# }"
+        "$(list_median "${ratio[$ps]}")" "${ratio[$ps]# }"
 done

@@ -64,8 +64,9 @@ impl Default for LayoutConfig {
 
 impl LayoutConfig {
     /// Payload bytes per block: what is left of the packet after the IP/UDP
-    /// headers, our header and the AEAD tag, rounded down to even. The tag is budgeted even with
-    /// `Cipher::None` so both modes agree on the layout.
+    /// headers, our header and the AEAD tag, rounded down to even. The tag
+    /// is budgeted even with `Cipher::None` so both modes agree on the
+    /// layout.
     pub fn block_size(&self) -> Result<usize, LayoutError> {
         if !(MIN_PACKET_SIZE..=MAX_PACKET_SIZE).contains(&self.packet_size) {
             return Err(LayoutError::PacketSize(self.packet_size));

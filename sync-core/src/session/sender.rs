@@ -269,6 +269,12 @@ impl StreamSource<'_, '_> {
     /// Brings the chunk holding stream byte `at` into the reader's buffer;
     /// returns its index in `needs`.
     fn load(&mut self, at: u64) -> std::io::Result<usize> {
+        // Blocks come in stream order, mostly from the chunk already read.
+        if let Some(k) = self.cached {
+            if (self.starts[k]..self.starts[k] + u64::from(self.needs[k].length)).contains(&at) {
+                return Ok(k);
+            }
+        }
         let k = self.starts.partition_point(|&s| s <= at).saturating_sub(1);
         let need = self.needs.get(k).ok_or(std::io::ErrorKind::UnexpectedEof)?;
         if self.cached != Some(k) {

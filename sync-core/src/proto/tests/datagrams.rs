@@ -56,9 +56,18 @@ fn receive_by(
 
 /// The block size of every [`pair`] (it depends on the packet size only).
 fn block_size() -> usize {
-    Layout::new(LayoutConfig::default(), specs_every(&[0], 1))
+    LayoutConfig::default().block_size().unwrap()
+}
+
+/// The first datagram `s` sends of `src`.
+fn first_datagram(s: &mut Sender, src: &[u8], now: Instant) -> Vec<u8> {
+    let mut buf = vec![0u8; s.max_datagram()];
+    let len = s
+        .poll_transmit(now, &mut &src[..], &mut buf)
         .unwrap()
-        .block_size()
+        .expect("a datagram");
+    buf.truncate(len);
+    buf
 }
 
 #[test]
@@ -72,13 +81,7 @@ fn hostile_datagrams(way: Way) {
     let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
     let now = Instant::now();
     let (mut s, mut r) = pair(&data, 4096, now);
-    let mut buf = vec![0u8; s.max_datagram()];
-    let src = data.clone();
-    let len = s
-        .poll_transmit(now, &mut &src[..], &mut buf)
-        .unwrap()
-        .unwrap();
-    let good = buf[..len].to_vec();
+    let good = first_datagram(&mut s, &data, now);
 
     let mut tampered = good.clone();
     *tampered.last_mut().unwrap() ^= 1;
@@ -125,14 +128,10 @@ fn a_buffer_too_small_for_a_block_is_refused_not_overrun() {
     let data = vec![5u8; 10_000];
     let now = Instant::now();
     let (mut s, mut r) = pair(&data, 4096, now);
-    let mut buf = vec![0u8; s.max_datagram()];
-    let len = s
-        .poll_transmit(now, &mut &data[..], &mut buf)
-        .unwrap()
-        .unwrap();
+    let datagram = first_datagram(&mut s, &data, now);
     let mut small = vec![0u8; block_size() - 1];
     assert!(matches!(
-        r.handle_datagram_into(now, &buf[..len], &mut small),
+        r.handle_datagram_into(now, &datagram, &mut small),
         Err(DatagramError::BadPayloadLength { .. })
     ));
     assert_eq!(r.stats().blocks, 0);
