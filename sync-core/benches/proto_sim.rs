@@ -12,7 +12,8 @@
 //! includes the real time coding would take (see
 //! `SimConfig::coding_secs_per_byte`); the last line measures it: one
 //! group of the largest size encoded and decoded. `SLUICE_SIM_MB` shrinks
-//! the stream for a quick look.
+//! the stream for a quick look, `SLUICE_SIM_RTTS` (say `10,200`) picks the
+//! rows.
 //!
 //! Run: `cargo bench -p sync-core --bench proto_sim`
 
@@ -42,7 +43,11 @@ fn main() {
         "rebuilt",
         "wall"
     );
-    for rtt in [10u64, 100, 200] {
+    let rtts: Vec<u64> = std::env::var("SLUICE_SIM_RTTS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|r| r.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10, 100, 200]);
+    for rtt in rtts {
         for loss in [0.0, 0.01, 0.05] {
             let mut link = LinkConfig::new(1000, Duration::from_millis(rtt));
             link.loss = loss;
