@@ -990,8 +990,9 @@ impl Sender {
             self.loss_seen = (f.packets_received, f.highest_pn.saturating_add(1));
         }
 
+        let mut base_drop = 0;
         let queue_delay = f.owd.and_then(|o| {
-            self.base_delay.update(now, o.min_us);
+            base_drop = self.base_delay.update(now, o.min_us);
             let base = self.base_delay.base()?;
             let q = o.min_us.saturating_sub(base).max(0);
             Some(Duration::from_micros(q as u64))
@@ -999,6 +1000,7 @@ impl Sender {
         let delivery_rate = (f.recv_rate as f64 / (1.0 - self.loss.min(0.5))) as u64;
         let sample = PathSample {
             queue_delay,
+            base_drop: Duration::from_micros(base_drop.max(0) as u64),
             delivery_rate,
             arrival_rate: f.recv_rate,
             loss: self.loss,

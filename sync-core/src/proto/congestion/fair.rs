@@ -48,6 +48,24 @@
 //!   and the refill comes after the queue ran dry, both by an amount that
 //!   grows with the RTT: on a 200 ms path the link idled for tens of
 //!   milliseconds after every drain.
+//! * **Base-delay probes**: queueing delay is measured against the lowest
+//!   one-way delay seen, and a flow that starts behind another's standing
+//!   queue takes part of that queue for the path. It then holds the real
+//!   queue above the other flow's target and starves it (9 : 86 Mbit/s on
+//!   a 20 ms, 100 Mbit/s path). So once after startup (LEDBAT++'s initial
+//!   slowdown), and again whenever the queue has not read empty for
+//!   [`PROBE_EVERY`], a flow sends at half its rate until the queue has
+//!   drained; flows through one bottleneck see the same queue empty, so
+//!   their probes fall into step and drain it together, and a flow whose
+//!   base delay falls meanwhile drains on until the falls stop.
+//! * **Per-flow targets and yielding**: with one target for all, any
+//!   split of the link that holds the queue at the target is at rest, and
+//!   only the additive increase moves flows together, which at 1 Gbit/s
+//!   takes tens of seconds. A flow's target is lower the faster it sends
+//!   ([`FLOW_TARGET_SLOPE`]), so at any one queue the faster flow drains
+//!   and the slower grows; and a flow that delivers less at each drain
+//!   than at the last gives up a fifth more ([`YIELD`]), as CUBIC's fast
+//!   convergence does.
 //! * **Loss** only counts when it is heavy ([`FairConfig::heavy_loss`]), or
 //!   when it comes with a *full shallow buffer*: the queue never got to the
 //!   target but sits at the highest delay ever seen, so the buffer is
@@ -58,9 +76,11 @@
 //!   as it arrived, not corrected for that loss, and the flow's own
 //!   overshoot is drained by delay alone.
 //!
-//! The default target is **15 ms** of queueing delay: big enough to ride
-//! out scheduling jitter of end hosts and keep the bottleneck busy, small
-//! enough that interactive traffic sharing the link stays usable.
+//! The default target is **15 ms** of queueing delay (for a flow sending
+//! 1 Gbit/s or more): big enough to ride out scheduling jitter of end
+//! hosts and keep the bottleneck busy, small enough that interactive
+//! traffic sharing the link stays usable. Slower flows hold a little
+//! more, up to 18 ms at 350 Mbit/s and below.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -147,9 +167,99 @@ const REPROBE_DOUBLINGS: u32 = 4;
 /// Share of the sending rate the path must deliver for the quiet to count:
 /// a sender that cannot reach its own rate learns nothing from probing.
 const REPROBE_DELIVERED: f64 = 0.9;
+/// A base-delay probe sends at this share of the bottleneck's delivered
+/// rate until the queue is (predicted) empty.
+const PROBE_SHARE: f64 = 0.5;
+/// Queueing delay, as a share of the target, that counts as an empty queue.
+const PROBE_EMPTY: f64 = 0.1;
+/// A fall of the lowest one-way delay smaller than this is jitter, not a
+/// queue that was deeper than the base said.
+const PROBE_FALL: Duration = Duration::from_micros(500);
+/// The probe gives up after this many round trips plus [`PROBE_GRACE`]
+/// (another sender's queue that never drains).
+const PROBE_RTTS: u32 = 10;
+const PROBE_GRACE: Duration = Duration::from_millis(500);
+/// Steady state probes the base delay again once the queue has not read
+/// empty for this long, and for [`PROBE_EVERY_RTTS`] round trips. Every
+/// flow through a bottleneck sees the same queue go empty, during the
+/// other flows' probes too, so their clocks line up and later probes
+/// drain the queue together: that is what shows a flow which started
+/// behind another's standing queue the true base delay. Each probe costs
+/// a little of the link (about 0.3 points of the simulated goodput at
+/// 100 ms, 0.5 at 200 ms); 5 s instead of 3 s left the two flows of the
+/// 1 Gbit/s, 20 ms `fair_pair` at 383 / 566 Mbit/s after 10 s.
+const PROBE_EVERY: Duration = Duration::from_secs(3);
+/// The probe's own cost grows with the round trip (its timing is open
+/// loop: a round trip is too late to see the queue empty), so the period
+/// does too.
+const PROBE_EVERY_RTTS: u32 = 25;
+/// A periodic probe holds its low rate for this many times the time the
+/// predicted queue takes to drain at the rate given up, plus
+/// [`PROBE_HOLD_MARGIN`]: longer than the queue needs, so that a flow
+/// whose base is too high by up to a third of the queue still sees it
+/// empty (1.25 left a 20 ms path with a two-BDP buffer at 33 : 62 Mbit/s).
+const PROBE_HOLD: f64 = 1.5;
+const PROBE_HOLD_MARGIN: Duration = Duration::from_millis(5);
+/// Per-flow target (the flow scaling of Swift, SIGCOMM '20): a flow's
+/// target is higher the slower it sends, by [`FLOW_TARGET_SLOPE`] of the
+/// target per halving of its rate below [`FLOW_TARGET_ANCHOR`], within
+/// [`FLOW_TARGET_MIN`]..[`FLOW_TARGET_MAX`] times the target. With one
+/// target for all, any split of the link that holds the queue at the
+/// target is an equilibrium, and flows converge only through the additive
+/// increase, which at 1 Gbit/s takes tens of seconds; with targets that
+/// differ by rate, the queue sits above the faster flow's target and below
+/// the slower one's until their rates are equal. Below a few hundred
+/// Mbit/s the additive increase is fast enough by itself, and the cap
+/// keeps the target within a buffer of one BDP on a 20 ms, 100 Mbit/s
+/// path. Targets below the configured one for faster flows (down to half
+/// of it at 13 Gbit/s) cost 2-3 % of loopback throughput (18 interleaved
+/// runs) and were dropped; above 1 Gbit/s, flows converge through the
+/// probes and the yield alone.
+const FLOW_TARGET_ANCHOR: u64 = mbit(1000);
+const FLOW_TARGET_SLOPE: f64 = 2.0 / 15.0;
+const FLOW_TARGET_MIN: f64 = 1.0;
+const FLOW_TARGET_MAX: f64 = 1.2;
+/// Fast convergence (as CUBIC's): a flow that delivered less when this
+/// drain began than when the last one began (after its own yield) is
+/// losing share to another, and gives up this much more of its rate, so
+/// that the newcomer's share grows in a few drains instead of dozens.
+const YIELD: f64 = 0.2;
+/// The fall that counts as losing share.
+const YIELD_SHRINK: f64 = 0.995;
+/// Only a flow delivering less than this share of the most it ever
+/// delivered yields: alone on the link, a flow's delivered rate wobbles
+/// with the loss estimate (5 % random loss made a lone flow yield every
+/// few seconds, and idle the link for 30 ms each time at 200 ms).
+const YIELD_BELOW_MAX: f64 = 0.9;
+
 /// Longest gap between two feedback samples that still counts as elapsed
 /// time; longer gaps (a stalled control channel) must not produce a jump.
 const MAX_STEP: Duration = Duration::from_millis(100);
+
+/// A drain of the queue to empty, after startup and then every
+/// [`PROBE_EVERY`], so that every flow through it sees the path's true
+/// base delay.
+#[derive(Clone, Copy, Debug)]
+struct BaseProbe {
+    since: Instant,
+    /// When the rate went back up, the queue predicted empty by the time it
+    /// reaches it.
+    refilled: Option<Instant>,
+    /// The base delay fell during the probe: this flow started behind
+    /// another's standing queue, and its prediction (made against the
+    /// wrong base) cannot be trusted to find the empty queue.
+    base_wrong: bool,
+    last_fall: Option<Instant>,
+    /// The deepest queue seen since the probe began, and when: the drain
+    /// is measured from there.
+    peak: (Instant, f64),
+    /// The rate to drain from and refill to.
+    rate0: f64,
+    /// A periodic probe refills at this time, from the predicted queue at
+    /// its start and the rate given up ([`PROBE_HOLD`]); the probe after
+    /// startup refills when the queue is predicted empty.
+    until: Option<Instant>,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -188,6 +298,21 @@ pub struct Fair {
     quiet_since: Option<Instant>,
     /// A startup has been resumed since the first one ended.
     reprobed: bool,
+    /// Set while the base-delay probe after startup runs.
+    probe: Option<BaseProbe>,
+    /// The probe runs once, after the first startup: a startup resumed
+    /// later starts from a base already measured.
+    probed: bool,
+    /// Last time the queue read (nearly) empty, or a probe began.
+    queue_emptied: Option<Instant>,
+    /// Steady state is draining a queue above target.
+    draining: bool,
+    /// The busy rate when the last drain began, after any yield, and the
+    /// highest it has been.
+    drain_start_rate: f64,
+    max_drain_start_rate: f64,
+    /// The last predicted queue (seconds).
+    predicted_q: f64,
 }
 
 impl Fair {
@@ -216,6 +341,13 @@ impl Fair {
             draining_startup: false,
             quiet_since: None,
             reprobed: false,
+            probe: None,
+            probed: false,
+            queue_emptied: None,
+            draining: false,
+            drain_start_rate: 0.0,
+            max_drain_start_rate: 0.0,
+            predicted_q: 0.0,
         }
     }
 
@@ -285,6 +417,137 @@ impl Fair {
         true
     }
 
+    /// Runs the base-delay probe, if one is on; true when it set the rate.
+    /// Starting behind another flow's standing queue, a newcomer takes that
+    /// queue for part of the path's delay; it then steers the real queue
+    /// past the target, the earlier flow drains for it, and the newcomer
+    /// ends up with nearly all of the link (9 : 86 Mbit/s on a 20 ms,
+    /// 100 Mbit/s path with a queue of one BDP). So after startup, and
+    /// then every [`PROBE_EVERY`], every flow drains the queue until it is
+    /// empty (LEDBAT++'s initial and periodic slowdowns). A flow whose
+    /// base was right refills when the queue is predicted empty by the
+    /// time the refill reaches it (after startup), or after the time the
+    /// queue takes to drain ([`PROBE_HOLD`]); one that sees the base fall
+    /// meanwhile (it was wrong) drains on until the falls stop and its
+    /// queue reads empty, and pays for that with a round trip of partly
+    /// idle link.
+    fn probe_base(&mut self, now: Instant, q_obs: f64, delivered: f64, s: &PathSample) -> bool {
+        let Some(mut p) = self.probe else {
+            return false;
+        };
+        let rtt = s.srtt.max(Duration::from_millis(1));
+        if now >= p.since + rtt * PROBE_RTTS + PROBE_GRACE {
+            self.probe = None;
+            return false;
+        }
+        let target = self.config.target_queue_delay.as_secs_f64();
+        let empty = target * PROBE_EMPTY;
+        // While the queue is still busy, what arrives is the bottleneck's
+        // rate (this flow's share of it): the rate to refill to.
+        if q_obs >= target / 2.0 && delivered > 0.0 {
+            self.busy_rate = delivered;
+            p.rate0 = delivered;
+        }
+        let fell = s.base_drop >= PROBE_FALL;
+        if fell {
+            p.base_wrong = true;
+            p.last_fall = Some(now);
+        }
+        if q_obs >= p.peak.1 {
+            p.peak = (now, q_obs);
+        }
+        // The queue a measurement's age plus the time a new rate takes to
+        // reach the queue from now (together the queue itself plus the
+        // base round trip, wherever the bottleneck is on the path), along
+        // the drain measured since the peak. The steady state's trend
+        // window still holds startup's rise here and would refill late.
+        let since_peak = now.saturating_duration_since(p.peak.0).as_secs_f64();
+        let q_pred = if since_peak > 0.0 {
+            let slope = (q_obs - p.peak.1) / since_peak;
+            q_obs + slope * (q_obs + s.min_rtt.as_secs_f64())
+        } else {
+            q_obs
+        };
+        let low = p.rate0 * PROBE_SHARE;
+        match p.refilled {
+            None => {
+                let drained = if p.base_wrong {
+                    q_obs <= empty && p.last_fall.is_none_or(|t| now >= t + rtt)
+                } else if let Some(u) = p.until {
+                    now >= u
+                } else {
+                    q_pred <= empty
+                };
+                if drained {
+                    self.rate = self.rate.max(p.rate0);
+                    p.refilled = Some(now);
+                } else {
+                    self.rate = self.rate.min(low);
+                }
+            }
+            Some(_) if fell => {
+                p.refilled = None;
+                self.rate = self.rate.min(low);
+            }
+            Some(t) => {
+                // Refilled: the steady state steers again, while falls are
+                // watched for two more round trips.
+                self.probe = (now < t + 2 * rtt).then_some(p);
+                return false;
+            }
+        }
+        self.probe = Some(p);
+        true
+    }
+
+    /// Starts a base-delay probe when one is due: once when the first
+    /// startup ends, then whenever the queue has not read empty for
+    /// [`PROBE_EVERY`] (or [`PROBE_EVERY_RTTS`] round trips, if longer).
+    fn schedule_probe(&mut self, now: Instant, q: f64, srtt: Duration, was_startup: bool) {
+        let target = self.config.target_queue_delay.as_secs_f64();
+        if q < target * PROBE_EMPTY || self.probe.is_some() {
+            self.queue_emptied = Some(now);
+        }
+        if self.phase != Phase::Steady || self.probe.is_some() {
+            return;
+        }
+        let rate0 = if self.busy_rate > 0.0 {
+            self.busy_rate
+        } else {
+            self.rate
+        };
+        let until = if was_startup && !self.probed {
+            // After startup, the queue's depth is unknown (the overshoot
+            // is still arriving): refill when it is predicted empty.
+            self.probed = true;
+            None
+        } else {
+            let every = PROBE_EVERY.max(srtt * PROBE_EVERY_RTTS);
+            let due = self.queue_emptied.is_some_and(|t| now >= t + every);
+            if !self.probed || !due || self.busy_rate <= 0.0 {
+                return;
+            }
+            let drain = self.predicted_q / (1.0 - PROBE_SHARE) * PROBE_HOLD;
+            Some(now + Duration::from_secs_f64(drain) + PROBE_HOLD_MARGIN)
+        };
+        self.queue_emptied = Some(now);
+        self.probe = Some(BaseProbe {
+            since: now,
+            refilled: None,
+            base_wrong: false,
+            last_fall: None,
+            peak: (now, 0.0),
+            rate0,
+            until,
+        });
+    }
+
+    /// This flow's queueing target ([`FLOW_TARGET_SLOPE`]).
+    fn flow_target(&self, target: f64) -> f64 {
+        let halvings = (FLOW_TARGET_ANCHOR as f64 / self.rate.max(1.0)).log2();
+        target * (1.0 + FLOW_TARGET_SLOPE * halvings).clamp(FLOW_TARGET_MIN, FLOW_TARGET_MAX)
+    }
+
     /// True while still in startup (for tests and stats).
     pub fn in_startup(&self) -> bool {
         self.phase == Phase::Startup
@@ -300,6 +563,7 @@ impl Controller for Fair {
         };
         self.last_update = Some(now.max(self.last_update.unwrap_or(now)));
         let quiet_since = self.quiet_since.take();
+        let was_startup = self.phase == Phase::Startup;
         let target = self.config.target_queue_delay.as_secs_f64().max(1e-4);
         let q = s.queue_delay.map_or(0.0, |d| d.as_secs_f64());
         let loss = if s.loss.is_finite() {
@@ -341,7 +605,11 @@ impl Controller for Fair {
         // rule below; cutting for its loss as well would empty the queue
         // and idle the link. (Another flow's overshoot still cuts, which
         // is what makes room for a newcomer.)
-        if loss > self.config.heavy_loss && may_cut && !(overflowing && self.draining_startup) {
+        // Nor while the probe after startup drains the queue: the loss
+        // estimate still carries the startup's overflow, and the probe has
+        // cut deeper than this would.
+        let own_overflow = (overflowing && self.draining_startup) || self.probe.is_some();
+        if loss > self.config.heavy_loss && may_cut && !own_overflow {
             self.rate *= 1.0 - loss / 2.0;
             self.busy_rate = self.busy_rate.min(self.rate);
             self.phase = Phase::Steady;
@@ -374,10 +642,14 @@ impl Controller for Fair {
             // a bottleneck rate only if the queue was busy when measured.
             let q_obs = q;
             let q = self.predict_queue(now, q, s.srtt);
+            self.predicted_q = q;
             if q_obs < target {
                 self.draining_startup = false;
             }
+            let probing = self.phase == Phase::Steady && self.probe_base(now, q_obs, delivered, s);
+            let st = self.flow_target(target);
             match self.phase {
+                _ if probing => {}
                 Phase::Startup if q >= target / 2.0 => {
                     self.phase = Phase::Steady;
                     self.draining_startup = true;
@@ -390,9 +662,19 @@ impl Controller for Fair {
                     self.grow(now);
                     self.rate_at_feedback = self.rate;
                 }
-                Phase::Steady if q > target => {
+                Phase::Steady if q > st => {
                     if q_obs >= target / 2.0 && delivered > 0.0 {
                         self.busy_rate = delivered;
+                    }
+                    if !self.draining {
+                        self.draining = true;
+                        self.max_drain_start_rate = self.max_drain_start_rate.max(self.busy_rate);
+                        if self.busy_rate < self.drain_start_rate * YIELD_SHRINK
+                            && self.busy_rate < self.max_drain_start_rate * YIELD_BELOW_MAX
+                        {
+                            self.busy_rate *= 1.0 - YIELD;
+                        }
+                        self.drain_start_rate = self.busy_rate;
                     }
                     if self.busy_rate > 0.0 {
                         let drain_time = self
@@ -401,7 +683,7 @@ impl Controller for Fair {
                             .max(2 * s.min_rtt)
                             .as_secs_f64()
                             .max(1e-3);
-                        let drain = ((q - target) / drain_time).min(MAX_DRAIN);
+                        let drain = ((q - st) / drain_time).min(MAX_DRAIN);
                         self.rate = self.rate.min(self.busy_rate * (1.0 - drain));
                     }
                 }
@@ -416,14 +698,16 @@ impl Controller for Fair {
                         self.rate_at_feedback = self.rate;
                         self.last_tick = Some(now);
                     }
-                    if q < target / 2.0 {
+                    if q < st / 2.0 {
+                        self.draining = false;
                         self.rate = self.rate.max(self.busy_rate * REFILL_SHARE);
                     }
-                    let headroom = 1.0 - q / target;
+                    let headroom = 1.0 - q / st;
                     self.rate += self.config.additive_increase as f64 * dt * headroom;
                 }
             }
         }
+        self.schedule_probe(now, q, s.srtt, was_startup);
         self.rate = self
             .rate
             .clamp(self.config.min_rate as f64, self.config.max_rate as f64);
@@ -447,6 +731,7 @@ mod tests {
     fn sample(q_ms: f64, delivery: u64, loss: f64) -> PathSample {
         PathSample {
             queue_delay: Some(Duration::from_secs_f64(q_ms / 1000.0)),
+            base_drop: Duration::ZERO,
             delivery_rate: delivery,
             arrival_rate: delivery,
             loss,
@@ -560,6 +845,7 @@ mod tests {
         let rtt = Duration::from_millis(200);
         PathSample {
             queue_delay: Some(Duration::from_secs_f64(q_ms / 1000.0)),
+            base_drop: Duration::ZERO,
             delivery_rate: (arrival as f64 / (1.0 - loss)) as u64,
             arrival_rate: arrival,
             loss,
@@ -725,5 +1011,195 @@ mod tests {
             "rate {}",
             c.rate()
         );
+    }
+
+    /// A controller on a 100 ms path whose bottleneck delivers `delivered`
+    /// to it, past startup and the base-delay probe that follows it, fed
+    /// every 5 ms; returns it and the time of its last feedback.
+    fn past_startup(delivered: u64) -> (Fair, Instant) {
+        let mut c = Fair::new(FairConfig::default());
+        let t0 = Instant::now();
+        let mut t = t0;
+        while c.in_startup() {
+            t += Duration::from_millis(5);
+            let q = if c.rate() >= delivered { 10.0 } else { 0.0 };
+            c.on_feedback(t, &sample(q, delivered.min(c.rate()), 0.0));
+            assert!(t - t0 < Duration::from_secs(5), "startup never ended");
+        }
+        // The probe: the queue drains, the rate comes back, and the queue
+        // settles at 10 ms (below the target).
+        for i in 0..60 {
+            t += Duration::from_millis(5);
+            let q = if i < 10 { 10.0 - i as f64 } else { 10.0 };
+            c.on_feedback(t, &sample(q, delivered, 0.0));
+        }
+        assert!(c.probe.is_none(), "probe still on: {:?}", c.probe);
+        (c, t)
+    }
+
+    #[test]
+    fn the_queue_is_drained_once_after_startup() {
+        let mut c = Fair::new(FairConfig::default());
+        let t0 = Instant::now();
+        let mut t = t0;
+        while c.in_startup() {
+            t += Duration::from_millis(5);
+            let q = if c.rate() >= mbit(900) { 10.0 } else { 0.0 };
+            c.on_feedback(t, &sample(q, mbit(900).min(c.rate()), 0.0));
+        }
+        // The queue seen still grows (the overshoot is a round trip
+        // away): the rate is half the bottleneck's until it is predicted
+        // empty, then all of it again.
+        t += Duration::from_millis(5);
+        c.on_feedback(t, &sample(14.0, mbit(900), 0.0));
+        assert!(c.rate() <= mbit(450), "rate {}", c.rate());
+        let mut q = 14.0;
+        while c.rate() <= mbit(450) {
+            t += Duration::from_millis(5);
+            q = (q - 1.5f64).max(0.0);
+            c.on_feedback(t, &sample(q, mbit(900), 0.0));
+            assert!(q > 0.0, "not refilled before the queue read empty");
+        }
+        assert!(c.rate() >= mbit(900), "rate {}", c.rate());
+    }
+
+    #[test]
+    fn a_flow_that_started_behind_a_queue_drains_until_the_base_stops_falling() {
+        let (mut c, mut t) = (Fair::new(FairConfig::default()), Instant::now());
+        while c.in_startup() {
+            t += Duration::from_millis(5);
+            let q = if c.rate() >= mbit(300) { 10.0 } else { 0.0 };
+            c.on_feedback(t, &sample(q, mbit(300).min(c.rate()), 0.0));
+        }
+        // Draining, this flow sees its lowest delay fall: the queue it
+        // took for part of the path was another flow's. It stays at half
+        // its rate while the falls go on (the queue reads empty against
+        // the base as it falls), and a round trip after the last one.
+        let mut last_fall = t;
+        for i in 0..20 {
+            t += Duration::from_millis(5);
+            let s = PathSample {
+                base_drop: Duration::from_millis(1),
+                ..sample(0.0, mbit(300), 0.0)
+            };
+            c.on_feedback(t, &s);
+            last_fall = t;
+            assert!(c.rate() <= mbit(150), "refilled while falling ({i})");
+        }
+        while c.rate() <= mbit(150) {
+            t += Duration::from_millis(5);
+            c.on_feedback(t, &sample(0.0, mbit(300), 0.0));
+            assert!(t - last_fall < Duration::from_millis(300), "never refilled");
+        }
+        assert!(
+            t - last_fall >= Duration::from_millis(100),
+            "refilled early"
+        );
+    }
+
+    #[test]
+    fn a_queue_that_never_empties_is_drained_every_few_seconds() {
+        let (mut c, mut t) = past_startup(mbit(900));
+        t += Duration::from_millis(5);
+        c.on_feedback(t, &sample(0.0, mbit(900), 0.0));
+        let quiet_until = t + PROBE_EVERY;
+        // 10 ms of queue, below target, never empty: after PROBE_EVERY the
+        // rate halves, and comes back once the predicted queue (10 ms)
+        // has drained at the rate given up, 1.5 times over: 35 ms.
+        let probed = loop {
+            t += Duration::from_millis(5);
+            c.on_feedback(t, &sample(10.0, mbit(900), 0.0));
+            if c.rate() <= mbit(455) {
+                break t;
+            }
+            assert!(t < quiet_until + Duration::from_millis(100), "no probe");
+        };
+        assert!(probed >= quiet_until, "probed early");
+        while c.rate() <= mbit(455) {
+            t += Duration::from_millis(5);
+            c.on_feedback(t, &sample(10.0, mbit(900), 0.0));
+        }
+        let held = t - probed;
+        assert!(
+            (Duration::from_millis(30)..Duration::from_millis(50)).contains(&held),
+            "held {held:?}"
+        );
+        assert!(c.rate() >= mbit(900), "rate {}", c.rate());
+    }
+
+    #[test]
+    fn a_queue_that_empties_now_and_then_is_not_probed() {
+        let (mut c, mut t) = past_startup(mbit(900));
+        let start = t;
+        while t < start + 3 * PROBE_EVERY {
+            t += Duration::from_millis(5);
+            // Empty for 5 ms once a second.
+            let q = if (t - start).as_millis() % 1000 < 5 {
+                0.0
+            } else {
+                10.0
+            };
+            c.on_feedback(t, &sample(q, mbit(900), 0.0));
+            assert!(c.rate() > mbit(800), "probed: rate {}", c.rate());
+        }
+    }
+
+    #[test]
+    fn at_one_queue_the_faster_flow_drains_and_the_slower_one_grows() {
+        // Targets: 16.5 ms at 600 Mbit/s, 18 ms at 300 (the most).
+        let (mut fast, t) = past_startup(mbit(600));
+        let (mut slow, _) = past_startup(mbit(300));
+        let (fast0, slow0) = (fast.rate(), slow.rate());
+        for i in 1..=40 {
+            let t = t + Duration::from_millis(5 * i);
+            fast.on_feedback(t, &sample(17.0, mbit(600), 0.0));
+            slow.on_feedback(t, &sample(17.0, mbit(300), 0.0));
+        }
+        assert!(fast.rate() < mbit(600), "{} (from {fast0})", fast.rate());
+        assert!(slow.rate() > slow0, "{} (from {slow0})", slow.rate());
+        // With one target for both, they would both grow (or both drain).
+        let target = FairConfig::default().target_queue_delay.as_secs_f64();
+        assert!(fast.flow_target(target) < 0.017 && slow.flow_target(target) > 0.017);
+    }
+
+    /// Drain cycles: the queue at 20 ms (above target) then 5 ms (refill),
+    /// 250 ms each, with the delivered rate of cycle `i` from
+    /// `delivered(i)`; returns the rate at the end of each drain.
+    fn drain_cycles(delivered: impl Fn(u64) -> u64) -> Vec<u64> {
+        let (mut c, mut t) = past_startup(delivered(0));
+        let mut ends = Vec::new();
+        for i in 0..8 {
+            for q in [20.0, 5.0] {
+                for _ in 0..50 {
+                    t += Duration::from_millis(5);
+                    c.on_feedback(t, &sample(q, delivered(i), 0.0));
+                }
+                if q > 10.0 {
+                    ends.push(c.rate());
+                }
+            }
+        }
+        ends
+    }
+
+    #[test]
+    fn a_flow_losing_share_yields_and_a_lone_flow_does_not() {
+        // Alone, its delivered rate wobbling by 1 %: every drain ends near
+        // what it delivered.
+        let wobble = |i: u64| mbit(950 - 10 * (i % 2));
+        for (i, rate) in drain_cycles(wobble).into_iter().enumerate() {
+            assert!(rate > wobble(i as u64) * 9 / 10, "cycle {i}: {rate}");
+        }
+        // Losing 50 Mbit/s a cycle to another flow: once below 90 % of
+        // the most it had, it gives up a fifth more at a drain whose
+        // start delivered less than the last one's after its yield (every
+        // other drain here).
+        let losing = |i: u64| mbit(950 - 50 * i);
+        let ends = drain_cycles(losing);
+        assert!(ends[1] > losing(1) * 9 / 10, "{ends:?}");
+        let yields = (2..ends.len())
+            .filter(|&i| ends[i] < losing(i as u64) * 8 / 10)
+            .count();
+        assert!(yields >= 3, "{ends:?}");
     }
 }

@@ -28,6 +28,10 @@ pub struct PathSample {
     /// One-way queueing delay: the interval's minimum one-way delay minus
     /// the lowest seen on this path. `None` until delay samples arrive.
     pub queue_delay: Option<Duration>,
+    /// How far this sample lowered that lowest one-way delay: the queue
+    /// had been emptier than ever before (a newcomer's first samples can
+    /// include other flows' standing queue).
+    pub base_drop: Duration,
     /// Datagram bytes/s the receiver saw arriving, corrected for loss so it
     /// estimates what the bottleneck forwarded (0 = unknown).
     pub delivery_rate: u64,
@@ -85,6 +89,7 @@ mod tests {
     fn sample(q_ms: u64, delivery: u64, loss: f64) -> PathSample {
         PathSample {
             queue_delay: Some(Duration::from_millis(q_ms)),
+            base_drop: Duration::ZERO,
             delivery_rate: delivery,
             arrival_rate: delivery,
             loss,
@@ -121,6 +126,7 @@ mod tests {
                     let t0 = Instant::now();
                     let odd = PathSample {
                         queue_delay: None,
+                        base_drop: Duration::ZERO,
                         delivery_rate: 0,
                         arrival_rate: 0,
                         loss: 1.0,

@@ -121,7 +121,11 @@ fn the_last_blocks_lost_are_resent_before_their_naks_could_arrive() {
     // The first copies of the last 20 blocks are lost. Their NAKs reach the
     // sender a round trip after the last new block left, and the repairs
     // arrive half a round trip later still; the speculative pass resends
-    // them at once instead, while the path would otherwise idle.
+    // them at once instead, while the path would otherwise idle. The round
+    // trip is the one at the end, queue included: this short transfer ends
+    // while the controller still swings (the queue reaches 90-130 ms on
+    // this 200 ms path in its first seconds), and where in a swing it ends
+    // is not what this test is about.
     let len = 30_000_000u64;
     let blocks = len.div_ceil(block_size());
     let rtt = Duration::from_millis(200);
@@ -134,7 +138,12 @@ fn the_last_blocks_lost_are_resent_before_their_naks_could_arrive() {
     assert_delivered(&r, "lost tail");
     let f = &r.flows[0];
     let tail = f.completed.unwrap() - f.last_new.unwrap();
-    assert!(tail < rtt, "tail {tail:?}: {:?}", f.sender);
+    assert!(f.sender.speculative >= 20, "{:?}", f.sender);
+    assert!(
+        tail < f.sender.srtt.max(rtt),
+        "tail {tail:?}: {:?}",
+        f.sender
+    );
 }
 
 #[test]
@@ -332,36 +341,45 @@ fn fair_keeps_queueing_delay_near_its_target() {
     assert!(max.as_secs_f64() < target * 4.0, "max queue {max:?}");
 }
 
-/// Two 1 GB fair flows on a 100 Mbit/s link of `rtt`, the second starting
-/// at 2 s: over the buckets (100 ms each) from `from` to the end of
-/// `max_time`, their shares differ by under 20 % and together use at least
-/// `min_use` of the link.
-fn assert_two_fair_flows_share(
+/// Two fair flows on a link of `mbit` and `rtt` with a drop-tail queue
+/// of `queue` (the simulator's default, one BDP, if `None`), the second
+/// starting at 2 s: over the buckets (100 ms each) from `from` to the end
+/// of `max_time`, their shares differ by under 20 % and together use at
+/// least `min_use` of the link.
+struct Pair {
+    mbit: u64,
     rtt: Duration,
+    queue: Option<Duration>,
     seed: u64,
     max_time: Duration,
     from: usize,
     min_use: f64,
-) {
-    let mut cfg = SimConfig::new(seed, LinkConfig::new(100, rtt));
-    cfg.max_time = max_time;
+}
+
+fn assert_two_fair_flows_share(p: Pair) {
+    let mut link = LinkConfig::new(p.mbit, p.rtt);
+    if let Some(q) = p.queue {
+        link.queue_bytes = (link.rate as f64 * q.as_secs_f64()) as u64;
+    }
+    let mut cfg = SimConfig::new(p.seed, link);
+    cfg.max_time = p.max_time;
     let big = |seed| Payload::Pattern {
         seed,
-        len: 1_000_000_000,
+        len: 10_000_000_000,
     };
     let first = FlowSpec::new(big(1));
     let mut second = FlowSpec::new(big(2));
     second.start = Duration::from_secs(2);
     let r = run(&cfg, vec![first, second]);
-    let buckets = (max_time.as_millis() / 100) as usize - from;
+    let buckets = (p.max_time.as_millis() / 100) as usize - p.from;
     let secs = buckets as f64 / 10.0;
-    let share = |i: usize| -> u64 { r.flows[i].delivered.iter().skip(from).take(buckets).sum() };
+    let share = |i: usize| -> u64 { r.flows[i].delivered.iter().skip(p.from).take(buckets).sum() };
     let (a, b) = (share(0) as f64, share(1) as f64);
     let mbit = |x: f64| x * 8.0 / secs / 1e6;
     eprintln!("shares: {:.1} / {:.1} Mbit/s", mbit(a), mbit(b));
     assert!((a - b).abs() / a.max(b) < 0.20, "shares {a} vs {b}");
     assert!(
-        mbit(a + b) > min_use * 100.0,
+        mbit(a + b) > p.min_use * p.mbit as f64,
         "link underused: {:.1} Mbit/s",
         mbit(a + b)
     );
@@ -370,13 +388,15 @@ fn assert_two_fair_flows_share(
 #[test]
 fn two_fair_flows_share_the_bottleneck() {
     // Over 8..12 s.
-    assert_two_fair_flows_share(
-        Duration::from_millis(40),
-        31,
-        Duration::from_secs(12),
-        80,
-        0.85,
-    );
+    assert_two_fair_flows_share(Pair {
+        mbit: 100,
+        rtt: Duration::from_millis(40),
+        queue: None,
+        seed: 31,
+        max_time: Duration::from_secs(12),
+        from: 80,
+        min_use: 0.85,
+    });
 }
 
 #[test]
@@ -384,13 +404,54 @@ fn two_fair_flows_share_a_long_path() {
     // The queue the controller steers by is measured a round trip late and
     // extrapolated along its trend; both flows see the same queue, so they
     // predict alike and still converge. Over 10..16 s.
-    assert_two_fair_flows_share(
-        Duration::from_millis(200),
-        33,
-        Duration::from_secs(16),
-        100,
-        0.90,
-    );
+    assert_two_fair_flows_share(Pair {
+        mbit: 100,
+        rtt: Duration::from_millis(200),
+        queue: None,
+        seed: 33,
+        max_time: Duration::from_secs(16),
+        from: 100,
+        min_use: 0.90,
+    });
+}
+
+#[test]
+fn two_fair_flows_share_a_short_path_behind_a_standing_queue() {
+    // The newcomer starts behind the first flow's standing queue (about
+    // the target, 15 ms), so the lowest delay it measures holds part of
+    // that queue. Without the base-delay probes it steered a queue it
+    // thought was at target past the first flow's, and took 87 of 95
+    // Mbit/s. With buffers of one and two BDP; over 8..12 s.
+    for queue_ms in [20, 40] {
+        assert_two_fair_flows_share(Pair {
+            mbit: 100,
+            rtt: Duration::from_millis(20),
+            queue: Some(Duration::from_millis(queue_ms)),
+            seed: 35,
+            max_time: Duration::from_secs(12),
+            from: 80,
+            min_use: 0.90,
+        });
+    }
+}
+
+#[test]
+fn two_fair_flows_share_a_gigabit() {
+    // At 1 Gbit/s the additive increase (250 Mbit/s per second) moves the
+    // flows' shares by a few Mbit/s per drain: with one target for both,
+    // 611 / 341 Mbit/s after 10 s at 100 ms. The per-flow targets and
+    // the yield of a flow losing share bring them together. Over 8..12 s.
+    for rtt_ms in [20, 100] {
+        assert_two_fair_flows_share(Pair {
+            mbit: 1000,
+            rtt: Duration::from_millis(rtt_ms),
+            queue: None,
+            seed: 37,
+            max_time: Duration::from_secs(12),
+            from: 80,
+            min_use: 0.90,
+        });
+    }
 }
 
 #[test]
