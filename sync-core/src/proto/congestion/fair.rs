@@ -184,10 +184,10 @@ const PROBE_GRACE: Duration = Duration::from_millis(500);
 /// flow through a bottleneck sees the same queue go empty, during the
 /// other flows' probes too, so their clocks line up and later probes
 /// drain the queue together: that is what shows a flow which started
-/// behind another's standing queue the true base delay. Each probe costs
+/// behind another's standing queue the true base delay. The probes cost
 /// a little of the link (about 0.3 points of the simulated goodput at
 /// 100 ms, 0.5 at 200 ms); 5 s instead of 3 s left the two flows of the
-/// 1 Gbit/s, 20 ms `fair_pair` at 383 / 566 Mbit/s after 10 s.
+/// 1 Gbit/s, 20 ms `fair_pair` at 319 / 628 Mbit/s over seconds 8-12.
 const PROBE_EVERY: Duration = Duration::from_secs(3);
 /// The probe's own cost grows with the round trip (its timing is open
 /// loop: a round trip is too late to see the queue empty), so the period
