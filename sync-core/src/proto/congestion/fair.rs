@@ -605,9 +605,9 @@ impl Controller for Fair {
         // rule below; cutting for its loss as well would empty the queue
         // and idle the link. (Another flow's overshoot still cuts, which
         // is what makes room for a newcomer.)
-        // Nor while the probe after startup drains the queue: the loss
-        // estimate still carries the startup's overflow, and the probe has
-        // cut deeper than this would.
+        // Nor while a base-delay probe drains the queue: it has cut deeper
+        // than this would, and after startup the loss estimate still
+        // carries the startup's overflow.
         let own_overflow = (overflowing && self.draining_startup) || self.probe.is_some();
         if loss > self.config.heavy_loss && may_cut && !own_overflow {
             self.rate *= 1.0 - loss / 2.0;
