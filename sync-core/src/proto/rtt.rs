@@ -90,9 +90,9 @@ impl BaseDelay {
     }
 
     /// Adds a (relative) one-way delay sample in microseconds; returns how
-    /// far (µs) it lowered the base delay (0 when it did not, or when it is
+    /// far it lowered the base delay (zero when it did not, or when it is
     /// the first sample).
-    pub fn update(&mut self, now: Instant, owd_us: i64) -> i64 {
+    pub fn update(&mut self, now: Instant, owd_us: i64) -> Duration {
         let before = self.base();
         match self.buckets.back_mut() {
             Some((start, min)) if now.saturating_duration_since(*start) < BASE_BUCKET => {
@@ -106,8 +106,8 @@ impl BaseDelay {
             }
         }
         match (before, self.base()) {
-            (Some(b), Some(a)) => (b - a).max(0),
-            _ => 0,
+            (Some(b), Some(a)) if b > a => Duration::from_micros((b - a) as u64),
+            _ => Duration::ZERO,
         }
     }
 
@@ -149,14 +149,15 @@ mod tests {
     fn base_delay_reports_how_far_a_sample_lowered_it() {
         let t0 = Instant::now();
         let mut b = BaseDelay::new();
-        assert_eq!(b.update(t0, 900), 0, "the first sample lowers nothing");
-        assert_eq!(b.update(t0, 950), 0);
-        assert_eq!(b.update(t0, 600), 300);
+        let us = Duration::from_micros;
+        assert_eq!(b.update(t0, 900), us(0), "the first sample lowers nothing");
+        assert_eq!(b.update(t0, 950), us(0));
+        assert_eq!(b.update(t0, 600), us(300));
         // An old minimum ageing out raises the base: not a fall either.
         for i in 1..=BASE_BUCKETS as u64 {
-            assert_eq!(b.update(t0 + BASE_BUCKET * i as u32, 700), 0);
+            assert_eq!(b.update(t0 + BASE_BUCKET * i as u32, 700), us(0));
         }
         assert_eq!(b.base(), Some(700));
-        assert_eq!(b.update(t0 + BASE_BUCKET * 11, 650), 50);
+        assert_eq!(b.update(t0 + BASE_BUCKET * 11, 650), us(50));
     }
 }

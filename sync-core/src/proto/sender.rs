@@ -990,7 +990,7 @@ impl Sender {
             self.loss_seen = (f.packets_received, f.highest_pn.saturating_add(1));
         }
 
-        let mut base_drop = 0;
+        let mut base_drop = Duration::ZERO;
         let queue_delay = f.owd.and_then(|o| {
             base_drop = self.base_delay.update(now, o.min_us);
             let base = self.base_delay.base()?;
@@ -1000,7 +1000,7 @@ impl Sender {
         let delivery_rate = (f.recv_rate as f64 / (1.0 - self.loss.min(0.5))) as u64;
         let sample = PathSample {
             queue_delay,
-            base_drop: Duration::from_micros(base_drop.max(0) as u64),
+            base_drop,
             delivery_rate,
             arrival_rate: f.recv_rate,
             loss: self.loss,

@@ -185,9 +185,10 @@ const PROBE_GRACE: Duration = Duration::from_millis(500);
 /// other flows' probes too, so their clocks line up and later probes
 /// drain the queue together: that is what shows a flow which started
 /// behind another's standing queue the true base delay. The probes cost
-/// a little of the link (about 0.3 points of the simulated goodput at
-/// 100 ms, 0.5 at 200 ms); 5 s instead of 3 s left the two flows of the
-/// 1 Gbit/s, 20 ms `fair_pair` at 319 / 628 Mbit/s over seconds 8-12.
+/// a little of the link (with the one after startup, 0.3 points of the
+/// simulated goodput at 100 ms and 0.4 at 200 ms, the periodic ones
+/// 0.1-0.2 of that); 5 s instead of 3 s left the two flows of the 1
+/// Gbit/s, 20 ms `fair_pair` at 319 / 628 Mbit/s over seconds 8-12.
 const PROBE_EVERY: Duration = Duration::from_secs(3);
 /// The probe's own cost grows with the round trip (its timing is open
 /// loop: a round trip is too late to see the queue empty), so the period
@@ -197,7 +198,12 @@ const PROBE_EVERY_RTTS: u32 = 25;
 /// predicted queue takes to drain at the rate given up, plus
 /// [`PROBE_HOLD_MARGIN`]: longer than the queue needs, so that a flow
 /// whose base is too high by up to a third of the queue still sees it
-/// empty (1.25 left a 20 ms path with a two-BDP buffer at 33 : 62 Mbit/s).
+/// empty. (Chosen on an earlier build, where 1.25 left a 20 ms path with a
+/// two-BDP buffer at 33 : 62 Mbit/s; in this one 1.25 and 1.0 both share
+/// that path fairly, 45.3 : 49.8 and 44.1 : 51.1, and 1.5 is kept as the
+/// margin for larger errors.) Refilling only when the queue is seen
+/// empty instead costs a round trip of half a link: 92.8 -> 91.9 % at
+/// 100 ms.
 const PROBE_HOLD: f64 = 1.5;
 const PROBE_HOLD_MARGIN: Duration = Duration::from_millis(5);
 /// Per-flow target (the flow scaling of Swift, SIGCOMM '20): a flow's
@@ -212,8 +218,8 @@ const PROBE_HOLD_MARGIN: Duration = Duration::from_millis(5);
 /// Mbit/s the additive increase is fast enough by itself, and the cap
 /// keeps the target within a buffer of one BDP on a 20 ms, 100 Mbit/s
 /// path. Targets below the configured one for faster flows (down to half
-/// of it at 13 Gbit/s) cost 2-3 % of loopback throughput (18 interleaved
-/// runs) and were dropped; above 1 Gbit/s, flows converge through the
+/// of it at 13 Gbit/s) cost 2.5-3.7 % of loopback throughput (medians of
+/// two sets of 4 and 6 interleaved rounds) and were dropped; above 1 Gbit/s, flows converge through the
 /// probes and the yield alone.
 const FLOW_TARGET_ANCHOR: u64 = mbit(1000);
 const FLOW_TARGET_SLOPE: f64 = 2.0 / 15.0;
@@ -511,11 +517,6 @@ impl Fair {
         if self.phase != Phase::Steady || self.probe.is_some() {
             return;
         }
-        let rate0 = if self.busy_rate > 0.0 {
-            self.busy_rate
-        } else {
-            self.rate
-        };
         let until = if was_startup && !self.probed {
             // After startup, the queue's depth is unknown (the overshoot
             // is still arriving): refill when it is predicted empty.
@@ -537,7 +538,11 @@ impl Fair {
             base_wrong: false,
             last_fall: None,
             peak: (now, 0.0),
-            rate0,
+            rate0: if self.busy_rate > 0.0 {
+                self.busy_rate
+            } else {
+                self.rate
+            },
             until,
         });
     }

@@ -343,9 +343,8 @@ fn fair_keeps_queueing_delay_near_its_target() {
 
 /// Two fair flows on a link of `mbit` and `rtt` with a drop-tail queue
 /// of `queue` (the simulator's default, one BDP, if `None`), the second
-/// starting at 2 s: over the buckets (100 ms each) from `from` to the end
-/// of `max_time`, their shares differ by under 20 % and together use at
-/// least `min_use` of the link.
+/// starting at 2 s, judged over the buckets (100 ms each) from `from` to
+/// the end of `max_time`.
 struct Pair {
     mbit: u64,
     rtt: Duration,
@@ -356,6 +355,8 @@ struct Pair {
     min_use: f64,
 }
 
+/// Their shares differ by under 20 % and together use at least `min_use`
+/// of the link.
 fn assert_two_fair_flows_share(p: Pair) {
     let mut link = LinkConfig::new(p.mbit, p.rtt);
     if let Some(q) = p.queue {
