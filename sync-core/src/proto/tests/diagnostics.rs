@@ -169,11 +169,12 @@ fn tail_survey() {
     }
 }
 
-/// Two 1 GB fair flows on one bottleneck, the second starting at `START`
-/// s: each one's delivered rate and the queue, every 500 ms, then the
-/// shares over the last `LAST` seconds.
+/// Two fair flows of `GB` gigabytes each (default 10: enough for 8 s at
+/// 10 Gbit/s; more for longer runs there) on one bottleneck, the second
+/// starting at `START` s: each one's delivered rate and the queue, every
+/// 500 ms, then the shares over the last `LAST` seconds.
 #[test]
-#[ignore = "diagnostic: RTT=ms MBIT=n QUEUE_MS=ms SECS=s START=s SEED=n cargo test --release fair_pair -- --ignored --nocapture"]
+#[ignore = "diagnostic: RTT=ms MBIT=n QUEUE_MS=ms SECS=s START=s SEED=n GB=n LAST=s cargo test --release fair_pair -- --ignored --nocapture"]
 fn fair_pair() {
     let rtt = Duration::from_millis(env("RTT", 20));
     let mbit: u64 = env("MBIT", 100);
@@ -185,7 +186,7 @@ fn fair_pair() {
     cfg.max_time = Duration::from_secs(secs);
     let big = |seed| Payload::Pattern {
         seed,
-        len: 10_000_000_000,
+        len: env("GB", 10) * 1_000_000_000,
     };
     let first = FlowSpec::new(big(1));
     let mut second = FlowSpec::new(big(2));
