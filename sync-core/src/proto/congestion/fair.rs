@@ -34,7 +34,8 @@
 //!   back would waste the link on long paths.
 //! * **Re-probe**: when the queue stays below a quarter of the target for
 //!   four startup doublings (`REPROBE_DOUBLINGS`) while the path delivers all
-//!   that is sent, startup resumes from the current rate: the path has room
+//!   that is sent, startup resumes from the current rate (doubling no
+//!   faster than every three round trips, [`REPROBE_RTTS`]): the path has room
 //!   (startup ended on a scheduling hiccup, or a competing flow left) that
 //!   additive increase would take seconds to find on a fast path. A
 //!   re-probe into a buffer known to be shallower than the target ends at
@@ -167,6 +168,18 @@ const REPROBE_DOUBLINGS: u32 = 4;
 /// Share of the sending rate the path must deliver for the quiet to count:
 /// a sender that cannot reach its own rate learns nothing from probing.
 const REPROBE_DELIVERED: f64 = 0.9;
+/// A resumed startup doubles no faster than once per this many round
+/// trips (26 % a round trip), however fast the first one did: it sets out
+/// from a rate the path already carries, and the quiet that started it may
+/// be no more than the other flows' base-delay probes. Doubling every 70
+/// ms as the first startup does, a flow sending 9.6 Gbit/s on a 10
+/// Gbit/s, 100 ms path reached 36 Gbit/s before its first queue reading
+/// came back, and filled the path's 100 ms buffer, knocking a newcomer
+/// back to a quarter of its rate every 3.5 s. The first startup is left as
+/// it is: it has a gigabit to find in a second or two whatever the RTT.
+/// On paths under 23 ms this changes nothing ([`STARTUP_RTTS`] binds
+/// first).
+const REPROBE_RTTS: u32 = 3;
 /// A base-delay probe sends at this share of the bottleneck's delivered
 /// rate until the queue is (predicted) empty.
 const PROBE_SHARE: f64 = 0.5;
@@ -228,7 +241,10 @@ const FLOW_TARGET_MAX: f64 = 1.2;
 /// Fast convergence (as CUBIC's): a flow that delivered less when this
 /// drain began than when the last one began (after its own yield) is
 /// losing share to another, and gives up this much more of its rate, so
-/// that the newcomer's share grows in a few drains instead of dozens.
+/// that the newcomer's share grows in a few drains instead of dozens. For
+/// a round trip after a yield, the rate it gave up caps the busy rate:
+/// what arrives then was sent before it (at 10 Gbit/s and 100 ms, those
+/// deliveries undid every yield within that round trip).
 const YIELD: f64 = 0.2;
 /// The fall that counts as losing share.
 const YIELD_SHRINK: f64 = 0.995;
@@ -304,6 +320,8 @@ pub struct Fair {
     quiet_since: Option<Instant>,
     /// A startup has been resumed since the first one ended.
     reprobed: bool,
+    /// The latest smoothed round trip (paces a resumed startup).
+    srtt: Duration,
     /// Set while the base-delay probe after startup runs.
     probe: Option<BaseProbe>,
     /// The probe runs once, after the first startup: a startup resumed
@@ -319,6 +337,8 @@ pub struct Fair {
     max_drain_start_rate: f64,
     /// The last predicted queue (seconds).
     predicted_q: f64,
+    /// Until when, and to what, the last yield caps the busy rate.
+    yielded: Option<(Instant, f64)>,
 }
 
 impl Fair {
@@ -347,6 +367,7 @@ impl Fair {
             draining_startup: false,
             quiet_since: None,
             reprobed: false,
+            srtt: Duration::ZERO,
             probe: None,
             probed: false,
             queue_emptied: None,
@@ -354,6 +375,7 @@ impl Fair {
             drain_start_rate: 0.0,
             max_drain_start_rate: 0.0,
             predicted_q: 0.0,
+            yielded: None,
         }
     }
 
@@ -368,7 +390,11 @@ impl Fair {
         if self.rate_at_feedback == 0.0 {
             self.rate_at_feedback = self.rate;
         }
-        let doubling = self.doubling.as_secs_f64().max(1e-3);
+        let mut doubling = self.doubling;
+        if self.reprobed {
+            doubling = doubling.max(self.srtt * REPROBE_RTTS);
+        }
+        let doubling = doubling.as_secs_f64().max(1e-3);
         self.rate = (self.rate * (std::f64::consts::LN_2 * dt / doubling).exp())
             .min(self.rate_at_feedback * MAX_BLIND_GROWTH)
             .clamp(self.config.min_rate as f64, self.config.max_rate as f64);
@@ -553,6 +579,15 @@ impl Fair {
         target * (1.0 + FLOW_TARGET_SLOPE * halvings).clamp(FLOW_TARGET_MIN, FLOW_TARGET_MAX)
     }
 
+    /// A busy rate measured at `delivered`, capped for a round trip after
+    /// a yield ([`YIELD`]).
+    fn since_yield(&self, now: Instant, delivered: f64) -> f64 {
+        match self.yielded {
+            Some((until, cap)) if now < until => delivered.min(cap),
+            _ => delivered,
+        }
+    }
+
     /// True while still in startup (for tests and stats).
     pub fn in_startup(&self) -> bool {
         self.phase == Phase::Startup
@@ -595,6 +630,7 @@ impl Controller for Fair {
         // Loss as congestion, at most once per RTT: heavy loss (a policer,
         // no buffer at all), or loss while a buffer shallower than the
         // target sits at its deepest (overflow is the only signal left).
+        self.srtt = s.srtt;
         if !s.srtt.is_zero() {
             self.doubling = (s.srtt * STARTUP_RTTS)
                 .min(self.config.startup_doubling)
@@ -669,7 +705,7 @@ impl Controller for Fair {
                 }
                 Phase::Steady if q > st => {
                     if q_obs >= target / 2.0 && delivered > 0.0 {
-                        self.busy_rate = delivered;
+                        self.busy_rate = self.since_yield(now, delivered);
                     }
                     if !self.draining {
                         self.draining = true;
@@ -678,6 +714,7 @@ impl Controller for Fair {
                             && self.busy_rate < self.max_drain_start_rate * YIELD_BELOW_MAX
                         {
                             self.busy_rate *= 1.0 - YIELD;
+                            self.yielded = Some((now + s.srtt, self.busy_rate));
                         }
                         self.drain_start_rate = self.busy_rate;
                     }
@@ -694,7 +731,7 @@ impl Controller for Fair {
                 }
                 Phase::Steady => {
                     if q_obs >= target / 2.0 && delivered > 0.0 {
-                        self.busy_rate = delivered;
+                        self.busy_rate = self.since_yield(now, delivered);
                     }
                     let quiet = q.max(q_obs) < target / 4.0;
                     if self.path_has_room(now, quiet_since, quiet, delivered, s.srtt) {
@@ -1206,5 +1243,68 @@ mod tests {
             .filter(|&i| ends[i] < losing(i as u64) * 8 / 10)
             .count();
         assert!(yields >= 3, "{ends:?}");
+    }
+
+    #[test]
+    fn a_yield_is_not_undone_by_deliveries_sent_before_it() {
+        // Losing share as above, until a drain begins with a yield; the
+        // queue then empties within half a round trip, while what arrives
+        // still left at the rate before the yield. The refill goes back
+        // to the rate given up, not past it.
+        let losing = |i: u64| mbit(950 - 50 * i);
+        let (mut c, mut t) = past_startup(losing(0));
+        let step = Duration::from_millis(5);
+        let mut feed = |c: &mut Fair, n: usize, q: f64, delivered: u64| {
+            for _ in 0..n {
+                t += step;
+                c.on_feedback(t, &sample(q, delivered, 0.0));
+            }
+        };
+        for i in 0..8 {
+            let before = c.rate();
+            feed(&mut c, 1, 20.0, losing(i));
+            // A yield takes a fifth off, the drain's first step 2.5 %.
+            if c.rate() < before.min(losing(i)) * 85 / 100 {
+                feed(&mut c, 9, 20.0, losing(i));
+                feed(&mut c, 1, 0.0, losing(i));
+                assert!(
+                    c.rate() < losing(i) * 85 / 100,
+                    "drain {i}: refilled to {} of {}",
+                    c.rate(),
+                    losing(i)
+                );
+                return;
+            }
+            feed(&mut c, 49, 20.0, losing(i));
+            feed(&mut c, 50, 5.0, losing(i));
+        }
+        panic!("no drain began with a yield");
+    }
+
+    #[test]
+    fn a_resumed_startup_on_a_long_path_grows_a_quarter_a_round_trip() {
+        // 100 ms path, a quiet queue after startup: startup resumes, but
+        // doubles only every three round trips (the first one doubles
+        // every 70 ms).
+        let rtt = Duration::from_millis(100);
+        let mut c = Fair::new(FairConfig::default());
+        let mut t = Instant::now();
+        c.on_feedback(t, &sample_on(rtt, 10.0, mbit(900)));
+        assert!(!c.in_startup());
+        let step = Duration::from_millis(5);
+        let mut waited = Duration::ZERO;
+        while !c.in_startup() {
+            t += step;
+            waited += step;
+            c.on_feedback(t, &sample_on(rtt, 0.0, c.rate()));
+            assert!(waited < Duration::from_secs(5), "never resumed");
+        }
+        let from = c.rate();
+        for _ in 0..60 {
+            t += step;
+            c.on_feedback(t, &sample_on(rtt, 0.0, c.rate()));
+        }
+        let grown = c.rate() as f64 / from as f64;
+        assert!((1.8..2.2).contains(&grown), "grew {grown:.2}x in 300 ms");
     }
 }
