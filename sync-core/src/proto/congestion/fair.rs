@@ -627,15 +627,15 @@ impl Controller for Fair {
             s.delivery_rate as f64
         };
 
-        // Loss as congestion, at most once per RTT: heavy loss (a policer,
-        // no buffer at all), or loss while a buffer shallower than the
-        // target sits at its deepest (overflow is the only signal left).
         self.srtt = s.srtt;
         if !s.srtt.is_zero() {
             self.doubling = (s.srtt * STARTUP_RTTS)
                 .min(self.config.startup_doubling)
                 .max(self.config.min_startup_doubling);
         }
+        // Loss as congestion, at most once per RTT: heavy loss (a policer,
+        // no buffer at all), or loss while a buffer shallower than the
+        // target sits at its deepest (overflow is the only signal left).
         let rtt = s.srtt.max(Duration::from_millis(10));
         let may_cut = self
             .last_loss_cut
