@@ -144,6 +144,9 @@ pub struct Receiver {
     recovered: VecDeque<Recovered>,
     /// Blocks still missing per chunk.
     remaining: Vec<u32>,
+    /// The chunk the last block absorbed began in: where the next one's
+    /// chunks are looked for first ([`Layout::block_chunks_near`]).
+    chunk_hint: usize,
     verified: Bitmap,
     failures: HashMap<usize, u8>,
     cum_ack: u64,
@@ -214,6 +217,7 @@ impl Receiver {
             tail: TailDecoder::new(&layout),
             recovered: VecDeque::new(),
             remaining,
+            chunk_hint: 0,
             verified: Bitmap::new(chunks as u64),
             failures: HashMap::new(),
             cum_ack: 0,
@@ -375,10 +379,11 @@ impl Receiver {
         let Receiver {
             layout,
             remaining,
+            chunk_hint,
             events,
             ..
         } = self;
-        for c in layout.block_chunks(b) {
+        for c in layout.block_chunks_near(b, chunk_hint) {
             let left = &mut remaining[c];
             *left = left.saturating_sub(1);
             if *left == 0 {
