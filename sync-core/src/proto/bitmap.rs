@@ -107,62 +107,49 @@ impl Bitmap {
 
     /// First clear bit at or after `from`, if any.
     pub fn next_clear(&self, from: u64) -> Option<u64> {
-        self.next_with(from, true)
+        self.next_clear_in(from..self.len)
     }
 
     /// First set bit at or after `from`, if any.
     pub fn next_set(&self, from: u64) -> Option<u64> {
-        self.next_with(from, false)
+        self.next_set_in(from..self.len)
+    }
+
+    /// First clear bit in `range` (clipped to the bitmap). Looks at the
+    /// words of `range` only: a search that ends where the caller's
+    /// interest does costs nothing for the rest of a large bitmap (an
+    /// open-ended one per NAK range was 41 % of a simulated 10 Gbit/s
+    /// sender's time on a 40 GB stream).
+    pub fn next_clear_in(&self, range: Range<u64>) -> Option<u64> {
+        self.first_in(range, |w| !w)
+    }
+
+    /// First set bit in `range` (clipped to the bitmap).
+    pub fn next_set_in(&self, range: Range<u64>) -> Option<u64> {
+        self.first_in(range, |w| w)
     }
 
     /// True when every bit of `range` is set (an empty range is all set).
     pub fn all_set(&self, range: Range<u64>) -> bool {
-        match self.next_clear(range.start) {
-            Some(i) => i >= range.end,
-            None => true,
-        }
+        self.next_clear_in(range).is_none()
     }
 
-    /// First bit at or after `from` that is clear both here and in `other`
-    /// (which must have the same length).
-    pub fn next_clear_in_both(&self, other: &Bitmap, from: u64) -> Option<u64> {
-        let len = self.len.min(other.len);
-        if from >= len {
-            return None;
-        }
-        let mut wi = (from / 64) as usize;
-        let mut word = !(self.words[wi] | other.words[wi]) & (u64::MAX << (from % 64));
-        loop {
-            if word != 0 {
-                let i = wi as u64 * 64 + u64::from(word.trailing_zeros());
-                return (i < len).then_some(i);
-            }
-            wi += 1;
-            if wi >= self.words.len() || wi >= other.words.len() {
-                return None;
-            }
-            word = !(self.words[wi] | other.words[wi]);
-        }
+    /// First bit in `range` that is clear both here and in `other`
+    /// (clipped to the shorter of the two).
+    pub fn next_clear_in_both(&self, other: &Bitmap, range: Range<u64>) -> Option<u64> {
+        let end = range.end.min(self.len).min(other.len);
+        word_masks(range.start..end).find_map(|(w, mask)| {
+            let free = !(self.words[w] | other.words[w]) & mask;
+            (free != 0).then(|| w as u64 * 64 + u64::from(free.trailing_zeros()))
+        })
     }
 
-    fn next_with(&self, from: u64, want_clear: bool) -> Option<u64> {
-        if from >= self.len {
-            return None;
-        }
-        let mut wi = (from / 64) as usize;
-        let mut word = self.words[wi] ^ if want_clear { u64::MAX } else { 0 };
-        word &= u64::MAX << (from % 64);
-        loop {
-            if word != 0 {
-                let i = wi as u64 * 64 + u64::from(word.trailing_zeros());
-                return (i < self.len).then_some(i);
-            }
-            wi += 1;
-            if wi >= self.words.len() {
-                return None;
-            }
-            word = self.words[wi] ^ if want_clear { u64::MAX } else { 0 };
-        }
+    /// First bit in `range` whose word, passed through `pick`, has it set.
+    fn first_in(&self, range: Range<u64>, pick: impl Fn(u64) -> u64) -> Option<u64> {
+        word_masks(range.start..range.end.min(self.len)).find_map(|(w, mask)| {
+            let hits = pick(self.words[w]) & mask;
+            (hits != 0).then(|| w as u64 * 64 + u64::from(hits.trailing_zeros()))
+        })
     }
 
     /// Applies `f(word, mask)` to every word overlapping `range`; `f` returns
@@ -228,8 +215,40 @@ mod tests {
         let mut c = Bitmap::new(130);
         a.set_range(0..70);
         c.set_range(70..100);
-        assert_eq!(a.next_clear_in_both(&c, 0), Some(100));
+        assert_eq!(a.next_clear_in_both(&c, 0..a.len()), Some(100));
         c.set_range(100..130);
-        assert_eq!(a.next_clear_in_both(&c, 0), None);
+        assert_eq!(a.next_clear_in_both(&c, 0..a.len()), None);
+    }
+
+    proptest::proptest! {
+        /// The searches agree with a bit-by-bit walk for any bits and
+        /// any range, including empty ones and ones past the end.
+        #[test]
+        fn searches_match_a_walk(
+            len in 0u64..300,
+            ones in proptest::collection::vec(0u64..300, 0..200),
+            others in proptest::collection::vec(0u64..300, 0..200),
+            start in 0u64..320,
+            span in 0u64..320,
+        ) {
+            let (mut a, mut o) = (Bitmap::new(len), Bitmap::new(len));
+            for i in ones {
+                a.set(i);
+            }
+            for i in others {
+                o.set(i);
+            }
+            let range = start..start + span;
+            let walk = |f: &dyn Fn(u64) -> bool| (range.start..range.end.min(len)).find(|&i| f(i));
+            proptest::prop_assert_eq!(a.next_clear_in(range.clone()), walk(&|i| !a.get(i)));
+            proptest::prop_assert_eq!(a.next_set_in(range.clone()), walk(&|i| a.get(i)));
+            proptest::prop_assert_eq!(
+                a.next_clear_in_both(&o, range.clone()),
+                walk(&|i| !a.get(i) && !o.get(i))
+            );
+            proptest::prop_assert_eq!(a.all_set(range.clone()), walk(&|i| !a.get(i)).is_none());
+            proptest::prop_assert_eq!(a.next_clear(start), (start..len).find(|&i| !a.get(i)));
+            proptest::prop_assert_eq!(a.next_set(start), (start..len).find(|&i| a.get(i)));
+        }
     }
 }

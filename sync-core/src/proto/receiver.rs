@@ -634,10 +634,10 @@ impl Receiver {
         let mut pos = start;
         let mut scan_end = limit;
         while pos < limit {
-            let Some(gap) = self.held.next_clear(pos).filter(|&g| g < limit) else {
+            let Some(gap) = self.held.next_clear_in(pos..limit) else {
                 break;
             };
-            let end = self.held.next_set(gap).map_or(limit, |e| e.min(limit));
+            let end = self.held.next_set_in(gap..limit).unwrap_or(limit);
             naks.push(gap..end);
             pos = end;
             if naks.len() == MAX_NAK_RANGES {

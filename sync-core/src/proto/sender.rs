@@ -777,10 +777,7 @@ impl Sender {
     /// its grace period.
     fn pass_candidate(&self, from: u64, to: u64) -> Option<u64> {
         let mut b = from;
-        while let Some(c) = self.confirmed.next_clear_in_both(&self.recent, b) {
-            if c >= to {
-                return None;
-            }
+        while let Some(c) = self.confirmed.next_clear_in_both(&self.recent, b..to) {
             if !self.held.get(c) {
                 return Some(c);
             }
@@ -927,22 +924,20 @@ impl Sender {
             // failed verification has its blocks re-requested.
             self.confirmed.clear_range(start..end);
             let mut b = start;
-            while b < end && queued < MAX_QUEUED_PER_FEEDBACK {
-                match self.held.next_clear(b) {
-                    Some(c) if c < end => {
-                        if self.queued.set(c) {
-                            self.retransmit.push_back(c);
-                            queued += 1;
-                        }
-                        b = c + 1;
-                    }
-                    _ => break,
+            while queued < MAX_QUEUED_PER_FEEDBACK {
+                let Some(c) = self.held.next_clear_in(b..end) else {
+                    break;
+                };
+                if self.queued.set(c) {
+                    self.retransmit.push_back(c);
+                    queued += 1;
                 }
+                b = c + 1;
             }
             // A speculated block NAKed once every copy but the last was due:
             // those were lost, and the last, still in flight, may be too.
             let mut b = start;
-            while let Some(c) = self.speculated.next_set(b).filter(|&c| c < end) {
+            while let Some(c) = self.speculated.next_set_in(b..end) {
                 if self.held.get(c) && !self.extra_holds.contains_key(&c) && self.renewed.set(c) {
                     self.queue_tail_copies(c);
                     queued += 1;
