@@ -8,12 +8,23 @@
 use std::ops::Range;
 
 /// A set of `len` bits, all clear at construction.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Bitmap {
     words: Vec<u64>,
     len: u64,
     ones: u64,
+    /// Bumped by every operation that changes a bit ([`version`](Self::version)).
+    version: u64,
 }
+
+/// Equal when the bits are (however they came to be).
+impl PartialEq for Bitmap {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.words == other.words
+    }
+}
+
+impl Eq for Bitmap {}
 
 impl Bitmap {
     /// A bitmap of `len` clear bits.
@@ -23,7 +34,14 @@ impl Bitmap {
             words: vec![0; words],
             len,
             ones: 0,
+            version: 0,
         }
+    }
+
+    /// A number that changes whenever a bit does (and only then), so a
+    /// caller can tell that a search it made is still answered.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Number of bits.
@@ -64,6 +82,7 @@ impl Bitmap {
         let was_clear = *w & mask == 0;
         *w |= mask;
         self.ones += u64::from(was_clear);
+        self.version += u64::from(was_clear);
         was_clear
     }
 
@@ -77,6 +96,7 @@ impl Bitmap {
         let was_set = *w & mask != 0;
         *w &= !mask;
         self.ones -= u64::from(was_set);
+        self.version += u64::from(was_set);
         was_set
     }
 
@@ -153,11 +173,13 @@ impl Bitmap {
     }
 
     /// Applies `f(word, mask)` to every word overlapping `range`; `f` returns
-    /// the change in set bits so `ones` stays exact.
+    /// the change in set bits (each call only sets or only clears, so a
+    /// change in count is a change in bits) to keep `ones` and `version`.
     fn for_words(&mut self, range: Range<u64>, mut f: impl FnMut(&mut u64, u64) -> i64) {
         for (w, mask) in word_masks(range.start..range.end.min(self.len)) {
             let delta = f(&mut self.words[w], mask);
             self.ones = self.ones.wrapping_add_signed(delta);
+            self.version += u64::from(delta != 0);
         }
     }
 }
@@ -221,6 +243,26 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The version moves exactly when a bit does, whichever operation
+        /// (a search cached against it must never go stale, and should
+        /// not be thrown away for nothing).
+        #[test]
+        fn the_version_moves_exactly_when_a_bit_does(
+            ops in proptest::collection::vec((0u8..4, 0u64..200, 0u64..80), 1..60),
+        ) {
+            let mut b = Bitmap::new(150);
+            for (op, at, span) in ops {
+                let (before, version) = (b.clone(), b.version());
+                match op {
+                    0 => { b.set(at); }
+                    1 => { b.clear(at); }
+                    2 => b.set_range(at..at + span),
+                    _ => b.clear_range(at..at + span),
+                }
+                proptest::prop_assert_eq!(b.version() != version, b != before);
+            }
+        }
+
         /// The searches agree with a bit-by-bit walk for any bits and
         /// any range, including empty ones and ones past the end.
         #[test]

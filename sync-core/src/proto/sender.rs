@@ -254,6 +254,10 @@ pub struct Sender {
     next_pn: u64,
     next_new: u64,
     confirmed: Bitmap,
+    /// Every block below this is set in `confirmed`, so a cumulative
+    /// acknowledgement sets only what lies past it (setting from block 0
+    /// on every feedback cost a pass over the stream's words each time).
+    confirmed_prefix: u64,
     /// Blocks with a copy within its hold; NAKs about them are not acted on.
     held: Bitmap,
     /// Held blocks with more than one copy within its hold (only at the
@@ -292,6 +296,11 @@ pub struct Sender {
     queued: Bitmap,
     retransmit: VecDeque<u64>,
     pass_cursor: u64,
+    /// The versions of `confirmed`, `recent` and `held` when a search of
+    /// the whole stream last found nothing to pass: until one of them
+    /// changes, none would (waking while starved, the sender otherwise
+    /// scanned the stream once a wake-up).
+    pass_found_none: Option<(u64, u64, u64)>,
     /// Nothing was sendable at the last attempt; wait for a hold to expire
     /// or for feedback instead of polling the pacer.
     starved: bool,
@@ -348,6 +357,7 @@ impl Sender {
             next_pn: 0,
             next_new: 0,
             confirmed: Bitmap::new(n),
+            confirmed_prefix: 0,
             held: Bitmap::new(n),
             extra_holds: HashMap::new(),
             speculated: Bitmap::new(n),
@@ -367,6 +377,7 @@ impl Sender {
             queued: Bitmap::new(n),
             retransmit: VecDeque::new(),
             pass_cursor: 0,
+            pass_found_none: None,
             starved: false,
             controller,
             backpressure: BackPressure::new(),
@@ -591,12 +602,20 @@ impl Sender {
             self.code_groups(b + 1, source)?;
             return Ok(Some(Next::Block(b, Kind::New)));
         }
-        let found = self
-            .pass_candidate(self.pass_cursor, n)
-            .or_else(|| self.pass_candidate(0, self.pass_cursor));
-        if let Some(b) = found {
-            self.pass_cursor = b + 1;
-            return Ok(Some(Next::Block(b, Kind::Pass)));
+        let versions = (
+            self.confirmed.version(),
+            self.recent.version(),
+            self.held.version(),
+        );
+        if self.pass_found_none != Some(versions) {
+            let found = self
+                .pass_candidate(self.pass_cursor, n)
+                .or_else(|| self.pass_candidate(0, self.pass_cursor));
+            if let Some(b) = found {
+                self.pass_cursor = b + 1;
+                return Ok(Some(Next::Block(b, Kind::Pass)));
+            }
+            self.pass_found_none = Some(versions);
         }
         Ok(self
             .speculative_candidate()
@@ -913,7 +932,11 @@ impl Sender {
 
         // What the receiver holds, and what it asks for again. Everything is
         // clipped to the stream so a confused peer cannot make us loop.
-        self.confirmed.set_range(0..f.cum_ack.min(n));
+        let cum_ack = f.cum_ack.min(n);
+        if cum_ack > self.confirmed_prefix {
+            self.confirmed.set_range(self.confirmed_prefix..cum_ack);
+            self.confirmed_prefix = cum_ack;
+        }
         let scan_end = f.scan.end.min(n);
         let mut pos = f.scan.start.min(n);
         let mut queued = 0u64;
@@ -923,6 +946,9 @@ impl Sender {
             // A NAK may withdraw an earlier confirmation: a chunk that
             // failed verification has its blocks re-requested.
             self.confirmed.clear_range(start..end);
+            if start < end {
+                self.confirmed_prefix = self.confirmed_prefix.min(start);
+            }
             let mut b = start;
             while queued < MAX_QUEUED_PER_FEEDBACK {
                 let Some(c) = self.held.next_clear_in(b..end) else {
@@ -1035,6 +1061,7 @@ impl Sender {
 
         if f.complete && !self.done {
             self.confirmed.set_range(0..n);
+            self.confirmed_prefix = n;
             self.done = true;
             self.events.push_back(Event::Complete);
         }

@@ -621,3 +621,30 @@ fn the_loss_estimate_recovers_when_each_feedback_spans_few_datagrams() {
         "loss still {after} after 368 datagrams without one lost"
     );
 }
+
+#[test]
+fn a_confirmation_withdrawn_below_the_cumulative_ack_comes_back_with_it() {
+    // The sender sets only the part of a cumulative acknowledgement past
+    // what it already knows held; a NAK that withdraws confirmations
+    // below that (a chunk failed verification) must make the next
+    // acknowledgement set them again.
+    let data = vec![5u8; 100_000];
+    let t0 = Instant::now();
+    let (mut s, _) = pair(&data, 10_000, t0);
+    assert_eq!(send(&mut s, &data, t0, 8).len(), 8);
+    let feedback = |seq, cum_ack, scan, naks| {
+        ControlMsg::Feedback(Feedback {
+            seq,
+            cum_ack,
+            scan,
+            naks,
+            ..Feedback::default()
+        })
+    };
+    s.handle_control(t0, feedback(1, 8, 8..8, vec![]));
+    assert_eq!(s.stats().blocks_confirmed, 8);
+    s.handle_control(t0, feedback(2, 2, 2..8, std::iter::once(2..4).collect()));
+    assert_eq!(s.stats().blocks_confirmed, 6);
+    s.handle_control(t0, feedback(3, 8, 8..8, vec![]));
+    assert_eq!(s.stats().blocks_confirmed, 8);
+}
