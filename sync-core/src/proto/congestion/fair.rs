@@ -232,8 +232,9 @@ const PROBE_HOLD_MARGIN: Duration = Duration::from_millis(5);
 /// keeps the target within a buffer of one BDP on a 20 ms, 100 Mbit/s
 /// path. Targets below the configured one for faster flows (down to half
 /// of it at 13 Gbit/s) cost 2.5-3.7 % of loopback throughput (medians of
-/// two sets of 4 and 6 interleaved rounds) and were dropped; above 1 Gbit/s, flows converge through the
-/// probes and the yield alone.
+/// two sets of 4 and 6 interleaved rounds) and were dropped; above 1
+/// Gbit/s only the probes and the yield move flows together, which at 10
+/// Gbit/s takes far longer than a few seconds.
 const FLOW_TARGET_ANCHOR: u64 = mbit(1000);
 const FLOW_TARGET_SLOPE: f64 = 2.0 / 15.0;
 const FLOW_TARGET_MIN: f64 = 1.0;
@@ -322,10 +323,10 @@ pub struct Fair {
     reprobed: bool,
     /// The latest smoothed round trip (paces a resumed startup).
     srtt: Duration,
-    /// Set while the base-delay probe after startup runs.
+    /// Set while a base-delay probe runs.
     probe: Option<BaseProbe>,
-    /// The probe runs once, after the first startup: a startup resumed
-    /// later starts from a base already measured.
+    /// The probe after the first startup has been scheduled (a startup
+    /// resumed later starts from a base already measured, and gets none).
     probed: bool,
     /// Last time the queue read (nearly) empty, or a probe began.
     queue_emptied: Option<Instant>,
@@ -689,6 +690,12 @@ impl Controller for Fair {
             }
             let probing = self.phase == Phase::Steady && self.probe_base(now, q_obs, delivered, s);
             let st = self.flow_target(target);
+            // What arrives while the queue is busy is the bottleneck's rate
+            // (this flow's share of it), capped for a round trip after a
+            // yield.
+            if self.phase == Phase::Steady && !probing && q_obs >= target / 2.0 && delivered > 0.0 {
+                self.busy_rate = self.since_yield(now, delivered);
+            }
             match self.phase {
                 _ if probing => {}
                 Phase::Startup if q >= target / 2.0 => {
@@ -704,9 +711,6 @@ impl Controller for Fair {
                     self.rate_at_feedback = self.rate;
                 }
                 Phase::Steady if q > st => {
-                    if q_obs >= target / 2.0 && delivered > 0.0 {
-                        self.busy_rate = self.since_yield(now, delivered);
-                    }
                     if !self.draining {
                         self.draining = true;
                         self.max_drain_start_rate = self.max_drain_start_rate.max(self.busy_rate);
@@ -730,9 +734,6 @@ impl Controller for Fair {
                     }
                 }
                 Phase::Steady => {
-                    if q_obs >= target / 2.0 && delivered > 0.0 {
-                        self.busy_rate = self.since_yield(now, delivered);
-                    }
                     let quiet = q.max(q_obs) < target / 4.0;
                     if self.path_has_room(now, quiet_since, quiet, delivered, s.srtt) {
                         self.phase = Phase::Startup;
