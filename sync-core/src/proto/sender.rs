@@ -268,6 +268,11 @@ pub struct Sender {
     /// Records popped from the front of `hold_fifo` so far, so positions
     /// in it can be kept as absolute indices.
     hold_popped: u64,
+    /// When the holds were last expired, while no feedback has moved the
+    /// round trip or the frontier since: expiring again at that instant
+    /// finds nothing (every record added since expires later), and the
+    /// sender asks once a datagram.
+    holds_expired_at: Option<Instant>,
     /// Copies whose hold expired before the receiver was seen to hold a
     /// datagram sent after them: (sent, block).
     unseen: VecDeque<(Instant, u64)>,
@@ -363,6 +368,7 @@ impl Sender {
             speculated: Bitmap::new(n),
             renewed: Bitmap::new(n),
             hold_popped: 0,
+            holds_expired_at: None,
             spec_cursor: Vec::new(),
             spec_round: 0,
             spec_copies: HashMap::new(),
@@ -588,7 +594,10 @@ impl Sender {
         let n = self.layout.block_count();
         if self.next_new < n {
             let b = self.next_new;
-            if !self.tail_fixed {
+            // The window never exceeds its limit, so far from the end the
+            // rate-dependent window (floating point, once a block) is not
+            // worked out.
+            if !self.tail_fixed && (n - b) * 2 <= fec::window_limit(&self.layout) {
                 let window = self.window_blocks();
                 if (n - b) * 2 <= window {
                     self.tail_fixed = true;
@@ -827,6 +836,10 @@ impl Sender {
     }
 
     fn expire_holds(&mut self, now: Instant) {
+        if self.holds_expired_at == Some(now) {
+            return;
+        }
+        self.holds_expired_at = Some(now);
         while let Some(&(expiry, sent, b)) = self.hold_fifo.front() {
             if expiry > now {
                 break;
@@ -928,6 +941,7 @@ impl Sender {
             }
         }
 
+        self.holds_expired_at = None;
         self.expire_holds(now);
 
         // What the receiver holds, and what it asks for again. Everything is
