@@ -184,7 +184,16 @@ impl Layout {
         block: u64,
         hint: &mut usize,
     ) -> impl Iterator<Item = usize> + '_ {
-        let r = self.block_range(block);
+        self.range_chunks_near(self.block_range(block), hint)
+    }
+
+    /// Chunks with at least one byte in the stream bytes `r`, found as
+    /// [`block_chunks_near`](Self::block_chunks_near) finds a block's.
+    pub fn range_chunks_near(
+        &self,
+        r: Range<u64>,
+        hint: &mut usize,
+    ) -> impl Iterator<Item = usize> + '_ {
         // First chunk ending past r.start; then on while chunks start
         // before r.end (a block spans one or two chunks, rarely more, so
         // walking beats a second search). Chunks before one that starts
@@ -192,7 +201,7 @@ impl Layout {
         // if it also ends past r.start.
         let n = self.chunks.len();
         let holds = |c: usize| c < n && self.starts[c] <= r.start && self.starts[c + 1] > r.start;
-        let first = if r.start == r.end {
+        let first = if r.start >= r.end {
             n
         } else if holds(*hint) {
             *hint
@@ -325,6 +334,25 @@ mod tests {
                         &want
                     );
                 }
+            }
+            // Byte ranges of any length and place (as the session's sink
+            // writes), with one hint kept from range to range.
+            let total = l.chunk_range(l.chunk_count().saturating_sub(1)).end;
+            let mut kept = 0;
+            for (i, &cut) in hints.iter().enumerate() {
+                let start = (i as u64 * 997) % (total + 2);
+                let r = start..start + cut as u64 * 37;
+                let want: Vec<usize> = (0..l.chunk_count())
+                    .filter(|&c| {
+                        let cr = l.chunk_range(c);
+                        let overlap = r.start.max(cr.start)..r.end.min(cr.end);
+                        overlap.start < overlap.end
+                    })
+                    .collect();
+                prop_assert_eq!(
+                    &l.range_chunks_near(r.clone(), &mut kept).collect::<Vec<_>>(),
+                    &want
+                );
             }
         }
     }

@@ -149,8 +149,9 @@ struct ChunkSink<'a> {
     /// The applier's stream index of each chunk of the layout.
     ids: Vec<u32>,
     layout: Arc<Layout>,
-    /// Stream offset where each chunk starts.
-    starts: Vec<u64>,
+    /// The chunk the last write began in: writes mostly come in stream
+    /// order, so the next one is looked for there first.
+    chunk_hint: usize,
     parts: Vec<Part>,
     in_memory: u64,
     memory_limit: u64,
@@ -175,7 +176,7 @@ impl<'a> ChunkSink<'a> {
         ChunkSink {
             feed,
             ids: needs.iter().map(|n| n.idx).collect(),
-            starts: (0..n).map(|c| layout.chunk_range(c).start).collect(),
+            chunk_hint: 0,
             parts: (0..n).map(|_| Part::Empty).collect(),
             layout: Arc::clone(layout),
             in_memory: 0,
@@ -187,48 +188,61 @@ impl<'a> ChunkSink<'a> {
     }
 
     fn overflow(&mut self) -> io::Result<&File> {
-        if self.overflow.is_none() {
-            let base = RelPath::new(b"overflow".to_vec()).expect("valid");
-            let name = temp_name(&base, &format!("{:08x}", std::process::id()));
-            let file = self.tree.create_temp(&base, &name)?;
-            // Unlinked at once: the descriptor keeps it until the phase ends.
-            self.tree.remove_temp(&base, &name)?;
-            self.overflow = Some(file);
-        }
-        Ok(self.overflow.as_ref().expect("just made"))
+        overflow_file(&mut self.overflow, &mut self.tree)
     }
+}
+
+/// The sink's spill file, made in `tree` on first use.
+fn overflow_file<'f>(overflow: &'f mut Option<File>, tree: &mut Tree) -> io::Result<&'f File> {
+    if overflow.is_none() {
+        let base = RelPath::new(b"overflow".to_vec()).expect("valid");
+        let name = temp_name(&base, &format!("{:08x}", std::process::id()));
+        let file = tree.create_temp(&base, &name)?;
+        // Unlinked at once: the descriptor keeps it until the phase ends.
+        tree.remove_temp(&base, &name)?;
+        *overflow = Some(file);
+    }
+    Ok(overflow.as_ref().expect("just made"))
 }
 
 impl BlockSink for ChunkSink<'_> {
     fn write(&mut self, stream_offset: u64, data: &[u8]) -> io::Result<()> {
         let end = stream_offset + data.len() as u64;
-        let mut c = self
-            .starts
-            .partition_point(|&s| s <= stream_offset)
-            .saturating_sub(1);
-        while c < self.starts.len() && self.starts[c] < end {
-            let range = self.layout.chunk_range(c);
+        // Borrowed field by field: the layout is shared with the socket
+        // thread, and cloning its `Arc` once a block would bounce its
+        // count's cache line between the cores.
+        let ChunkSink {
+            layout,
+            chunk_hint,
+            parts,
+            in_memory,
+            memory_limit,
+            tree,
+            overflow,
+            ..
+        } = self;
+        for c in layout.range_chunks_near(stream_offset..end, chunk_hint) {
+            let range = layout.chunk_range(c);
             let from = stream_offset.max(range.start);
             let to = end.min(range.end);
             let bytes = &data[(from - stream_offset) as usize..(to - stream_offset) as usize];
-            if matches!(self.parts[c], Part::Empty) {
+            if matches!(parts[c], Part::Empty) {
                 let len = range.end - range.start;
-                self.parts[c] = if self.in_memory + len <= self.memory_limit {
-                    self.in_memory += len;
+                parts[c] = if *in_memory + len <= *memory_limit {
+                    *in_memory += len;
                     Part::Memory(vec![0; len as usize])
                 } else {
                     Part::Spilled
                 };
             }
-            match &mut self.parts[c] {
+            match &mut parts[c] {
                 Part::Memory(buf) => {
                     let at = (from - range.start) as usize;
                     buf[at..at + bytes.len()].copy_from_slice(bytes);
                 }
-                Part::Spilled => self.overflow()?.write_all_at(bytes, from)?,
+                Part::Spilled => overflow_file(overflow, tree)?.write_all_at(bytes, from)?,
                 Part::Empty | Part::Done => {}
             }
-            c += 1;
         }
         Ok(())
     }
@@ -255,6 +269,14 @@ impl BlockSink for ChunkSink<'_> {
                 buf
             }
             Part::Done => return Ok(true),
+            // An empty chunk is complete before any block arrives.
+            Part::Empty if range.is_empty() => {
+                if blake3::hash(&[]).as_bytes() != hash {
+                    return Ok(false);
+                }
+                self.parts[c] = Part::Done;
+                Vec::new()
+            }
             Part::Empty => return Ok(false),
         };
         if let Err(e) = self.feed.chunk(self.ids[c], data, true) {
@@ -545,12 +567,15 @@ mod tests {
         ));
     }
 
-    /// Blocks arrive backwards, one corrupted (its chunk fails and is
-    /// written again), with chunks held in memory, in the overflow file, or
-    /// both: every file arrives whole and nothing is left behind.
+    /// Blocks arrive backwards or in order, one corrupted (its chunk fails
+    /// and is written again), with chunks held in memory, in the overflow
+    /// file, or both: every file arrives whole and nothing is left behind.
     #[test]
     fn chunks_assembled_in_memory_or_overflow_reach_the_files() {
-        for limit in [ASSEMBLY_MEMORY, 0, 100 << 10] {
+        let cases = [ASSEMBLY_MEMORY, 0, 100 << 10]
+            .into_iter()
+            .flat_map(|limit| [(limit, true), (limit, false)]);
+        for (limit, backwards) in cases {
             let dir = tempfile::tempdir().unwrap();
             let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
             std::fs::create_dir_all(&src).unwrap();
@@ -594,7 +619,11 @@ mod tests {
                 let r = layout.block_range(b);
                 (r.start, &stream[r.start as usize..r.end as usize])
             };
-            for b in (0..layout.block_count()).rev() {
+            let mut order: Vec<u64> = (0..layout.block_count()).collect();
+            if backwards {
+                order.reverse();
+            }
+            for b in order {
                 let (at, bytes) = block(b);
                 if b == 0 {
                     let mut bad = bytes.to_vec();
