@@ -69,9 +69,9 @@
 //!   convergence does.
 //! * **Loss** only counts when it is heavy ([`FairConfig::heavy_loss`]), or
 //!   when it comes with a *full shallow buffer*: the queue never got to the
-//!   target but sits at the highest delay ever seen, so the buffer is
-//!   smaller than the target and overflow is the only congestion signal
-//!   left. Random loss with a queue below its maximum is ignored. Heavy
+//!   flow's own target but sits at the highest delay ever seen, so the
+//!   buffer is smaller than that target and overflow is the only
+//!   congestion signal left. Random loss with a queue below its maximum is ignored. Heavy
 //!   loss while a deep buffer sits at its deepest is that buffer
 //!   overflowing (a startup overshoot): the delivered rate is then taken
 //!   as it arrived, not corrected for that loss, and the flow's own
@@ -642,7 +642,11 @@ impl Controller for Fair {
             .last_loss_cut
             .is_none_or(|t| now.saturating_duration_since(t) >= rtt);
         self.max_q = self.max_q.max(q);
-        let shallow_full = self.max_q < target && self.max_q > 0.0 && q >= 0.8 * self.max_q;
+        // Shallower than this flow's own target, not only the configured
+        // one: a buffer between the two never lets the queue reach the
+        // flow's target, so delay never drains it either.
+        let shallow = self.max_q < self.flow_target(target);
+        let shallow_full = shallow && self.max_q > 0.0 && q >= 0.8 * self.max_q;
         // The overflow of this flow's own startup is drained by the delay
         // rule below; cutting for its loss as well would empty the queue
         // and idle the link. (Another flow's overshoot still cuts, which
@@ -1000,6 +1004,48 @@ mod tests {
         at(&mut c, 2, 0.15, mbit(90));
         assert!(!c.in_startup());
         assert!(c.rate() <= mbit(90), "rate {}", c.rate());
+    }
+
+    #[test]
+    fn a_buffer_below_a_slow_flows_own_target_is_shallow() {
+        // A 95 Mbit/s link whose buffer holds 17 ms: deeper than the
+        // configured target (15 ms), shallower than the target of a flow
+        // at this rate (18 ms). Sending faster than the link fills the
+        // buffer and the excess is lost; slower, the queue stands a little
+        // lower. Loss at the buffer's depth is the only congestion signal
+        // there, and the flow must back off for it. When the shallow test
+        // used the configured target, such a flow climbed until its loss
+        // was heavy (25 %), sending 127 Mbit/s for good, and a newcomer
+        // behind its full queue got 3 of the 95 Mbit/s.
+        let rtt = Duration::from_millis(20);
+        let link = mbit(95) as f64;
+        let buffer = link * 0.017;
+        let mut c = Fair::new(FairConfig::default());
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        c.on_feedback(at(0), &sample_on(rtt, 10.0, mbit(95)));
+        assert!(!c.in_startup());
+        // A fluid queue, fed every 5 ms (the feedback's own delay left out).
+        let mut queue = buffer;
+        let (mut sum, mut n) = (0.0, 0.0);
+        for ms in (5..8000).step_by(5) {
+            let sent = c.rate() as f64 * 0.005;
+            let room = buffer - queue + link * 0.005;
+            let lost = (sent - room).max(0.0);
+            queue = (queue + sent - lost - link * 0.005).clamp(0.0, buffer);
+            let delivered = if queue > 0.0 { link } else { sent / 0.005 };
+            let s = PathSample {
+                loss: lost / sent,
+                ..sample_on(rtt, queue / link * 1e3, delivered as u64)
+            };
+            c.on_feedback(at(ms), &s);
+            if ms >= 4000 {
+                sum += c.rate() as f64;
+                n += 1.0;
+            }
+        }
+        let mean = sum / n / link;
+        assert!(mean < 1.05, "sent {mean:.2} times the link rate");
     }
 
     #[test]
