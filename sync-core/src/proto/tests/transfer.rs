@@ -437,6 +437,27 @@ fn two_fair_flows_share_a_short_path_behind_a_standing_queue() {
 }
 
 #[test]
+fn two_fair_flows_share_a_buffer_just_below_their_target() {
+    // One-BDP buffers of 17 and 18 ms on a 100 Mbit/s path: deeper than
+    // the configured target (15 ms), shallower than the flows' own (18 ms
+    // below 350 Mbit/s). When the shallow-buffer rule looked at the
+    // configured target, the first flow held the buffer full without
+    // backing off, and the newcomer behind it got 3 of the 95 Mbit/s.
+    // Over 8..12 s.
+    for ms in [17, 18] {
+        assert_two_fair_flows_share(Pair {
+            mbit: 100,
+            rtt: Duration::from_millis(ms),
+            queue: Some(Duration::from_millis(ms)),
+            seed: 37,
+            max_time: Duration::from_secs(12),
+            from: 80,
+            min_use: 0.90,
+        });
+    }
+}
+
+#[test]
 fn two_fair_flows_share_a_gigabit() {
     // At 1 Gbit/s the additive increase (250 Mbit/s per second) moves the
     // flows' shares by a few Mbit/s per drain: with one target for both,
