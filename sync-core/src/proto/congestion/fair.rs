@@ -219,6 +219,18 @@ const PROBE_EVERY_RTTS: u32 = 25;
 /// 100 ms.
 const PROBE_HOLD: f64 = 1.5;
 const PROBE_HOLD_MARGIN: Duration = Duration::from_millis(5);
+/// A periodic probe also holds for at least this many round trips, up to
+/// [`PROBE_MIN_HOLD_CAP`]. With a small queue the hold above is shorter
+/// than a short path's round trip, and a flow probing out of step with
+/// the others refilled before the queue emptied: on a 100 Mbit/s path of
+/// 11 ms with a buffer of one BDP, a newcomer that started behind the
+/// first flow's queue (its base 2.7 ms too high) never saw the queue
+/// empty, kept the smaller share of each shallow-buffer sawtooth, and got
+/// 30.9 of 95 Mbit/s. On a long path the floor is capped: a round trip at
+/// half rate there costs the link more than it tells (a 40 ms floor moves
+/// the simulated goodput table by at most 0.2 points beyond 10 ms).
+const PROBE_MIN_HOLD_RTTS: u32 = 2;
+const PROBE_MIN_HOLD_CAP: Duration = Duration::from_millis(40);
 /// Per-flow target (the flow scaling of Swift, SIGCOMM '20): a flow's
 /// target is higher the slower it sends, by [`FLOW_TARGET_SLOPE`] of the
 /// target per halving of its rate below [`FLOW_TARGET_ANCHOR`], within
@@ -556,7 +568,9 @@ impl Fair {
                 return;
             }
             let drain = self.predicted_q / (1.0 - PROBE_SHARE) * PROBE_HOLD;
-            Some(now + Duration::from_secs_f64(drain) + PROBE_HOLD_MARGIN)
+            let hold = Duration::from_secs_f64(drain) + PROBE_HOLD_MARGIN;
+            let floor = (srtt * PROBE_MIN_HOLD_RTTS).min(PROBE_MIN_HOLD_CAP);
+            Some(now + hold.max(floor))
         };
         self.queue_emptied = Some(now);
         self.probe = Some(BaseProbe {
@@ -1214,6 +1228,36 @@ mod tests {
             "held {held:?}"
         );
         assert!(c.rate() >= mbit(900), "rate {}", c.rate());
+    }
+
+    #[test]
+    fn a_periodic_probe_lasts_two_round_trips_on_a_short_path() {
+        // 2 ms of queue that never reads empty, on a 12 ms path: the hold
+        // worked out from the queue (drained at the rate given up, 1.5
+        // times over, plus 5 ms) would be 11 ms, less than the round trip
+        // this flow needs to see its own drain arrive. It holds for two.
+        let rtt = Duration::from_millis(12);
+        let (mut c, mut t) = past_startup(mbit(90));
+        let steady = sample_on(rtt, 2.0, mbit(90));
+        let give_up = t + PROBE_EVERY + Duration::from_secs(1);
+        let probed = loop {
+            t += Duration::from_millis(1);
+            c.on_feedback(t, &steady);
+            if c.rate() <= mbit(46) {
+                break t;
+            }
+            assert!(t < give_up, "no probe");
+        };
+        while c.rate() <= mbit(46) {
+            t += Duration::from_millis(1);
+            c.on_feedback(t, &steady);
+        }
+        // (The rate falls at the feedback after the one that starts it.)
+        let held = t - probed + Duration::from_millis(1);
+        assert!(
+            (2 * rtt..2 * rtt + Duration::from_millis(3)).contains(&held),
+            "held {held:?}"
+        );
     }
 
     #[test]

@@ -458,6 +458,25 @@ fn two_fair_flows_share_a_buffer_just_below_their_target() {
 }
 
 #[test]
+fn two_fair_flows_share_a_shallow_buffer_on_a_short_path() {
+    // 100 Mbit/s, 11 ms, a buffer of one BDP (below the target, so loss
+    // at the full buffer is the signal). The newcomer starts behind the
+    // first flow's queue and takes 2.7 ms of it for path delay; the
+    // periodic probes, out of step, refilled before the queue emptied and
+    // never showed it the true base (64.3 / 30.9 Mbit/s). They now hold
+    // for two round trips. Over 8..12 s.
+    assert_two_fair_flows_share(Pair {
+        mbit: 100,
+        rtt: Duration::from_millis(11),
+        queue: Some(Duration::from_millis(11)),
+        seed: 39,
+        max_time: Duration::from_secs(12),
+        from: 80,
+        min_use: 0.90,
+    });
+}
+
+#[test]
 fn two_fair_flows_share_a_gigabit() {
     // At 1 Gbit/s the additive increase (250 Mbit/s per second) moves the
     // flows' shares by a few Mbit/s per drain: with one target for both,
