@@ -417,6 +417,24 @@ fn two_fair_flows_share_a_long_path() {
 }
 
 #[test]
+fn a_newcomer_on_a_long_path_is_not_starved_by_its_own_probe() {
+    // 100 Mbit/s, 202 ms, a 200 ms buffer. The newcomer's probe after
+    // startup waited for a queue the first flow kept busy, and refilled
+    // to what arrived, its own halved rate of a round trip before: from
+    // 34 to 1 Mbit/s within the probe, and 81.8 / 11.6 Mbit/s over
+    // 8..12 s.
+    assert_two_fair_flows_share(Pair {
+        mbit: 100,
+        rtt: Duration::from_millis(202),
+        queue: Some(Duration::from_millis(200)),
+        seed: 41,
+        max_time: Duration::from_secs(12),
+        from: 80,
+        min_use: 0.90,
+    });
+}
+
+#[test]
 fn two_fair_flows_share_a_short_path_behind_a_standing_queue() {
     // The newcomer starts behind the first flow's standing queue (about
     // the target, 15 ms), so the lowest delay it measures holds part of
