@@ -239,9 +239,11 @@ const PROBE_MIN_HOLD_CAP: Duration = Duration::from_millis(40);
 /// the flow's own halved rate, and a probe that waited on another flow's
 /// busy queue followed them down a halving per round trip: on a 100
 /// Mbit/s, 202 ms path with a 200 ms buffer a newcomer fell from 34 to 1
-/// Mbit/s in one probe and the first flow kept 81.8 of 93 Mbit/s. Half
-/// (one halving) kept the 20 ms paths from settling (four of the 56
-/// survey pairs outside 20 %); a quarter does not.
+/// Mbit/s in one probe and the first flow kept 81.8 of 93 Mbit/s. The
+/// share is tuned on `bench/transport/fair-survey.sh`, whose 20 ms pairs
+/// sit near the 20 % line in every build: with a half (one halving), four
+/// of its pairs that move round trip and buffer together were outside
+/// it; with a quarter, one.
 const PROBE_FLOOR: f64 = 0.25;
 /// Per-flow target (the flow scaling of Swift, SIGCOMM '20): a flow's
 /// target is higher the slower it sends, by [`FLOW_TARGET_SLOPE`] of the
