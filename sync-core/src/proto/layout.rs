@@ -313,15 +313,18 @@ mod tests {
             hints in proptest::collection::vec(0usize..50, 0..20),
         ) {
             let l = layout(&lens);
+            // The chunks sharing at least one byte with `r`, one by one.
+            let overlapping = |r: Range<u64>| -> Vec<usize> {
+                (0..l.chunk_count())
+                    .filter(|&c| {
+                        let cr = l.chunk_range(c);
+                        r.start.max(cr.start) < r.end.min(cr.end)
+                    })
+                    .collect()
+            };
             let mut kept = 0;
             for b in 0..l.block_count() + 1 {
-                let br = l.block_range(b);
-                let want: Vec<usize> = (0..l.chunk_count())
-                    .filter(|&c| {
-                        let r = l.chunk_range(c);
-                        r.start < r.end && br.start < r.end && r.start < br.end
-                    })
-                    .collect();
+                let want = overlapping(l.block_range(b));
                 prop_assert_eq!(&l.block_chunks(b).collect::<Vec<_>>(), &want);
                 prop_assert_eq!(
                     &l.block_chunks_near(b, &mut kept).collect::<Vec<_>>(),
@@ -342,13 +345,7 @@ mod tests {
             for (i, &cut) in hints.iter().enumerate() {
                 let start = (i as u64 * 997) % (total + 2);
                 let r = start..start + cut as u64 * 37;
-                let want: Vec<usize> = (0..l.chunk_count())
-                    .filter(|&c| {
-                        let cr = l.chunk_range(c);
-                        let overlap = r.start.max(cr.start)..r.end.min(cr.end);
-                        overlap.start < overlap.end
-                    })
-                    .collect();
+                let want = overlapping(r.clone());
                 prop_assert_eq!(
                     &l.range_chunks_near(r.clone(), &mut kept).collect::<Vec<_>>(),
                     &want

@@ -1157,7 +1157,10 @@ mod tests {
     /// A controller on a 100 ms path whose bottleneck delivers `delivered`
     /// to it, past startup and the base-delay probe that follows it, fed
     /// every 5 ms; returns it and the time of its last feedback.
-    fn past_startup(delivered: u64) -> (Fair, Instant) {
+    /// Startup on a path that delivers `delivered` (10 ms of queue once
+    /// the rate reaches it), fed every 5 ms until startup ends; the probe
+    /// after it has just begun.
+    fn through_startup(delivered: u64) -> (Fair, Instant) {
         let mut c = Fair::new(FairConfig::default());
         let t0 = Instant::now();
         let mut t = t0;
@@ -1167,6 +1170,11 @@ mod tests {
             c.on_feedback(t, &sample(q, delivered.min(c.rate()), 0.0));
             assert!(t - t0 < Duration::from_secs(5), "startup never ended");
         }
+        (c, t)
+    }
+
+    fn past_startup(delivered: u64) -> (Fair, Instant) {
+        let (mut c, mut t) = through_startup(delivered);
         // The probe: the queue drains, the rate comes back, and the queue
         // settles at 10 ms (below the target).
         for i in 0..60 {
@@ -1206,12 +1214,7 @@ mod tests {
 
     #[test]
     fn a_flow_that_started_behind_a_queue_drains_until_the_base_stops_falling() {
-        let (mut c, mut t) = (Fair::new(FairConfig::default()), Instant::now());
-        while c.in_startup() {
-            t += Duration::from_millis(5);
-            let q = if c.rate() >= mbit(300) { 10.0 } else { 0.0 };
-            c.on_feedback(t, &sample(q, mbit(300).min(c.rate()), 0.0));
-        }
+        let (mut c, mut t) = through_startup(mbit(300));
         // Draining, this flow sees its lowest delay fall: the queue it
         // took for part of the path was another flow's. It stays at half
         // its rate while the falls go on (the queue reads empty against
@@ -1305,12 +1308,7 @@ mod tests {
         // arrives is this flow's own rate, halved by the probe a round
         // trip earlier. Taking that as the rate to refill to halved it
         // again every round trip, down to the floor of 1 Mbit/s.
-        let (mut c, mut t) = (Fair::new(FairConfig::default()), Instant::now());
-        while c.in_startup() {
-            t += Duration::from_millis(5);
-            let q = if c.rate() >= mbit(100) { 10.0 } else { 0.0 };
-            c.on_feedback(t, &sample(q, mbit(100).min(c.rate()), 0.0));
-        }
+        let (mut c, mut t) = through_startup(mbit(100));
         let start = t;
         let mut lowest = u64::MAX;
         // What arrives was sent a round trip (100 ms, 20 feedbacks) ago.
