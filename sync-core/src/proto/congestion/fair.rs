@@ -16,18 +16,21 @@
 //!   delay signal comes back within a fraction of a doubling, so the
 //!   overshoot stays as small as on a long path, and a 10 Gbit/s LAN or
 //!   loopback is filled in tens of milliseconds instead of half a second.
-//!   Without any feedback the rate grows at most [`MAX_BLIND_GROWTH`]-fold. Startup ends when queueing delay reaches half
-//!   the target (or loss is heavy); the rate then drops to what the receiver
-//!   actually received, which is the bottleneck rate once a queue exists.
+//!   Without any feedback the rate grows at most [`MAX_BLIND_GROWTH`]-fold.
+//!   Startup ends when queueing delay reaches half the target (or loss is
+//!   heavy); the rate then drops to what the receiver actually received,
+//!   which is the bottleneck rate once a queue exists.
 //! * **Steady state**: below the target, the rate grows *additively*
 //!   ([`FairConfig::additive_increase`] per second, scaled by how far below
-//!   target we are). Above it, the rate is pinned to the delivered rate less
-//!   a drain term that empties the excess queue over a few RTTs; the
-//!   delivered rate is shared among flows in proportion to their rates, so
-//!   this is a multiplicative decrease. Additive increase with
-//!   multiplicative decrease is what makes two flows converge to equal
-//!   shares (Chiu & Jain 1989); pinning to the delivered rate instead of
-//!   cutting blindly keeps the bottleneck busy and the queue near target.
+//!   target we are, and capped on long paths by [`AI_REFERENCE_RATE`] so
+//!   that a round trip's blind growth does not overshoot). Above it, the
+//!   rate is pinned to the delivered rate less a drain term that empties
+//!   the excess queue over a few RTTs; the delivered rate is shared among
+//!   flows in proportion to their rates, so this is a multiplicative
+//!   decrease. Additive increase with multiplicative decrease is what
+//!   makes two flows converge to equal shares (Chiu & Jain 1989); pinning
+//!   to the delivered rate instead of cutting blindly keeps the bottleneck
+//!   busy and the queue near target.
 //! * **Refill**: when the queue has drained below half the target, the rate
 //!   is brought straight back to (nearly) what the bottleneck delivered the
 //!   last time it was busy, instead of climbing there additively: crawling
@@ -103,7 +106,8 @@ pub struct FairConfig {
     pub startup_doubling: Duration,
     /// Startup on a short path doubles no faster than once per this.
     pub min_startup_doubling: Duration,
-    /// Steady-state growth in bytes/s per second, with no queue.
+    /// Steady-state growth in bytes/s per second, with no queue (less on
+    /// paths longer than about 110 ms, see [`AI_REFERENCE_RATE`]).
     pub additive_increase: u64,
     /// The excess queue is drained over at least this long (and at least
     /// two base RTTs), so the bottleneck never runs dry while draining.
@@ -280,6 +284,24 @@ const YIELD_SHRINK: f64 = 0.995;
 /// with the loss estimate (5 % random loss made a lone flow yield every
 /// few seconds, and idle the link for 30 ms each time at 200 ms).
 const YIELD_BELOW_MAX: f64 = 0.9;
+
+/// The additive increase is seen a round trip after it is made, and grows
+/// the queue for another round trip before the drain it provokes arrives:
+/// `ai * rtt * rtt / C` seconds of queue on a path of `C`. It is capped so
+/// that on a path of this rate that overshoot is at most the flow's
+/// target (`ai <= AI_REFERENCE_RATE * target / rtt^2`). The cap binds
+/// only on long paths (above about 110 ms at the default target and
+/// increase): a lone flow on 100 Mbit/s at 200 ms otherwise climbed 70
+/// Mbit/s above the link before it saw the queue, and held 63 ms of queue
+/// at the median (120 ms at the 90th percentile) instead of 15-18 ms. It
+/// is the same for every flow on a path, as additive increase must be
+/// for flows to converge: scaled by each flow's own rate (or by the most
+/// it ever delivered, which a newcomer measures lower), it left the
+/// larger flow ahead (75 : 20 Mbit/s at 200 ms; 53 : 41 at 98 ms). The
+/// reference is set by the 1 Gbit/s, 100 ms pair, which needs the full
+/// increase to share within a few seconds (at 100 Mbit/s instead of 200,
+/// 536 : 414).
+const AI_REFERENCE_RATE: u64 = mbit(200);
 
 /// Longest gap between two feedback samples that still counts as elapsed
 /// time; longer gaps (a stalled control channel) must not produce a jump.
@@ -635,6 +657,19 @@ impl Fair {
         }
     }
 
+    /// The steady state's growth per second with no queue, for a flow
+    /// steering at `st` seconds of queue over a base round trip of `rtt`:
+    /// [`FairConfig::additive_increase`], or less on a long path
+    /// ([`AI_REFERENCE_RATE`]).
+    fn additive_increase(&self, st: f64, rtt: Duration) -> f64 {
+        let ai = self.config.additive_increase as f64;
+        let r = rtt.as_secs_f64();
+        if r <= 0.0 {
+            return ai;
+        }
+        ai.min(AI_REFERENCE_RATE as f64 * st / (r * r))
+    }
+
     /// True while still in startup (for tests and stats).
     pub fn in_startup(&self) -> bool {
         self.phase == Phase::Startup
@@ -802,7 +837,7 @@ impl Controller for Fair {
                         self.rate = self.rate.max(self.busy_rate * REFILL_SHARE);
                     }
                     let headroom = 1.0 - q / st;
-                    self.rate += self.config.additive_increase as f64 * dt * headroom;
+                    self.rate += self.additive_increase(st, s.min_rtt) * dt * headroom;
                 }
             }
         }
@@ -1152,6 +1187,33 @@ mod tests {
             "rate {}",
             c.rate()
         );
+    }
+
+    #[test]
+    fn additive_increase_is_capped_on_long_paths_only() {
+        // Steady state with 5 ms of queue (below target, above a quarter
+        // of it, so no re-probe) and everything sent delivered: one second
+        // of additive increase from 100 Mbit/s.
+        let growth = |rtt_ms: u64| {
+            let mut c = Fair::new(FairConfig::default());
+            c.phase = Phase::Steady;
+            let rtt = Duration::from_millis(rtt_ms);
+            let mut t = Instant::now();
+            c.on_feedback(t, &sample_on(rtt, 5.0, c.rate()));
+            let start = c.rate();
+            for _ in 0..100 {
+                t += Duration::from_millis(10);
+                c.on_feedback(t, &sample_on(rtt, 5.0, c.rate()));
+            }
+            assert!(!c.in_startup() && c.probe.is_none());
+            (c.rate() - start) as f64 * 8e-6
+        };
+        let (short, medium, long) = (growth(20), growth(100), growth(200));
+        // 250 Mbit/s per second at (1 - 5/18) of the way below target.
+        assert!((170.0..190.0).contains(&short), "{short}");
+        assert_eq!(medium, short);
+        // Capped at 200 Mbit/s x 18 ms / (200 ms)^2 = 90 Mbit/s per second.
+        assert!((55.0..75.0).contains(&long), "{long}");
     }
 
     /// A controller on a 100 ms path whose bottleneck delivers `delivered`
