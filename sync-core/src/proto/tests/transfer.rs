@@ -323,7 +323,10 @@ fn fair_keeps_queueing_delay_near_its_target() {
         });
         let r = run(&cfg, vec![spec]);
         // After startup (and its drain), the mean over 3..10 s.
-        let steady = &r.queue_delay[30..100];
+        let steady = r
+            .queue_delay
+            .get(30..100)
+            .expect("ten seconds of queue samples");
         let mean = steady.iter().map(|(m, _)| m.as_secs_f64()).sum::<f64>() / steady.len() as f64;
         let max = steady.iter().map(|(_, m)| *m).max().unwrap_or_default();
         eprintln!(
