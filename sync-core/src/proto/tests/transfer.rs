@@ -123,9 +123,10 @@ fn the_last_blocks_lost_are_resent_before_their_naks_could_arrive() {
     // arrive half a round trip later still; the speculative pass resends
     // them at once instead, while the path would otherwise idle. The round
     // trip is the one at the end, queue included: this short transfer ends
-    // while the controller swings (the queue goes between about 30 and
-    // 130 ms on this 100 Mbit/s, 200 ms path, for as long as a transfer
-    // lasts), and where in a swing it ends is not what this test is about.
+    // while the controller swings (after startup's overshoot the queue
+    // goes between about 0 and 50 ms on this 100 Mbit/s, 200 ms path, for
+    // as long as a transfer lasts), and where in a swing it ends is not
+    // what this test is about.
     let len = 30_000_000u64;
     let blocks = len.div_ceil(block_size());
     let rtt = Duration::from_millis(200);
