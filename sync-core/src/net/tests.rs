@@ -172,10 +172,14 @@ fn hostile_datagrams_from_another_socket_are_dropped_without_harm() {
 
 #[test]
 fn tail_codes_rebuild_blocks_lost_on_real_sockets() {
-    // A relay on 127.0.0.1 drops the first copies of two of the last
-    // blocks; with the tail codes forced on (loopback's round trip is too
-    // short for them to pay), the receiver rebuilds them from parity
-    // datagrams that crossed real sockets.
+    // A relay on 127.0.0.1 drops every copy of two of the last blocks (up
+    // to a bound, so that a broken decoder fails the test rather than
+    // hanging it); with the tail codes forced on (loopback's round trip is
+    // too short for them to pay), the receiver can only have those blocks
+    // by rebuilding them from parity datagrams that crossed real sockets.
+    // Dropping only the first copy would race the parity against the
+    // blocks' repairs, which on loopback often win.
+    const DROP_BOUND: usize = 200;
     let data: Arc<Vec<u8>> = Arc::new(
         (0..20_000_000u32)
             .map(|i| (i * 7 + i / 991) as u8)
@@ -197,17 +201,20 @@ fn tail_codes_rebuild_blocks_lost_on_real_sockets() {
         let stop = stop.clone();
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 65536];
-            let mut dropped = Vec::new();
+            let mut dropped = [0usize; 2];
             let deadline = Instant::now() + std::time::Duration::from_secs(60);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
                 let Ok(len) = relay.recv(&mut buf) else {
                     continue;
                 };
                 let block = Header::decode(&buf[..len]).ok().and_then(|h| h.block());
-                if let Some(b) =
-                    block.filter(|&b| (b == n - 2 || b == n - 5) && !dropped.contains(&b))
-                {
-                    dropped.push(b);
+                let slot = match block {
+                    Some(b) if b == n - 5 => Some(0),
+                    Some(b) if b == n - 2 => Some(1),
+                    _ => None,
+                };
+                if let Some(i) = slot.filter(|&i| dropped[i] < DROP_BOUND) {
+                    dropped[i] += 1;
                     continue;
                 }
                 let _ = relay.send_to(&buf[..len], target);
@@ -222,10 +229,13 @@ fn tail_codes_rebuild_blocks_lost_on_real_sockets() {
     let (spool, report) = transfer_via(data.clone(), layout, secret, rx_socket, relay_addr, config);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let dropped = relaying.join().unwrap();
-    assert_eq!(dropped.len(), 2);
     assert!(spool[..] == data[..], "received bytes differ");
     let st = report.stats;
-    assert!(st.parity >= 2 && st.recovered >= 1, "{st:?}");
+    assert!(
+        dropped.iter().all(|&d| (1..DROP_BOUND).contains(&d)),
+        "copies dropped {dropped:?}: the blocks were not rebuilt, {st:?}"
+    );
+    assert!(st.parity >= 2 && st.recovered >= 2, "{st:?}");
     // Rebuilt blocks were written: no chunk failed verification.
     assert_eq!(st.chunk_failures, 0, "{st:?}");
 }
