@@ -326,9 +326,10 @@ const HIGH_RATE_FROM: u64 = mbit(1100);
 /// The share above is capped at this share of `target / rtt^2`: growth
 /// `g * rate` shows a round trip late and overshoots by about `g * rtt^2`
 /// seconds of queue on a link no faster than the flow, so it overshoots
-/// at most this share of the target. It binds above about 55 ms; at the
-/// full share the 1 Gbit/s, 100 ms pair split 633 : 314 (with growth
-/// from 0 rather than 1 Gbit/s).
+/// at most this share of the target. It binds above about 55 ms; at five
+/// times this share the 1 Gbit/s, 100 ms pair split 633 : 314 (in a
+/// variant with the growth from 0 rather than 1.1 Gbit/s and half the
+/// target slope above 1 Gbit/s).
 const HIGH_RATE_OVERSHOOT: f64 = 0.2;
 /// The growth above counts only while this share of the rate is delivered.
 const HIGH_RATE_DELIVERED: f64 = 0.9;
@@ -701,12 +702,11 @@ impl Fair {
         } else {
             0.0
         };
+        // Both caps scale with `st / rtt^2` (none without a round trip).
         let r = rtt.as_secs_f64();
-        if r <= 0.0 {
-            return ai + HIGH_RATE_GROWTH * above;
-        }
-        let growth = HIGH_RATE_GROWTH.min(HIGH_RATE_OVERSHOOT * st / (r * r));
-        ai.min(AI_REFERENCE_RATE as f64 * st / (r * r)) + growth * above
+        let per_rate = if r > 0.0 { st / (r * r) } else { f64::INFINITY };
+        ai.min(AI_REFERENCE_RATE as f64 * per_rate)
+            + HIGH_RATE_GROWTH.min(HIGH_RATE_OVERSHOOT * per_rate) * above
     }
 
     /// True while still in startup (for tests and stats).
@@ -1298,9 +1298,6 @@ mod tests {
         assert!((30.0..40.0).contains(&gigabit), "{gigabit}");
     }
 
-    /// A controller on a 100 ms path whose bottleneck delivers `delivered`
-    /// to it, past startup and the base-delay probe that follows it, fed
-    /// every 5 ms; returns it and the time of its last feedback.
     /// Startup on a path that delivers `delivered` (10 ms of queue once
     /// the rate reaches it), fed every 5 ms until startup ends; the probe
     /// after it has just begun.
@@ -1317,6 +1314,9 @@ mod tests {
         (c, t)
     }
 
+    /// A controller on a 100 ms path whose bottleneck delivers `delivered`
+    /// to it, past startup and the base-delay probe that follows it, fed
+    /// every 5 ms; returns it and the time of its last feedback.
     fn past_startup(delivered: u64) -> (Fair, Instant) {
         let (mut c, mut t) = through_startup(delivered);
         // The probe: the queue drains, the rate comes back, and the queue
