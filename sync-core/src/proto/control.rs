@@ -78,6 +78,10 @@ pub struct SenderStatus {
     pub srtt_us: u32,
     /// Current sending rate, datagram bytes per second.
     pub rate: u64,
+    /// The sender codes no block below this (`0`: no promise yet; the
+    /// stream's block count: no tail codes at all), so the receiver need
+    /// not keep copies of them.
+    pub codes_from: u64,
 }
 
 /// Every control message of a transfer.
@@ -313,8 +317,8 @@ mod tests {
         }
 
         #[test]
-        fn status_round_trips(sent_once: u64, all_sent: bool, srtt_us: u32, rate: u64) {
-            let msg = ControlMsg::Status(SenderStatus { sent_once, all_sent, srtt_us, rate });
+        fn status_round_trips(sent_once: u64, all_sent: bool, srtt_us: u32, rate: u64, codes_from: u64) {
+            let msg = ControlMsg::Status(SenderStatus { sent_once, all_sent, srtt_us, rate, codes_from });
             prop_assert_eq!(ControlMsg::decode(&msg.encode().unwrap()).unwrap(), msg);
         }
 

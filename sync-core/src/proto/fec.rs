@@ -190,6 +190,36 @@ impl TailDecoder {
         true
     }
 
+    /// The sender promised to code no block below `from`: drops the
+    /// copies below it and keeps none from then on (none at all when
+    /// `from` is the stream's end). Never lowers the start, so a stale or
+    /// hostile promise can only cost decoding, never memory.
+    pub fn raise_start(&mut self, from: u64) {
+        let end = self.start + self.have.len();
+        let from = from.min(end);
+        if from <= self.start {
+            return;
+        }
+        let dropped = from - self.start;
+        let mut have = Bitmap::new(end - from);
+        let mut kept = Vec::new();
+        let bs = self.block_size;
+        let mut i = dropped;
+        while let Some(j) = self.have.next_set(i) {
+            if kept.is_empty() {
+                kept = vec![0; have.len() as usize * bs];
+            }
+            let (src, dst) = (j as usize * bs, (j - dropped) as usize * bs);
+            kept[dst..dst + bs].copy_from_slice(&self.kept[src..src + bs]);
+            have.set(j - dropped);
+            i = j + 1;
+        }
+        self.start = from;
+        self.have = have;
+        self.kept = kept;
+        self.groups.retain(|&first, _| first >= from);
+    }
+
     /// A kept block turned out bad (its chunk failed verification).
     pub fn forget(&mut self, block: u64) {
         if block >= self.start {
@@ -218,6 +248,10 @@ impl TailDecoder {
         }
         let bs = self.block_size;
         let blocks = code.blocks();
+        if blocks.start < self.start {
+            // Below what the sender promised to code from.
+            return Err(DatagramError::BadParity);
+        }
         let before = self.groups.range(..=blocks.start).next_back();
         let after = self.groups.range(blocks.start + 1..).next();
         match before {
@@ -402,6 +436,45 @@ mod tests {
         let got = dec.decode(&layout, 60).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].block, 65);
+    }
+
+    #[test]
+    fn a_raised_start_drops_the_copies_below_it_and_keeps_the_rest() {
+        let (data, layout) = stream(100 * 1408);
+        let bs = layout.block_size();
+        let block = |b: u64| {
+            let r = layout.block_range(b);
+            &data[r.start as usize..r.end as usize]
+        };
+        let mut dec = TailDecoder::new(&layout);
+        for b in (0..100).filter(|&b| b != 85) {
+            assert!(dec.keep(b, block(b)));
+        }
+        // A code accepted below the new start goes with the copies.
+        let low = code(40, 10, 1);
+        let shard = vec![0u8; bs];
+        dec.add_parity(&layout, low, 0, &shard).unwrap();
+        dec.raise_start(70);
+        dec.raise_start(30);
+        assert_eq!(dec.code_of(45), None);
+        assert!(!dec.keep(69, block(69)), "below the start");
+        assert_eq!(
+            dec.add_parity(&layout, code(60, 20, 2), 0, &shard),
+            Err(DatagramError::BadParity),
+            "a code below the promise"
+        );
+        // The copies from 70 on survived the move: they rebuild 85.
+        let c = code(80, 20, 1);
+        let parity = c.encode(&layout, &mut &data[..]).unwrap();
+        dec.add_parity(&layout, c, 0, &parity).unwrap();
+        assert!(dec.ready(80));
+        let got = dec.decode(&layout, 80).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].block, &got[0].data[..]), (85, block(85)));
+        // Promising nothing frees everything.
+        dec.raise_start(u64::MAX);
+        assert!(dec.kept.is_empty() && dec.have.is_empty());
+        assert!(!dec.keep(99, block(99)));
     }
 
     #[test]

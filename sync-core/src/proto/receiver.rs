@@ -6,7 +6,8 @@
 //! offset ([`Delivery`]); the driver writes it to a spool. The state
 //! machine's memory is one bit per block, a few bytes per chunk, and copies
 //! of the stream's last blocks (at most
-//! [`MAX_WINDOW_BYTES`](super::fec::MAX_WINDOW_BYTES)) for the tail codes:
+//! [`MAX_WINDOW_BYTES`](super::fec::MAX_WINDOW_BYTES), fewer or none once
+//! the sender's status says where its codes may start) for the tail codes:
 //! when a code's parity shards make up for the blocks lost in it, the
 //! rebuilt blocks come out of [`Receiver::poll_recovered`] to be written
 //! like received ones. When the last block of a chunk arrives it emits
@@ -128,6 +129,9 @@ pub struct ReceiverStats {
     pub recovered: u64,
     /// Bytes covered by the tail codes decoded (what decoding cost).
     pub decoded_bytes: u64,
+    /// Blocks copied for the tail codes (those the sender's status did not
+    /// rule out).
+    pub kept: u64,
 }
 
 /// The state machine.
@@ -335,6 +339,7 @@ impl Receiver {
             return Ok(None);
         }
         if self.tail.keep(b, payload) {
+            self.stats.kept += 1;
             if let Some(first) = self.tail.code_of(b) {
                 self.try_decode(first);
             }
@@ -485,6 +490,7 @@ impl Receiver {
                 self.rate_window = (Duration::from_micros(u64::from(s.srtt_us)) * RATE_WINDOW_RTTS)
                     .clamp(MIN_RATE_WINDOW, RATE_WINDOW);
             }
+            self.tail.raise_start(s.codes_from);
             if s.all_sent && !self.sender_all_sent {
                 self.sender_all_sent = true;
                 // Everything was sent: NAK the tail without waiting.

@@ -139,6 +139,14 @@ const CODING_SECS_PER_BYTE: f64 = 1e-9;
 /// the codes save when a loss falls in the window. On loopback, where a
 /// round trip is a fraction of a millisecond, waiting for NAKs is cheaper.
 const CODING_RTT_SHARE: f64 = 0.75;
+/// The receiver is told to keep copies of this many windows (at the rate
+/// when told) before the end: the rate may still rise before the window is
+/// fixed.
+const KEEP_WINDOWS: u64 = 2;
+/// The receiver is told no codes will come when coding the window at the
+/// rate of the time would leave this many times what is accepted: the
+/// round trip may still grow with a queue before the window is fixed.
+const NO_CODING_MARGIN: f64 = 4.0;
 
 /// Sender tuning.
 #[derive(Clone, Debug, PartialEq)]
@@ -295,6 +303,9 @@ pub struct Sender {
     /// The tail codes, once the window is fixed (if it is coded).
     tail: Option<Tail>,
     tail_fixed: bool,
+    /// The promise the status carries, once made: no code starts below
+    /// this block (see [`promise_codes_from`](Self::promise_codes_from)).
+    codes_from: Option<u64>,
     /// Blocks within hold + [`PASS_GRACE`]: tail passes skip them.
     recent: Bitmap,
     grace_fifo: VecDeque<(Instant, u64)>,
@@ -375,6 +386,7 @@ impl Sender {
             extra_copies: VecDeque::new(),
             tail: None,
             tail_fixed: false,
+            codes_from: None,
             hold_fifo: VecDeque::new(),
             unseen: VecDeque::new(),
             frontier: None,
@@ -597,7 +609,11 @@ impl Sender {
             // The window never exceeds its limit, so far from the end the
             // rate-dependent window (floating point, once a block) is not
             // worked out.
-            if !self.tail_fixed && (n - b) * 2 <= fec::window_limit(&self.layout) {
+            let limit = fec::window_limit(&self.layout);
+            if self.codes_from.is_none() && (n - b) * 4 <= limit * 5 && self.rtt.min().is_some() {
+                self.promise_codes_from();
+            }
+            if !self.tail_fixed && (n - b) * 2 <= limit {
                 let window = self.window_blocks();
                 if (n - b) * 2 <= window {
                     self.tail_fixed = true;
@@ -639,6 +655,51 @@ impl Sender {
         blocks.clamp(1, fec::window_limit(&self.layout))
     }
 
+    /// Tells the receiver, a quarter of its copies' span before it would
+    /// start keeping them, where the window may start at the earliest:
+    /// [`KEEP_WINDOWS`] windows at the current rate before the end, or
+    /// nowhere if coding a window that size would leave more than
+    /// [`NO_CODING_MARGIN`] times what [`fix_window`](Self::fix_window)
+    /// accepts. The receiver then keeps copies of that span only (on
+    /// loopback none: copying a whole 32 MiB span into fresh memory at the
+    /// end of the stream stalled the receiving thread for tens of
+    /// milliseconds).
+    fn promise_codes_from(&mut self) {
+        let n = self.layout.block_count();
+        let window = self.window_blocks();
+        let reach = (window * KEEP_WINDOWS).min(fec::window_limit(&self.layout));
+        let left = self.coding_left(n - window, n - window / 2);
+        let hopeless = left > self.coding_allowed() * NO_CODING_MARGIN;
+        let from = if hopeless && self.config.tail_coding == TailCoding::Auto {
+            self.tail_fixed = true;
+            n
+        } else {
+            n - reach
+        };
+        self.codes_from = Some(from);
+        tracing::debug!(codes_from = from, coding_s = left, "tail promise");
+        self.queue_status();
+    }
+
+    /// Seconds of decoding left when the stream ends if the window
+    /// `first..` is fixed as block `next` is about to go: the last group's,
+    /// or, when the receiver decodes slower than the window arrives, the
+    /// excess.
+    fn coding_left(&self, first: u64, next: u64) -> f64 {
+        let n = self.layout.block_count();
+        let groups = fec::group_ends(&self.layout, first).len().max(1) as u64;
+        let bytes = |blocks: u64| (blocks * self.layout.block_size() as u64) as f64;
+        let last = (n - first).div_ceil(groups);
+        let sending = bytes(n - next) / self.pacer.rate().max(1) as f64;
+        let coding = bytes(n - first) * CODING_SECS_PER_BYTE;
+        (bytes(last) * CODING_SECS_PER_BYTE).max(coding - sending)
+    }
+
+    /// Most coding left at the end that the window may cost.
+    fn coding_allowed(&self) -> f64 {
+        self.rtt.srtt().as_secs_f64() * CODING_RTT_SHARE
+    }
+
     /// Fixes the window at `first..` as block `next` is about to go
     /// (half a window before the end, so that the window reflects the rate
     /// the stream ends at, which is still rising in a short transfer):
@@ -648,17 +709,15 @@ impl Sender {
     /// arrives, the excess.
     fn fix_window(&mut self, first: u64, next: u64) {
         let n = self.layout.block_count();
-        // `first` is within the receiver's copies (`window_blocks`).
-        if first > fec::MAX_FIRST_BLOCK {
+        // `first` is within the receiver's copies (`window_blocks`), and
+        // not below what the status promised.
+        let first = first.max(self.codes_from.unwrap_or(0));
+        if first > fec::MAX_FIRST_BLOCK || first >= n {
             return;
         }
         let ends: VecDeque<u64> = fec::group_ends(&self.layout, first).into();
-        let bytes = |blocks: u64| (blocks * self.layout.block_size() as u64) as f64;
-        let last = (n - first).div_ceil(ends.len().max(1) as u64);
-        let sending = bytes(n - next) / self.pacer.rate().max(1) as f64;
-        let coding = bytes(n - first) * CODING_SECS_PER_BYTE;
-        let left = (bytes(last) * CODING_SECS_PER_BYTE).max(coding - sending);
-        let worth = left <= self.rtt.srtt().as_secs_f64() * CODING_RTT_SHARE;
+        let left = self.coding_left(first, next);
+        let worth = left <= self.coding_allowed();
         if !worth && self.config.tail_coding == TailCoding::Auto {
             tracing::debug!(window = n - first, coding_s = left, "tail not coded");
             return;
@@ -1093,6 +1152,7 @@ impl Sender {
             all_sent,
             srtt_us,
             rate: self.pacer.rate(),
+            codes_from: self.codes_from.unwrap_or(0),
         }));
     }
 

@@ -18,8 +18,9 @@ use crate::plan::StreamChunk;
 use super::{SessionOptions, SyncReport};
 
 /// The session protocol version; peers must match exactly. 2: parity
-/// datagrams of the tail codes, and even block sizes.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// datagrams of the tail codes, and even block sizes. 3: the sender's
+/// status says where its tail codes may start.
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Entries per `Entries` message.
 pub const ENTRIES_PER_MSG: usize = 2048;
 /// Chunks per `FileChunks` message (longer lists span several).

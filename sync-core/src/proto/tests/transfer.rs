@@ -309,6 +309,46 @@ fn tail_codes_rebuild_the_last_round_trips_losses() {
 }
 
 #[test]
+fn receiver_keeps_tail_copies_only_where_codes_may_come() {
+    // The receiver copies the stream's last 32 MiB for the tail codes
+    // unless the sender's status rules them out. At 5 Gbit/s over a
+    // 0.2 ms round trip coding can never pay: no copies at all. At
+    // 1 Gbit/s over 20 ms it pays, but the window is a few MB: copies of
+    // two windows, and the codes still rebuild.
+    let limit = crate::proto::fec::MAX_WINDOW_BYTES / block_size();
+    let cases = [
+        (10_000, Duration::from_micros(200), Some(mbit(5000)), 0.0),
+        (1000, Duration::from_millis(20), None, 0.01),
+    ];
+    for (i, (link_mbit, rtt, fixed, loss)) in cases.into_iter().enumerate() {
+        let seed = 60 + i as u64;
+        let mut link = LinkConfig::new(link_mbit, rtt);
+        link.loss = loss;
+        let cfg = SimConfig::new(seed, link);
+        let mut spec = FlowSpec::new(Payload::Pattern {
+            seed,
+            len: 100_000_000,
+        });
+        if let Some(rate) = fixed {
+            spec.sender.congestion = CongestionConfig::Fixed(FixedConfig { rate });
+        }
+        let r = run(&cfg, vec![spec]);
+        assert_delivered(&r, "tail copies");
+        let rx = &r.flows[0].receiver;
+        eprintln!(
+            "{link_mbit} Mbit/s, {rtt:?}: kept {} of {limit}, {rx:?}",
+            rx.kept
+        );
+        if fixed.is_some() {
+            assert_eq!(rx.kept, 0, "{rx:?}");
+        } else {
+            assert!(rx.kept > 0 && rx.kept < limit / 2, "{rx:?}");
+            assert!(rx.recovered > 0, "{rx:?}");
+        }
+    }
+}
+
+#[test]
 fn fair_keeps_queueing_delay_near_its_target() {
     // A lone flow on 100 Mbit/s: at 50 ms, and at 200 ms, where the
     // additive increase of a round trip, seen a round trip late, used to
