@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 /// Most bytes the bucket lets out back to back (64 GSO sends of 64 KiB).
 /// A driver thread on a busy two-core machine wakes every 150-300 µs
-/// (sleep, timer slack, building and encrypting the batch), and the
-/// receiving threads it shares the cores with take it off the CPU for 0.6
-/// ms on average (up to 4 ms, `perf sched`); at 20 Gbit/s that is 1.5 MB
+/// (sleep, timer slack, building and encrypting the batch), and once woken
+/// it waits for a core it shares with the receiving threads, 0.6 ms on
+/// average (up to 4 ms, `perf sched latency`); at 20 Gbit/s that is 1.5 MB
 /// of the rate, and what the bucket cannot hold is thrown away. With 1 MiB
 /// the sender slept for pacing a quarter of a loopback transfer while
 /// sending below its rate; 4 MiB took 10 interleaved pairs of 3000 MB

@@ -703,10 +703,9 @@ impl Sender {
     /// Fixes the window at `first..` as block `next` is about to go
     /// (half a window before the end, so that the window reflects the rate
     /// the stream ends at, which is still rising in a short transfer):
-    /// coded in groups, unless the coding left at the end would cost more than
-    /// [`CODING_RTT_SHARE`] of a round trip. That is the last group's
-    /// coding, or, when the receiver decodes slower than the window
-    /// arrives, the excess.
+    /// coded in groups, unless the coding left at the end
+    /// ([`coding_left`](Self::coding_left)) would cost more than
+    /// [`CODING_RTT_SHARE`] of a round trip.
     fn fix_window(&mut self, first: u64, next: u64) {
         let n = self.layout.block_count();
         // `first` is within the receiver's copies (`window_blocks`), and
