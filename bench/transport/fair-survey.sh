@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Two fair flows on one bottleneck, simulated (virtual time, deterministic):
-# the eight paths of the README's two-flow table, each also with its round
+# eight paths of the README's two-flow table (its six 100 Mbit/s rows and 1
+# Gbit/s at 20 and 100 ms), each also with its round
 # trip and its buffer moved together by -3..+3 ms, and with the round trip
 # alone moved (the buffer kept), so that a controller which shares a path
 # only at the exact figures it was tuned on shows up. Prints each pair's
