@@ -16,9 +16,18 @@ use crate::proto::frame::{encode_frame, FrameDecoder};
 
 /// A reliable, ordered control channel.
 pub trait ControlLink {
+    /// Sends `msg`. A link over a connection that may stall (TCP on a
+    /// lossy path) should not block here: it may drop a message when a
+    /// newer one replaces it, since every control message restates its
+    /// sender's state, but never the last one sent.
     fn send(&mut self, msg: &ControlMsg) -> io::Result<()>;
     /// The next message if one has arrived; never blocks.
     fn try_recv(&mut self) -> io::Result<Option<ControlMsg>>;
+    /// Whether the peer has said its phase is over (links that cannot
+    /// tell say no).
+    fn peer_done(&self) -> bool {
+        false
+    }
 }
 
 /// One end of an in-process control channel.

@@ -4,7 +4,8 @@
 //! ([`socket`]: port ranges, big buffers, `sendmmsg`/`recvmmsg` batches;
 //! [`offload`]: GSO/GRO batches of up to 64 datagrams per message),
 //! sleeping precisely ([`clock`]), the control channel abstraction
-//! ([`link::ControlLink`]), and the two thread loops, [`run_sender`] and
+//! ([`link::ControlLink`]) and the choice between it and control datagrams
+//! ([`control_path`]), and the two thread loops, [`run_sender`] and
 //! [`run_receiver`], that drive the state machines. It never decides what
 //! to send, when, or how fast: every such decision is the state machine's.
 //!
@@ -17,6 +18,7 @@
 //! ```
 
 pub mod clock;
+pub mod control_path;
 pub mod link;
 pub mod offload;
 pub mod receiver;

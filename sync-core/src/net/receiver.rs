@@ -14,6 +14,13 @@
 //! (the sender will resend it), and the queue's fill is reported to the
 //! state machine as back-pressure so the sender slows down to the disk's
 //! pace instead of flooding it.
+//!
+//! Feedback goes back to the sender as datagrams from the same socket (to
+//! the address of the first authentic datagram) with copies on the control
+//! link ([`ControlPath`]). Once everything is verified the socket thread
+//! lingers: while the sender, not yet told, keeps sending, each arrival is
+//! answered with the final feedback again, until the peer's phase is over
+//! or the sender has been silent for two round trips.
 
 use std::io;
 use std::net::UdpSocket;
@@ -24,8 +31,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver as ChanRx, Sender as ChanTx};
 
+use super::control_path::ControlPath;
 use super::link::ControlLink;
 use super::offload::{offload_allowed, RecvBuffers};
+use crate::proto::control::ControlMsg;
 use crate::proto::layout::Layout;
 use crate::proto::receiver::{Event, Receiver, ReceiverStats};
 
@@ -40,6 +49,9 @@ pub const WRITE_QUEUE_BYTES: usize = 32 << 20;
 const RECV_TIMEOUT: Duration = Duration::from_millis(1);
 /// Blocks per [`WriteBatch`] before it is handed to the writer.
 const BATCH_BLOCKS: usize = 64;
+/// After completion, the sender counts as told once it has been silent
+/// for two of its round trips plus this (its last datagrams may be queued).
+const LINGER_SLACK: Duration = Duration::from_millis(50);
 
 /// Where received blocks go: the session's chunk assembler, memory in tests.
 pub trait BlockSink {
@@ -256,7 +268,14 @@ fn receive_loop(
     tracing::debug!(gro = bufs.gro(), "UDP receive path");
     let capacity = queue_capacity(layout.block_size());
     let mut drops = 0u64;
+    let mut control = ControlPath::new(None);
     loop {
+        // Until the sender's address is known, the first datagram's source
+        // is looked at; it becomes the address if that datagram is genuine.
+        let first_from = match control.peer() {
+            None => socket.peek_from(&mut [0u8; 1]).ok().map(|(_, from)| from),
+            Some(_) => None,
+        };
         let n = bufs.recv(socket)?;
         let now = Instant::now();
         for i in 0..n {
@@ -265,7 +284,13 @@ fn receive_loop(
                 continue;
             }
             // Drop reasons are counted inside the receiver.
+            let before = receiver.packets_received();
             queue.receive(receiver, now, bufs.datagram(i))?;
+            if let Some(from) = first_from.filter(|_| i == 0) {
+                if receiver.packets_received() > before {
+                    control.set_peer(from);
+                }
+            }
             while let Some(r) = receiver.poll_recovered() {
                 queue.push(r.stream_offset, &r.data)?;
             }
@@ -283,17 +308,73 @@ fn receive_loop(
         if receiver.poll_timeout().is_some_and(|t| t <= now) {
             receiver.handle_timeout(now);
         }
-        while let Some(msg) = receiver.poll_feedback(now) {
-            link.send(&msg)?;
-        }
+        send_feedback(now, receiver, &mut control, socket, link)?;
         if drain_events(receiver, layout, queue)? {
-            // Make sure the sender hears about completion.
-            while let Some(msg) = receiver.poll_feedback(now) {
-                link.send(&msg)?;
-            }
+            send_feedback(now, receiver, &mut control, socket, link)?;
+            linger(socket, receiver, &mut bufs, layout, &mut control, link)?;
+            tracing::debug!(
+                datagrams = control.datagrams,
+                copies = control.copies,
+                "feedback sent"
+            );
             return Ok(drops);
         }
     }
+}
+
+fn send_feedback(
+    now: Instant,
+    receiver: &mut Receiver,
+    control: &mut ControlPath,
+    socket: &UdpSocket,
+    link: &mut dyn ControlLink,
+) -> io::Result<()> {
+    while let Some(msg) = receiver.poll_feedback(now) {
+        let mut seal = |m: &ControlMsg, out: &mut [u8]| receiver.seal_control(now, m, out);
+        control.send(now, &msg, socket, &mut seal, link)?;
+    }
+    Ok(())
+}
+
+/// After completion: answers what still arrives with the final feedback
+/// until the peer's phase is over or the sender has gone silent.
+fn linger(
+    socket: &UdpSocket,
+    receiver: &mut Receiver,
+    bufs: &mut RecvBuffers,
+    layout: &Layout,
+    control: &mut ControlPath,
+    link: &mut dyn ControlLink,
+) -> io::Result<()> {
+    let mut scratch = vec![0u8; layout.block_size()];
+    let mut last_arrival = Instant::now();
+    while !link.peer_done() {
+        let n = bufs.recv(socket)?;
+        let now = Instant::now();
+        for i in 0..n {
+            // Blocks are duplicates now; each arrival makes the final
+            // feedback due again.
+            let _ = receiver.handle_datagram_into(now, bufs.datagram(i), &mut scratch);
+            last_arrival = now;
+        }
+        // The transfer is done: a link that closes now only means the
+        // peer is gone too.
+        loop {
+            match link.try_recv() {
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(_) => return Ok(()),
+            }
+        }
+        if send_feedback(now, receiver, control, socket, link).is_err() {
+            return Ok(());
+        }
+        let quiet = 2 * receiver.sender_srtt() + LINGER_SLACK;
+        if now.saturating_duration_since(last_arrival) >= quiet {
+            break;
+        }
+    }
+    Ok(())
 }
 
 /// Blocks the write queue holds for blocks of `block_size` bytes.

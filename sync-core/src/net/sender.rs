@@ -3,8 +3,10 @@
 //! Owns the loop around the state machine: read the clock, feed control
 //! messages, collect up to [`SEND_BATCH`] paced datagrams and hand them to
 //! the kernel in one system call ([`Transmit`]: GSO groups in one
-//! `sendmmsg`, or plain `sendmmsg`), forward the sender's control messages, then
-//! sleep until the state machine's next deadline. It never decides what to
+//! `sendmmsg`, or plain `sendmmsg`), take the receiver's
+//! feedback datagrams off the same socket, send the sender's status the
+//! same way ([`ControlPath`]), then sleep until the state machine's next
+//! deadline. It never decides what to
 //! send or how fast; that is [`crate::proto::sender`]'s job.
 
 use std::io;
@@ -12,8 +14,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use super::clock::sleep_coarse;
+use super::control_path::ControlPath;
 use super::link::ControlLink;
 use super::offload::{offload_allowed, Transmit, MAX_GSO_BYTES, MAX_SEND};
+use crate::proto::control::ControlMsg;
+use crate::proto::layout::MAX_DATAGRAM;
 use crate::proto::sender::{BlockSource, Event, Sender, SenderStats};
 
 /// Longest sleep between looks at the control link.
@@ -25,6 +30,10 @@ pub const SEND_BATCH: usize = MAX_SEND;
 const WAKE_BYTES: u64 = MAX_GSO_BYTES as u64;
 /// Longest wait for [`WAKE_BYTES`] (at low rates, a few datagrams).
 const MAX_BATCH_WAIT: Duration = Duration::from_micros(500);
+/// Most datagrams read from the socket per wake-up: feedback comes every
+/// few milliseconds, so more waiting means something else is sending to
+/// us, and the data must not wait for it.
+const RECV_PER_WAKE: usize = 64;
 
 /// Runs `sender` until the receiver confirms everything; returns its stats.
 /// Fails if the transfer times out or the socket or link fails.
@@ -35,6 +44,11 @@ pub fn run_sender(
     source: &mut dyn BlockSource,
     link: &mut dyn ControlLink,
 ) -> io::Result<SenderStats> {
+    // Non-blocking: the loop reads feedback datagrams without waiting, and
+    // a full send buffer is retried (see `pending`).
+    socket.set_nonblocking(true)?;
+    let mut control = ControlPath::new(Some(peer));
+    let mut inbound = vec![0u8; MAX_DATAGRAM];
     let mut transmit = Transmit::new(socket, offload_allowed());
     tracing::debug!(gso = transmit.gso(), "UDP send path");
     let mut bufs = vec![vec![0u8; sender.max_datagram()]; SEND_BATCH];
@@ -47,6 +61,18 @@ pub fn run_sender(
         let now = Instant::now();
         while let Some(msg) = link.try_recv()? {
             sender.handle_control(now, msg);
+        }
+        for _ in 0..RECV_PER_WAKE {
+            match socket.recv(&mut inbound) {
+                // Dropped datagrams are counted by the state machine.
+                Ok(n) => drop(sender.handle_datagram(now, &inbound[..n])),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // An ICMP error of an earlier send (port unreachable while
+                // the receiver binds): nothing to read.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
         if sender.poll_timeout().is_some_and(|t| t <= now) {
             sender.handle_timeout(now);
@@ -75,7 +101,8 @@ pub fn run_sender(
             pending_from += sent;
         }
         while let Some(msg) = sender.poll_control(now) {
-            link.send(&msg)?;
+            let mut seal = |m: &ControlMsg, out: &mut [u8]| sender.seal_control(now, m, out);
+            control.send(now, &msg, socket, &mut seal, link)?;
         }
         if let Some(ev) = sender.poll_event() {
             match ev {

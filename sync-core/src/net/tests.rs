@@ -239,3 +239,62 @@ fn tail_codes_rebuild_blocks_lost_on_real_sockets() {
     // Rebuilt blocks were written: no chunk failed verification.
     assert_eq!(st.chunk_failures, 0, "{st:?}");
 }
+
+/// A control connection that never delivers anything, as a TCP connection
+/// stalled by loss looks from inside a transfer.
+struct DeafLink;
+
+impl ControlLink for DeafLink {
+    fn send(&mut self, _: &crate::proto::ControlMsg) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn try_recv(&mut self) -> std::io::Result<Option<crate::proto::ControlMsg>> {
+        Ok(None)
+    }
+}
+
+#[test]
+fn feedback_datagrams_carry_a_transfer_whose_control_link_is_deaf() {
+    // With the control link silent both ways, the sender hears the
+    // receiver's feedback, and its final word, only as datagrams, and the
+    // receiver the sender's status only so: the transfer must end, byte
+    // exact, well before either side's idle timeout.
+    let data: Arc<Vec<u8>> = Arc::new((0..20_000_000u32).map(|i| (i / 7) as u8).collect());
+    let layout = layout_for(&data, 1 << 18);
+    let secret = SessionSecret::generate().unwrap();
+    let rx_socket = localhost();
+    let peer = rx_socket.local_addr().unwrap();
+    let tx_socket = localhost();
+    let _ = set_buffers(&rx_socket, socket::SOCKET_BUFFER);
+    let _ = set_buffers(&tx_socket, socket::SOCKET_BUFFER);
+    let timeout = std::time::Duration::from_secs(10);
+    let now = Instant::now();
+    let receiver_config = ReceiverConfig {
+        idle_timeout: timeout,
+        ..ReceiverConfig::default()
+    };
+    let receiver = Receiver::new(receiver_config, layout.clone(), &secret, now);
+    let config = SenderConfig {
+        idle_timeout: timeout,
+        ..sender_config()
+    };
+    let sender = Sender::new(config, layout.clone(), &secret, now);
+    let sending = {
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let mut src: &[u8] = &data;
+            run_sender(&tx_socket, peer, sender, &mut src, &mut DeafLink)
+        })
+    };
+    let (spool, report) = run_receiver(&rx_socket, receiver, layout, Vec::new(), &mut DeafLink)
+        .expect("receiver finished");
+    let stats = sending.join().unwrap().expect("sender finished");
+    assert!(spool[..] == data[..], "received bytes differ");
+    assert!(
+        stats.control_datagrams > 0 && stats.feedback > 0,
+        "{stats:?}"
+    );
+    assert!(report.stats.control > 0, "{report:?}");
+    assert!(now.elapsed() < timeout, "took {:?}", now.elapsed());
+}

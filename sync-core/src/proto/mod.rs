@@ -33,6 +33,7 @@
 pub mod bitmap;
 pub mod congestion;
 pub mod control;
+pub mod control_datagram;
 pub mod crypto;
 pub mod fec;
 pub mod frame;

@@ -21,6 +21,11 @@
 //! with more gaps than fit one message every gap is still reported within a
 //! few messages; repetition is harmless because the sender ignores NAKs for
 //! blocks it sent too recently for the NAK to be about that copy.
+//! Feedback is sized to fit one datagram, so the driver can send it on the
+//! data path ([`Receiver::seal_control`], under the receiver's own key and
+//! packet numbers) as well as on the control connection; the sender's
+//! status arrives either way too ([`Receiver::handle_datagram`] takes
+//! control datagrams).
 //!
 //! It never touches sockets, files or clocks.
 
@@ -30,6 +35,7 @@ use std::time::{Duration, Instant};
 
 use super::bitmap::Bitmap;
 use super::control::{ControlMsg, Echo, Feedback, OwdSample, MAX_NAK_RANGES};
+use super::control_datagram;
 use super::crypto::{Cipher, Direction, PacketKey, SessionSecret};
 use super::fec::{Recovered, TailDecoder};
 use super::layout::Layout;
@@ -123,6 +129,8 @@ pub struct ReceiverStats {
     pub replayed: u64,
     pub chunk_failures: u64,
     pub feedback_sent: u64,
+    /// Control datagrams (the sender's status) taken.
+    pub control: u64,
     /// Parity shards of tail codes taken.
     pub parity: u64,
     /// Blocks the tail codes rebuilt.
@@ -162,6 +170,9 @@ pub struct Receiver {
     window_start: Instant,
     window_bytes: u64,
     rate_window: Duration,
+    /// The round trip time the sender's status last reported (zero until
+    /// then).
+    sender_srtt: Duration,
     recv_rate: u64,
     owd_origin: Option<u32>,
     owd_min: i64,
@@ -172,6 +183,10 @@ pub struct Receiver {
     sink_window: Option<(Instant, u64)>,
     sink_rate: u64,
     feedback_seq: u64,
+    /// Seals the control datagrams this side sends.
+    out_key: PacketKey,
+    /// The next packet number under `out_key`.
+    out_pn: u64,
     next_feedback: Option<Instant>,
     dirty: bool,
     last_heard: Instant,
@@ -214,6 +229,8 @@ impl Receiver {
             .collect();
         let mut r = Receiver {
             key: PacketKey::new(secret, config.cipher, Direction::SenderToReceiver),
+            out_key: PacketKey::new(secret, config.cipher, Direction::ReceiverToSender),
+            out_pn: 0,
             session_id: secret.session_id(),
             epoch: now,
             replay: ReplayWindow::new(),
@@ -233,6 +250,7 @@ impl Receiver {
             window_start: now,
             window_bytes: 0,
             rate_window: RATE_WINDOW,
+            sender_srtt: Duration::ZERO,
             recv_rate: 0,
             owd_origin: None,
             owd_min: i64::MAX,
@@ -284,11 +302,11 @@ impl Receiver {
     }
 
     /// [`handle_datagram`](Self::handle_datagram) without touching the
-    /// datagram: a new block's payload is decrypted straight into the start
-    /// of `out` (where the driver collects blocks for its writer), saving
-    /// the copy out of a decrypted datagram. `out` must hold a whole block
-    /// ([`Layout::block_size`]); after `Ok(None)` or an error its contents
-    /// are unspecified.
+    /// datagram: a new block's payload (or a control message) is decrypted
+    /// straight into the start of `out` (where the driver collects blocks
+    /// for its writer), saving the copy out of a decrypted datagram. `out`
+    /// must hold a whole block ([`Layout::block_size`]); after `Ok(None)`
+    /// or an error its contents are unspecified.
     pub fn handle_datagram_into(
         &mut self,
         now: Instant,
@@ -331,6 +349,12 @@ impl Receiver {
             Body::Parity { code, .. } => {
                 self.stats.parity += 1;
                 self.try_decode(code.first_block);
+                return Ok(None);
+            }
+            Body::Control => {
+                let msg = control_datagram::decode(payload)?;
+                self.stats.control += 1;
+                self.handle_control(now, msg);
                 return Ok(None);
             }
         };
@@ -487,6 +511,7 @@ impl Receiver {
         }
         if let ControlMsg::Status(s) = msg {
             if s.srtt_us > 0 {
+                self.sender_srtt = Duration::from_micros(u64::from(s.srtt_us));
                 self.rate_window = (Duration::from_micros(u64::from(s.srtt_us)) * RATE_WINDOW_RTTS)
                     .clamp(MIN_RATE_WINDOW, RATE_WINDOW);
             }
@@ -524,6 +549,36 @@ impl Receiver {
         self.next_feedback = Some(now + self.config.feedback_interval);
         self.dirty = false;
         Some(ControlMsg::Feedback(self.build_feedback(now)))
+    }
+
+    /// Seals `msg` (from [`poll_feedback`](Self::poll_feedback)) into `out`
+    /// as a datagram for the sender; its length, or `None` if it does not
+    /// fit one (it then goes by the control connection only).
+    pub fn seal_control(
+        &mut self,
+        now: Instant,
+        msg: &ControlMsg,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let header = Header {
+            session_id: self.session_id,
+            packet_number: self.out_pn,
+            body: Body::Control,
+            send_time_us: now.saturating_duration_since(self.epoch).as_micros() as u32,
+        };
+        let n = control_datagram::seal(&self.out_key, header, msg, self.layout.block_size(), out)?;
+        self.out_pn += 1;
+        Some(n)
+    }
+
+    /// The round trip time the sender last reported (zero until then).
+    pub fn sender_srtt(&self) -> Duration {
+        self.sender_srtt
+    }
+
+    /// Authentic datagrams taken so far (data, parity and control).
+    pub fn packets_received(&self) -> u64 {
+        self.packets_received
     }
 
     /// The next event.
@@ -575,6 +630,14 @@ impl Receiver {
             }
             Body::Block(b) => self.layout.block_len(b),
             Body::Parity { .. } => self.layout.block_size(),
+            Body::Control => {
+                let len = control_datagram::payload_len(
+                    &self.key,
+                    datagram.len(),
+                    self.layout.block_size(),
+                )?;
+                return Ok((h, len));
+            }
         };
         let got = datagram
             .len()
@@ -639,11 +702,20 @@ impl Receiver {
         let mut naks = Vec::new();
         let mut pos = start;
         let mut scan_end = limit;
+        // The message must fit one datagram: the NAK list stops where its
+        // bytes would overflow, and the scan with it.
+        let mut budget = control_datagram::nak_budget(self.layout.block_size());
         while pos < limit {
             let Some(gap) = self.held.next_clear_in(pos..limit) else {
                 break;
             };
             let end = self.held.next_set_in(gap..limit).unwrap_or(limit);
+            let cost = control_datagram::nak_bytes(pos, gap, end);
+            if cost > budget {
+                scan_end = gap;
+                break;
+            }
+            budget -= cost;
             naks.push(gap..end);
             pos = end;
             if naks.len() == MAX_NAK_RANGES {

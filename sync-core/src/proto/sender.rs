@@ -46,8 +46,13 @@
 //!
 //! It never touches sockets, files or clocks: payload bytes come through
 //! [`BlockSource`], time through `now`, and output is datagrams
-//! ([`Sender::poll_transmit`]), control messages ([`Sender::poll_control`]),
-//! a wake-up time ([`Sender::poll_timeout`]) and [`Event`]s.
+//! ([`Sender::poll_transmit`]), control messages ([`Sender::poll_control`],
+//! which the driver may also seal as datagrams with
+//! [`Sender::seal_control`]), a wake-up time ([`Sender::poll_timeout`]) and
+//! [`Event`]s. The receiver's feedback comes in by the control connection
+//! ([`Sender::handle_control`]) or as datagrams
+//! ([`Sender::handle_datagram`]), whichever is first: stale copies are
+//! dropped by their sequence number.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -57,12 +62,14 @@ use std::time::{Duration, Instant};
 use super::bitmap::Bitmap;
 use super::congestion::{BackPressure, CongestionConfig, Controller, PathSample};
 use super::control::{ControlMsg, Feedback, SenderStatus};
+use super::control_datagram;
 use super::crypto::{Cipher, Direction, PacketKey, SessionSecret};
 use super::fec::{self, TailCode};
 use super::layout::Layout;
 use super::pacer::Pacer;
+use super::replay::{ReplayCheck, ReplayWindow};
 use super::rtt::{BaseDelay, RttEstimator, MAX_RTT_SAMPLE};
-use super::wire::{Body, Header, HEADER_LEN};
+use super::wire::{Body, DatagramError, Header, HEADER_LEN};
 
 /// Where block payloads come from: files in the driver, memory in tests.
 pub trait BlockSource {
@@ -215,6 +222,11 @@ pub struct SenderStats {
     pub last_coded_bytes: u64,
     pub feedback: u64,
     pub stale_feedback: u64,
+    /// Control datagrams from the receiver taken (fresh or stale).
+    pub control_datagrams: u64,
+    /// Datagrams that arrived on the sending socket and were dropped
+    /// (foreign, forged, replayed, malformed).
+    pub dropped_datagrams: u64,
     pub blocks_confirmed: u64,
     pub srtt: Duration,
     pub rate: u64,
@@ -252,10 +264,19 @@ struct Tail {
     parity: VecDeque<(TailCode, Vec<u8>, u16)>,
 }
 
+/// Opens the receiver's control datagrams.
+struct Inbound {
+    key: PacketKey,
+    replay: ReplayWindow,
+    /// Decrypted payloads land here.
+    scratch: Vec<u8>,
+}
+
 /// The state machine.
 pub struct Sender {
     layout: Arc<Layout>,
     key: PacketKey,
+    inbound: Inbound,
     session_id: u32,
     epoch: Instant,
     config: SenderConfig,
@@ -369,6 +390,11 @@ impl Sender {
         Sender {
             session_id: secret.session_id(),
             key,
+            inbound: Inbound {
+                key: PacketKey::new(secret, config.cipher, Direction::ReceiverToSender),
+                replay: ReplayWindow::new(),
+                scratch: Vec::new(),
+            },
             epoch: now,
             next_pn: 0,
             next_new: 0,
@@ -471,8 +497,8 @@ impl Sender {
         header.encode(buf);
         let (head, rest) = buf.split_at_mut(HEADER_LEN);
         let (payload, rest) = rest.split_at_mut(len);
-        match body {
-            Body::Block(b) => {
+        match next {
+            Next::Block(b, _) => {
                 let start = self.layout.block_range(b).start;
                 if let Some(plain) = source.lend(start, len) {
                     self.key
@@ -482,7 +508,7 @@ impl Sender {
                     self.key.seal(self.next_pn, head, payload, &mut rest[..tag]);
                 }
             }
-            Body::Parity { index, .. } => {
+            Next::Parity(_, index) => {
                 self.take_parity(index, payload);
                 self.key.seal(self.next_pn, head, payload, &mut rest[..tag]);
             }
@@ -513,6 +539,70 @@ impl Sender {
         if let ControlMsg::Feedback(f) = msg {
             self.handle_feedback(now, &f);
         }
+    }
+
+    /// Authenticates a datagram from the receiver (a control message) and
+    /// takes it like [`handle_control`](Self::handle_control). Anything
+    /// else is dropped with the reason, and counted.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) -> Result<(), DatagramError> {
+        let msg = self.open_control(datagram);
+        match msg {
+            Ok(msg) => {
+                self.stats.control_datagrams += 1;
+                self.handle_control(now, msg);
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.dropped_datagrams += 1;
+                Err(e)
+            }
+        }
+    }
+
+    fn open_control(&mut self, datagram: &[u8]) -> Result<ControlMsg, DatagramError> {
+        let h = Header::decode(datagram)?;
+        if h.session_id != self.session_id {
+            return Err(DatagramError::ForeignSession);
+        }
+        if h.body != Body::Control {
+            return Err(DatagramError::WrongDirection);
+        }
+        let Inbound {
+            key,
+            replay,
+            scratch,
+        } = &mut self.inbound;
+        match replay.check(h.packet_number) {
+            ReplayCheck::Fresh => {}
+            ReplayCheck::Replayed => return Err(DatagramError::Replayed),
+            ReplayCheck::TooOld => return Err(DatagramError::TooOld),
+        }
+        let max = self.layout.block_size();
+        let msg = control_datagram::open(key, &h, datagram, max, scratch);
+        if !matches!(msg, Err(DatagramError::AuthFailed)) {
+            replay.accept(h.packet_number);
+        }
+        msg
+    }
+
+    /// Seals `msg` (from [`poll_control`](Self::poll_control)) into `out`
+    /// as a datagram for the receiver, in the data's packet-number space;
+    /// its length, or `None` if it does not fit one.
+    pub fn seal_control(
+        &mut self,
+        now: Instant,
+        msg: &ControlMsg,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let header = Header {
+            session_id: self.session_id,
+            packet_number: self.next_pn,
+            body: Body::Control,
+            send_time_us: self.clock_us(now),
+        };
+        let n = control_datagram::seal(&self.key, header, msg, self.layout.block_size(), out)?;
+        self.next_pn += 1;
+        Some(n)
     }
 
     /// Fires timers; call when `poll_timeout` has passed.

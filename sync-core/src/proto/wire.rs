@@ -21,7 +21,13 @@
 //! of a tail code ([`super::fec`]): the index field is the shard's index,
 //! and the block-number field holds the code's first block (upper 40 bits),
 //! its number of blocks less one (12 bits) and its number of parity shards
-//! less one (12 bits); the payload is one block long.
+//! less one (12 bits); the payload is one block long. Kind 2 is a control
+//! message ([`super::control`]) sent as a datagram: index and block-number
+//! fields are zero, and the payload is the encoded message, at most one
+//! block long. Feedback travels this way from the receiver (under the
+//! receiver's own key and packet numbers), status from the sender (in the
+//! sender's packet-number space), so that a lossy, slow control connection
+//! never stands between the two state machines.
 //!
 //! The whole header is the AEAD's associated data, and the nonce is built
 //! from the packet number (see [`super::crypto`]), so a header cannot be
@@ -57,6 +63,8 @@ pub const VERSION: u8 = 0xB1;
 pub const KIND_DATA: u8 = 0;
 /// Datagram kind: a parity shard of the tail code.
 pub const KIND_PARITY: u8 = 1;
+/// Datagram kind: a control message.
+pub const KIND_CONTROL: u8 = 2;
 
 /// Why a datagram was dropped. Dropping is normal on the open internet, so
 /// these are data for statistics rather than failures of the transfer.
@@ -86,6 +94,12 @@ pub enum DatagramError {
     BlockOutOfRange(u64),
     #[error("payload of {got} bytes where block needs {want}")]
     BadPayloadLength { got: usize, want: usize },
+    #[error("control datagram of {0} payload bytes is empty or longer than a block")]
+    BadControlLength(usize),
+    #[error("control datagram does not hold a valid control message")]
+    BadControl,
+    #[error("datagram kind is not one this side receives")]
+    WrongDirection,
 }
 
 /// The decoded fixed header.
@@ -105,6 +119,8 @@ pub enum Body {
     Block(u64),
     /// Parity shard `index` of a tail code.
     Parity { code: TailCode, index: u16 },
+    /// An encoded control message.
+    Control,
 }
 
 impl Header {
@@ -112,7 +128,7 @@ impl Header {
     pub fn block(&self) -> Option<u64> {
         match self.body {
             Body::Block(b) => Some(b),
-            Body::Parity { .. } => None,
+            Body::Parity { .. } | Body::Control => None,
         }
     }
 }
@@ -127,6 +143,7 @@ impl Header {
         let (kind, index, field) = match self.body {
             Body::Block(b) => (KIND_DATA, 0, b),
             Body::Parity { code, index } => (KIND_PARITY, index, pack(code)),
+            Body::Control => (KIND_CONTROL, 0, 0),
         };
         out[0] = VERSION;
         out[1] = kind;
@@ -163,6 +180,8 @@ impl Header {
                 }
                 Body::Parity { code, index }
             }
+            KIND_CONTROL if index != 0 || field != 0 => return Err(DatagramError::Reserved),
+            KIND_CONTROL => Body::Control,
             kind => return Err(DatagramError::UnknownKind(kind)),
         };
         Ok(Header {

@@ -2,12 +2,15 @@
 //!
 //! When a round goes over UDP, the receiver binds a socket, announces its
 //! port and a fresh secret in `NeedDone`, and both halves run the
-//! [`crate::net`] drivers around the [`crate::proto`] state machines while
-//! the session's control connection carries their feedback (`Msg::Proto`)
-//! in both directions at once. Each side ends its phase with `DataDone`; a
-//! reader thread per side forwards the peer's messages until the peer's
-//! `DataDone` arrives, so after the phase the connection is back in plain
-//! request/response order.
+//! [`crate::net`] drivers around the [`crate::proto`] state machines. Their
+//! feedback travels as datagrams beside the data, and copies of it
+//! (`Msg::Proto`) on the session's control connection, in both directions
+//! at once. Each side ends its phase with `DataDone`; a reader thread per
+//! side forwards the peer's messages until the peer's `DataDone` arrives,
+//! so after the phase the connection is back in plain request/response
+//! order. A writer thread per side sends ours, keeping only the newest
+//! while the connection is slow ([`Mailbox`]): a TCP connection stalled by
+//! loss never stops the socket threads.
 //!
 //! The receiver assembles chunks as their blocks arrive and hands each
 //! verified chunk to the apply engine at once, so files are written while
@@ -411,9 +414,73 @@ enum Event {
     Failed(String),
 }
 
+/// What waits for the writer thread: the newest control message not yet
+/// written (an older one still waiting is replaced: each restates its
+/// side's state), then the phase's `DataDone`.
+#[derive(Default)]
+struct Slot {
+    newest: Option<Msg>,
+    done: Option<Msg>,
+    /// The writer failed; what it said.
+    failed: Option<String>,
+}
+
+/// A one-message mailbox between a socket thread and the writer thread.
+#[derive(Default)]
+struct Mailbox {
+    slot: Mutex<Slot>,
+    ready: std::sync::Condvar,
+}
+
+impl Mailbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn put(&self, msg: Msg) -> io::Result<()> {
+        let mut slot = self.lock();
+        if let Some(e) = &slot.failed {
+            return Err(io::Error::other(e.clone()));
+        }
+        slot.newest = Some(msg);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    fn finish(&self, done: Msg) {
+        self.lock().done = Some(done);
+        self.ready.notify_one();
+    }
+
+    /// The writer thread: writes what is put until `DataDone` is written.
+    fn write_all(&self, writer: &mut dyn MsgWrite) -> Result<()> {
+        loop {
+            let (msg, last) = {
+                let mut slot = self.lock();
+                loop {
+                    if let Some(m) = slot.newest.take() {
+                        break (m, false);
+                    }
+                    if let Some(m) = slot.done.take() {
+                        break (m, true);
+                    }
+                    slot = self.ready.wait(slot).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            if let Err(e) = writer.send(&msg) {
+                self.lock().failed = Some(e.to_string());
+                return Err(e);
+            }
+            if last {
+                return Ok(());
+            }
+        }
+    }
+}
+
 /// The drivers' control link over a split session transport.
 struct SplitLink<'a> {
-    writer: Box<dyn MsgWrite + 'a>,
+    mailbox: &'a Mailbox,
     events: chan::Receiver<Event>,
     peer_done: bool,
 }
@@ -423,9 +490,12 @@ impl ControlLink for SplitLink<'_> {
         let bytes = msg
             .encode()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        self.writer
-            .send(&Msg::Proto(serde_bytes::ByteBuf::from(bytes)))
-            .map_err(io::Error::other)
+        self.mailbox
+            .put(Msg::Proto(serde_bytes::ByteBuf::from(bytes)))
+    }
+
+    fn peer_done(&self) -> bool {
+        self.peer_done
     }
 
     fn try_recv(&mut self) -> io::Result<Option<ControlMsg>> {
@@ -493,21 +563,27 @@ fn with_link<T>(
     t: &mut dyn Transport,
     phase: impl FnOnce(&mut dyn ControlLink) -> io::Result<T>,
 ) -> Result<io::Result<T>> {
-    let Some((mut reader, writer)) = t.split() else {
+    let Some((mut reader, mut writer)) = t.split() else {
         return Err(protocol("this connection cannot carry a UDP data phase"));
     };
     let (tx, events) = chan::unbounded();
+    let mailbox = Mailbox::default();
     std::thread::scope(|s| {
         let forward = s.spawn(move || read_until_done(&mut *reader, tx));
+        let mailbox = &mailbox;
+        let write = s.spawn(move || mailbox.write_all(&mut *writer));
         let mut link = SplitLink {
-            writer,
+            mailbox,
             events,
             peer_done: false,
         };
         let out = phase(&mut link);
-        let sent = link.writer.send(&Msg::DataDone { ok: out.is_ok() });
+        mailbox.finish(Msg::DataDone { ok: out.is_ok() });
         // Drop our end so a failed reader cannot block; wait for the peer's DataDone.
         drop(link);
+        let sent = write
+            .join()
+            .unwrap_or_else(|_| Err(protocol("the control writer panicked")));
         let _ = forward.join();
         sent.map(|()| out)
     })
