@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-struct Daemon {
+pub struct Daemon {
     child: Child,
+    /// The address it listens on, and its port.
+    host: String,
     port: u16,
     server_pub: String,
     log: PathBuf,
@@ -27,7 +29,7 @@ impl Drop for Daemon {
 }
 
 /// Makes a key pair with `sluice keygen`; returns the public key.
-fn keygen(d: &Dir, name: &str) -> String {
+pub fn keygen(d: &Dir, name: &str) -> String {
     let out = d.sluice(&[
         "keygen".as_ref(),
         "--out".as_ref(),
@@ -49,6 +51,12 @@ fn client_keys(d: &Dir) -> (String, String) {
 /// Starts `sluice serve` with `settings` and `modules` (TOML) appended to
 /// the key line.
 fn start(d: &Dir, settings: &str) -> Daemon {
+    start_in(d, settings, &[], "127.0.0.1")
+}
+
+/// [`start`], listening on `host` and run through `wrapper` (e.g. `ip
+/// netns exec NS`).
+pub fn start_in(d: &Dir, settings: &str, wrapper: &[&str], host: &str) -> Daemon {
     let server_pub = keygen(d, "keys/server");
     let config = d.path("serve.toml");
     std::fs::write(
@@ -59,10 +67,15 @@ fn start(d: &Dir, settings: &str) -> Daemon {
     let log = d.path("daemon.log");
     // Port 0: the daemon binds a free port itself and logs it, so no other
     // test can take the port between choosing and binding it.
-    let child = Command::new(sluice_bin())
+    let bin = sluice_bin().as_os_str();
+    let mut argv: Vec<&OsStr> = wrapper.iter().map(OsStr::new).collect();
+    argv.push(bin);
+    let listen = format!("{host}:0");
+    let child = Command::new(argv[0])
+        .args(&argv[1..])
         .arg("serve")
         .arg("--listen")
-        .arg("127.0.0.1:0")
+        .arg(&listen)
         .arg("--config")
         .arg(&config)
         .env("XDG_STATE_HOME", d.path("server-state"))
@@ -73,13 +86,15 @@ fn start(d: &Dir, settings: &str) -> Daemon {
         .expect("start sluice serve");
     let mut daemon = Daemon {
         child,
+        host: host.to_string(),
         port: 0,
         server_pub,
         log,
     };
-    daemon.wait_log("listening on 127.0.0.1:", 1);
+    let needle = format!("listening on {host}:");
+    daemon.wait_log(&needle, 1);
     let text = daemon.log_text();
-    let at = text.find("listening on 127.0.0.1:").unwrap() + "listening on 127.0.0.1:".len();
+    let at = text.find(&needle).unwrap() + needle.len();
     let digits: String = text[at..]
         .chars()
         .take_while(char::is_ascii_digit)
@@ -89,7 +104,7 @@ fn start(d: &Dir, settings: &str) -> Daemon {
 }
 
 /// A module table.
-fn module(name: &str, path: &Path, access: &str, keys: &[&str]) -> String {
+pub fn module(name: &str, path: &Path, access: &str, keys: &[&str]) -> String {
     let keys: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
     format!(
         "[modules.{name}]\npath = \"{}\"\naccess = \"{access}\"\nallowed_keys = [{}]\n",
@@ -99,8 +114,12 @@ fn module(name: &str, path: &Path, access: &str, keys: &[&str]) -> String {
 }
 
 impl Daemon {
-    fn url(&self, path: &str) -> String {
-        format!("sluice://127.0.0.1:{}/{path}", self.port)
+    pub fn server_pub(&self) -> &str {
+        &self.server_pub
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("sluice://{}:{}/{path}", self.host, self.port)
     }
 
     /// Waits (at most 10 s) until `needle` occurs `count` times in the log.
@@ -116,13 +135,13 @@ impl Daemon {
         }
     }
 
-    fn log_text(&self) -> String {
+    pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// `sluice sync --json` with `key` (a name under keys/); returns the
     /// exit code, stdout and stderr.
-    fn sync(
+    pub fn sync(
         &self,
         d: &Dir,
         key: &str,

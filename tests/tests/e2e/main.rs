@@ -9,3 +9,4 @@ mod safety;
 mod ssh;
 mod sync;
 mod util;
+mod wan;
