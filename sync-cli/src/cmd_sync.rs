@@ -70,6 +70,7 @@ pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
         allow_empty_source: a.allow_empty_source,
         excludes,
         gitignore: a.scan.gitignore,
+        itemize: a.json || a.itemize_changes || dry_run,
         data: match a.data.options() {
             Ok(d) => d,
             Err(msg) => {

@@ -11,15 +11,23 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
+    // Debug output (and any SLUICE_LOG filter) carries the seconds since
+    // start, so that phases can be timed; the default output does not.
+    let timed = verbose >= 2 || std::env::var_os("SLUICE_LOG").is_some();
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(stderr_is_tty())
-        .with_target(false)
-        .without_time()
-        .init();
+        .with_target(false);
+    if timed {
+        builder
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .init();
+    } else {
+        builder.without_time().init();
+    }
 }
 
 /// Prints a warning line on stderr.

@@ -34,6 +34,8 @@ const MAX_BATCH_WAIT: Duration = Duration::from_micros(500);
 /// few milliseconds, so more waiting means something else is sending to
 /// us, and the data must not wait for it.
 const RECV_PER_WAKE: usize = 64;
+/// How often the loop logs its progress (at debug level).
+const TRACE_EVERY: Duration = Duration::from_millis(500);
 
 /// Runs `sender` until the receiver confirms everything; returns its stats.
 /// Fails if the transfer times out or the socket or link fails.
@@ -57,8 +59,13 @@ pub fn run_sender(
     // packet number and pacing are already spent.
     let mut pending = 0usize;
     let mut pending_from = 0usize;
+    let mut next_trace = Instant::now() + TRACE_EVERY;
     loop {
         let now = Instant::now();
+        if now >= next_trace {
+            next_trace = now + TRACE_EVERY;
+            trace_progress(&sender);
+        }
         while let Some(msg) = link.try_recv()? {
             sender.handle_control(now, msg);
         }
@@ -106,7 +113,10 @@ pub fn run_sender(
         }
         if let Some(ev) = sender.poll_event() {
             match ev {
-                Event::Complete => return Ok(sender.stats()),
+                Event::Complete => {
+                    trace_progress(&sender);
+                    return Ok(sender.stats());
+                }
                 Event::TimedOut => {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
@@ -133,4 +143,25 @@ pub fn run_sender(
         };
         sleep_coarse(wake);
     }
+}
+
+/// One debug line of the transfer's state: what `-vv` shows every
+/// [`TRACE_EVERY`] while blocks flow.
+fn trace_progress(sender: &Sender) {
+    let s = sender.stats();
+    tracing::debug!(
+        rate_mbit = s.rate * 8 / 1_000_000,
+        srtt_ms = s.srtt.as_secs_f64() * 1e3,
+        loss = s.loss,
+        sent_mb = s.bytes / 1_000_000,
+        new = s.new_blocks,
+        confirmed = s.blocks_confirmed,
+        repairs = s.retransmissions,
+        passes = s.pass_resends,
+        speculative = s.speculative,
+        parity = s.parity,
+        feedback = s.feedback,
+        stale = s.stale_feedback,
+        "UDP send progress"
+    );
 }

@@ -23,6 +23,7 @@
 //!                         ◀─────────── Report
 //! ```
 
+mod bulk;
 pub mod msg;
 mod receiver;
 pub mod remote;
@@ -61,6 +62,12 @@ pub struct SessionOptions {
     pub gitignore: bool,
     /// How shipped chunks travel.
     pub data: DataOptions,
+    /// The initiator prints one line per change (`--itemize-changes`,
+    /// `--dry-run`, `--json`): a remote receiver's report then lists them
+    /// all. Otherwise it lists only deletions, and only under
+    /// `--max-delete` (their count is the error's), which keeps the report
+    /// of a big first sync from crawling over a lossy control connection.
+    pub itemize: bool,
 }
 
 /// How shipped chunks travel (`--transport`, `--rate`, ...).

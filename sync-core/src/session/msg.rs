@@ -19,8 +19,10 @@ use super::{SessionOptions, SyncReport};
 
 /// The session protocol version; peers must match exactly. 2: parity
 /// datagrams of the tail codes, and even block sizes. 3: the sender's
-/// status says where its tail codes may start.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// status says where its tail codes may start. 4: bulky message runs
+/// (manifest, chunk lists) may travel as UDP datagrams ([`Msg::Bulk`]),
+/// wanted chunk lists and needed chunks are sent as runs.
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Entries per `Entries` message.
 pub const ENTRIES_PER_MSG: usize = 2048;
 /// Chunks per `FileChunks` message (longer lists span several).
@@ -96,6 +98,44 @@ pub struct UdpOffer {
     pub encrypt: bool,
 }
 
+/// Consecutive requests: needs `idx .. idx + count` are the chunks the
+/// sender listed at positions `ordinal .. ordinal + count` of its chunk
+/// lists (counted across every `FileChunks` it sent, in order), so a
+/// request costs a few bytes per run instead of a hash per chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeedRun {
+    pub idx: u32,
+    pub ordinal: u32,
+    pub count: u32,
+}
+
+/// Consecutive manifest positions `start .. start + count`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub start: u32,
+    pub count: u32,
+}
+
+/// Packs ascending positions into spans.
+pub fn spans(positions: impl IntoIterator<Item = u32>) -> Vec<Span> {
+    let mut out: Vec<Span> = Vec::new();
+    for p in positions {
+        match out.last_mut() {
+            Some(s) if s.start.checked_add(s.count) == Some(p) => s.count += 1,
+            _ => out.push(Span { start: p, count: 1 }),
+        }
+    }
+    out
+}
+
+/// One piece of a bulky message run sent as datagrams: its length and
+/// BLAKE3 hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkPiece {
+    pub length: u32,
+    pub hash: Hash,
+}
+
 /// One requested chunk: its stream index, hash and length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Need {
@@ -129,8 +169,8 @@ pub enum Msg {
     /// Part of the source manifest.
     Entries(Vec<WireEntry>),
     /// The receiver wants the chunk lists of these manifest entries (by
-    /// their position in the manifest as sent).
-    WantChunks(Vec<u32>),
+    /// their position in the manifest as sent), in this order.
+    WantChunks(Vec<Span>),
     /// End of the receiver's chunk-list requests.
     WantDone,
     /// (Part of) the chunk list of manifest entry `index`.
@@ -143,7 +183,7 @@ pub enum Msg {
     /// End of the source manifest.
     SourceDone(SourceDone),
     /// Chunks the receiver asks for.
-    Need(Vec<Need>),
+    Need(Vec<NeedRun>),
     /// End of one round's requests; an empty round ends the transfer. With
     /// `udp`, this round's chunks travel as UDP datagrams, not `Data`.
     NeedDone {
@@ -179,6 +219,18 @@ pub enum Msg {
     Report(Box<SyncReport>),
     /// The peer gives up; the text says why.
     Error(String),
+    /// The sender's next messages, encoded back to back as frames and cut
+    /// into these pieces, are bulky enough to go as UDP datagrams: the
+    /// receiver answers `BulkReady`.
+    Bulk(Vec<BulkPiece>),
+    /// The receiver takes the bulk run on this UDP offer, or (`None`) wants
+    /// its messages on the control connection.
+    BulkReady(Option<UdpOffer>),
+    /// The receiver has the whole bulk run (`ok`), or gave up on UDP and
+    /// wants its messages on the control connection.
+    BulkDone {
+        ok: bool,
+    },
 }
 
 impl Msg {
@@ -202,6 +254,9 @@ impl Msg {
             Msg::SenderDone { .. } => "SenderDone",
             Msg::Report(_) => "Report",
             Msg::Error(_) => "Error",
+            Msg::Bulk(_) => "Bulk",
+            Msg::BulkReady(_) => "BulkReady",
+            Msg::BulkDone { .. } => "BulkDone",
         }
     }
 }

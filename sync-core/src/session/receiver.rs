@@ -1,14 +1,16 @@
 //! The receiving half: scan the destination, plan, apply, report.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use crossbeam_channel as chan;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::bulk::Unbundle;
 use super::msg::{
-    check_chunks, check_entry, check_tree, protocol, Msg, Need, Role, SourceDone, MAX_CHUNKS,
-    MAX_ENTRIES, NEED_PER_MSG,
+    check_chunks, check_entry, check_tree, protocol, spans, Msg, Need, NeedRun, Role, SourceDone,
+    MAX_CHUNKS, MAX_ENTRIES, NEED_PER_MSG,
 };
 use super::udp;
 use super::{
@@ -16,7 +18,7 @@ use super::{
     PARTIAL_MARK,
 };
 use crate::apply::{Applier, ApplyOptions, IndexUpdate, Tree};
-use crate::chunk::ChunkParams;
+use crate::chunk::{ChunkParams, Hash};
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::manifest::Manifest;
@@ -42,6 +44,9 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
     let started = Instant::now();
     let negotiated = opening.open(t, Role::Receiver)?;
     let opts = negotiated.options.clone();
+    // Bulky runs of the sender's messages may come as datagrams.
+    let mut unbundle = Unbundle::new(t, &opts.data, side, negotiated.peer_has("udp"));
+    let t: &mut dyn Transport = &mut unbundle;
     let exists = side.root.is_dir();
     if !exists && !opts.dry_run {
         std::fs::create_dir_all(&side.root).map_err(|e| Error::io(&side.root, e))?;
@@ -57,7 +62,8 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
     });
     let (mut src, source_done) = src?;
     let (mut index, mut dst_manifest, dst_scan) = dst?;
-    if fetch_chunk_lists(t, &mut src, &dst_manifest)? > 0 {
+    let listed = fetch_chunk_lists(t, &mut src, &dst_manifest)?;
+    if !listed.is_empty() {
         // Content will be assembled: the destination's chunks are sources.
         index.load_chunks(&mut dst_manifest)?;
     }
@@ -153,7 +159,7 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
                 &mut applier,
                 &plan,
                 &dst_scan,
-                (&opts, side, negotiated.peer_has("udp")),
+                (&opts, side, negotiated.peer_has("udp"), &listed),
                 &mut report.warnings,
                 &mut report.data_path,
             );
@@ -196,7 +202,14 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         report.errors = applied.errors;
     }
     report.duration_s = started.elapsed().as_secs_f64();
-    t.send(&Msg::Report(Box::new(report.clone())))?;
+    let mut theirs = report.clone();
+    if !opts.itemize {
+        let keep_deletes = opts.max_delete.is_some();
+        theirs
+            .changes
+            .retain(|c| keep_deletes && c.line.starts_with("- "));
+    }
+    t.send(&Msg::Report(Box::new(theirs)))?;
     Ok(report)
 }
 
@@ -281,14 +294,20 @@ fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, SourceDone)> {
 /// Asks for the chunk lists of the source files whose content the
 /// destination does not already hold at the same path, and checks that
 /// each list tiles its file. Files are named by their position in the
-/// manifest. Returns how many lists were asked for.
-fn fetch_chunk_lists(t: &mut dyn Transport, src: &mut Manifest, dst: &Manifest) -> Result<usize> {
-    let wanted: Vec<u32> = crate::manifest::pair_up(src, dst)
+/// manifest. Returns, for each chunk listed, its first position in the
+/// lists as the sender sent them (empty when none was asked for).
+fn fetch_chunk_lists(
+    t: &mut dyn Transport,
+    src: &mut Manifest,
+    dst: &Manifest,
+) -> Result<HashMap<Hash, u32>> {
+    let mut wanted: Vec<u32> = crate::manifest::pair_up(src, dst)
         .into_iter()
         .filter(|p| p.content_missing() && p.src.is_some_and(|s| s.meta.size > 0))
         .map(|p| p.src_pos as u32)
         .collect();
-    for part in wanted.chunks(NEED_PER_MSG) {
+    wanted.sort_unstable();
+    for part in spans(wanted.iter().copied()).chunks(NEED_PER_MSG) {
         t.send(&Msg::WantChunks(part.to_vec()))?;
     }
     t.send(&Msg::WantDone)?;
@@ -331,7 +350,39 @@ fn fetch_chunk_lists(t: &mut dyn Transport, src: &mut Manifest, dst: &Manifest) 
             check_chunks(&e.path, e.meta.size, &e.chunks, &src.params)?;
         }
     }
-    Ok(wanted.len())
+    // The sender counts listed chunks in the order it sent the lists: the
+    // order asked for, ascending.
+    let mut listed = HashMap::new();
+    let mut ordinal = 0u32;
+    let mut asked = wanted.iter().peekable();
+    for (i, e) in src.entries.values().enumerate() {
+        if asked.next_if(|&&at| at == i as u32).is_some() {
+            for c in &e.chunks {
+                listed.entry(c.hash).or_insert(ordinal);
+                ordinal += 1;
+            }
+        }
+    }
+    Ok(listed)
+}
+
+/// `needs` as runs of the sender's listed chunks.
+fn need_runs(needs: &[Need], listed: &HashMap<Hash, u32>) -> Result<Vec<NeedRun>> {
+    let mut runs: Vec<NeedRun> = Vec::new();
+    for n in needs {
+        let ordinal = *listed
+            .get(&n.hash)
+            .ok_or_else(|| Error::Usage("a needed chunk is in no list the sender sent".into()))?;
+        match runs.last_mut() {
+            Some(r) if r.idx + r.count == n.idx && r.ordinal + r.count == ordinal => r.count += 1,
+            _ => runs.push(NeedRun {
+                idx: n.idx,
+                ordinal,
+                count: 1,
+            }),
+        }
+    }
+    Ok(runs)
 }
 
 /// Rounds of Need → Data until everything arrived or nothing more can.
@@ -341,7 +392,7 @@ fn transfer(
     applier: &mut Applier,
     plan: &Plan,
     dst_scan: &ScanReport,
-    (opts, side, peer_udp): (&SessionOptions, &Side, bool),
+    (opts, side, peer_udp, listed): (&SessionOptions, &Side, bool, &HashMap<Hash, u32>),
     warnings: &mut Vec<String>,
     path_used: &mut String,
 ) -> Result<u64> {
@@ -356,7 +407,7 @@ fn transfer(
     let mut udp_failed = false;
     let mut data_path: Option<&str> = None;
     while !needs.is_empty() && round <= MAX_ROUNDS {
-        for part in needs.chunks(NEED_PER_MSG) {
+        for part in need_runs(&needs, listed)?.chunks(NEED_PER_MSG) {
             t.send(&Msg::Need(part.to_vec()))?;
         }
         let use_udp = !udp_failed && peer_udp && udp::wanted(&opts.data, side, t.split().is_some());

@@ -3,10 +3,14 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use super::msg::{protocol, Msg, Role, SourceDone, WireEntry, CHUNKS_PER_MSG, ENTRIES_PER_MSG};
+use super::bulk::{self, BulkPath};
+use super::msg::{
+    protocol, Msg, Need, Role, SourceDone, WireEntry, CHUNKS_PER_MSG, ENTRIES_PER_MSG, MAX_CHUNKS,
+};
 use super::udp;
 use super::{index_skips, open_index, Opening, Side, SyncReport, Transport, PARTIAL_MARK};
 use crate::apply::Tree;
+use crate::chunk::Hash;
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::manifest::{ChunkLocation, Manifest};
@@ -33,7 +37,12 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
     // Chunk lists are loaded once the receiver asks for any.
     let (scan, mut manifest) = crate::scan::scan_manifest(&side.root, &mut index, &scan_opts)?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "scanned SRC");
-    send_manifest(t, &manifest)?;
+    let path = BulkPath {
+        data: &opts.data,
+        side,
+        peer_udp: negotiated.peer_has("udp"),
+    };
+    let mut run = manifest_msgs(&manifest);
     let warnings = scan
         .warnings
         .iter()
@@ -42,7 +51,7 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
             format!("{mark}{}: {}", w.path, w.message)
         })
         .collect();
-    t.send(&Msg::SourceDone(SourceDone {
+    run.push(Msg::SourceDone(SourceDone {
         params: manifest.params,
         partial: scan.partial(),
         protect: scan
@@ -51,8 +60,11 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
             .map(|p| serde_bytes::ByteBuf::from(p.as_bytes().to_vec()))
             .collect(),
         warnings,
-    }))?;
-    send_chunk_lists(t, &mut manifest, &index)?;
+    }));
+    let mut datagram_bytes = bulk::send_run(t, &run, &path)?;
+    drop(run);
+    let (listed, bytes) = send_chunk_lists(t, &mut manifest, &index, &path)?;
+    datagram_bytes += bytes;
     drop(index);
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
@@ -68,16 +80,30 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         open: None,
         buf: Vec::new(),
     };
-    let mut datagram_bytes = 0u64;
     loop {
         let mut needs = Vec::new();
         let (round, count, udp_offer) = loop {
             match t.recv()? {
-                Msg::Need(n) => {
-                    if needs.len() + n.len() > super::msg::MAX_CHUNKS {
-                        return Err(protocol("the receiver asked for more chunks than exist"));
+                Msg::Need(runs) => {
+                    for r in runs {
+                        if needs.len() + r.count as usize > MAX_CHUNKS {
+                            return Err(protocol("the receiver asked for more chunks than exist"));
+                        }
+                        for k in 0..r.count {
+                            let (hash, length) = r
+                                .ordinal
+                                .checked_add(k)
+                                .and_then(|o| listed.get(o as usize))
+                                .ok_or_else(|| {
+                                    protocol("the receiver asked for a chunk never listed")
+                                })?;
+                            needs.push(Need {
+                                idx: r.idx.wrapping_add(k),
+                                hash: *hash,
+                                length: *length,
+                            });
+                        }
                     }
-                    needs.extend(n)
                 }
                 Msg::NeedDone { round, count, udp } => break (round, count, udp),
                 Msg::Error(e) => return Err(Error::Peer(e)),
@@ -138,32 +164,49 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
     }
 }
 
-/// Sends every entry in batches, without chunk lists: the receiver asks
-/// for the lists of the files it lacks ([`send_chunk_lists`]), so a sync
-/// where little changed does not ship every list.
-fn send_manifest(t: &mut dyn Transport, m: &Manifest) -> Result<()> {
+/// Every entry in batches, without chunk lists: the receiver asks for the
+/// lists of the files it lacks ([`send_chunk_lists`]), so a sync where
+/// little changed does not ship every list.
+fn manifest_msgs(m: &Manifest) -> Vec<Msg> {
+    let mut msgs = Vec::new();
     let mut batch = Vec::with_capacity(ENTRIES_PER_MSG);
     for e in m.entries.values() {
         batch.push(WireEntry::without_chunks(e));
         if batch.len() == ENTRIES_PER_MSG {
-            t.send(&Msg::Entries(std::mem::take(&mut batch)))?;
+            msgs.push(Msg::Entries(std::mem::take(&mut batch)));
         }
     }
     if !batch.is_empty() {
-        t.send(&Msg::Entries(batch))?;
+        msgs.push(Msg::Entries(batch));
     }
-    Ok(())
+    msgs
 }
 
-/// Answers the receiver's requests for chunk lists.
+/// Answers the receiver's requests for chunk lists; returns every chunk
+/// listed, in the order sent (the receiver names needed chunks by their
+/// position there), and the datagram bytes sent.
 ///
 /// Every chunk the sender ships belongs to a file whose list was asked
 /// for, so when none was, the lists are never loaded.
-fn send_chunk_lists(t: &mut dyn Transport, m: &mut Manifest, index: &Index) -> Result<()> {
+fn send_chunk_lists(
+    t: &mut dyn Transport,
+    m: &mut Manifest,
+    index: &Index,
+    path: &BulkPath,
+) -> Result<(Vec<(Hash, u32)>, u64)> {
     let mut wanted: Vec<u32> = Vec::new();
     loop {
         match t.recv()? {
-            Msg::WantChunks(w) => wanted.extend(w),
+            Msg::WantChunks(spans) => {
+                for s in spans {
+                    if wanted.len() + s.count as usize > m.entries.len() {
+                        return Err(protocol(
+                            "the receiver asked for more chunk lists than entries",
+                        ));
+                    }
+                    wanted.extend((0..s.count).map(|k| s.start.saturating_add(k)));
+                }
+            }
             Msg::WantDone => break,
             Msg::Error(e) => return Err(Error::Peer(e)),
             other => {
@@ -172,11 +215,6 @@ fn send_chunk_lists(t: &mut dyn Transport, m: &mut Manifest, index: &Index) -> R
                     other.name()
                 )))
             }
-        }
-        if wanted.len() > m.entries.len() {
-            return Err(protocol(
-                "the receiver asked for more chunk lists than entries",
-            ));
         }
     }
     // Files this scan read came with their lists; load the others' only
@@ -190,20 +228,25 @@ fn send_chunk_lists(t: &mut dyn Transport, m: &mut Manifest, index: &Index) -> R
         index.load_chunks(m)?;
     }
     let order: Vec<&crate::entry::Entry> = m.entries.values().collect();
+    let mut listed = Vec::new();
+    let mut msgs = Vec::new();
     for index in wanted {
         let e = order.get(index as usize).ok_or_else(|| {
             protocol(format!(
                 "chunk list {index} requested; there is no such entry"
             ))
         })?;
+        listed.extend(e.chunks.iter().map(|c| (c.hash, c.length)));
         for part in e.chunks.chunks(CHUNKS_PER_MSG) {
-            t.send(&Msg::FileChunks {
+            msgs.push(Msg::FileChunks {
                 index,
                 chunks: part.to_vec(),
-            })?;
+            });
         }
     }
-    t.send(&Msg::ChunksDone)
+    msgs.push(Msg::ChunksDone);
+    let bytes = bulk::send_run(t, &msgs, path)?;
+    Ok((listed, bytes))
 }
 
 /// Reads chunks from source files, keeping the last file open (chunks are

@@ -305,11 +305,32 @@ pub fn receive(
     side: &Side,
     feed: &mut Feed,
 ) -> Result<bool> {
-    let offer = prepared.offer;
-    let layout = layout(needs, offer.packet_size, offer.ip_overhead)?;
+    let layout = layout(
+        needs,
+        prepared.offer.packet_size,
+        prepared.offer.ip_overhead,
+    )?;
     let tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
+    let failure = Mutex::new(None);
+    let sink = ChunkSink::new(feed, needs, &layout, ASSEMBLY_MEMORY, tree, &failure);
+    let result = receive_into(t, prepared, layout, data, sink).map(|sink| sink.is_some());
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    result
+}
+
+/// Runs the receiving side of a phase over `layout` into `sink`; returns
+/// the sink when every chunk arrived, `None` when `auto` gave up on UDP.
+pub fn receive_into<S: BlockSink + Send>(
+    t: &mut dyn Transport,
+    prepared: Prepared,
+    layout: Arc<Layout>,
+    data: &DataOptions,
+    sink: S,
+) -> Result<Option<S>> {
     let config = ReceiverConfig {
-        cipher: cipher(offer.encrypt),
+        cipher: cipher(prepared.offer.encrypt),
         idle_timeout: if data.transport == TransportChoice::Auto {
             AUTO_FALLBACK
         } else {
@@ -320,30 +341,29 @@ pub fn receive(
     let receiver = Receiver::new(
         config,
         Arc::clone(&layout),
-        &SessionSecret(offer.secret),
+        &SessionSecret(prepared.offer.secret),
         Instant::now(),
     );
     let socket = prepared.socket;
-    let failure = Mutex::new(None);
-    let sink = ChunkSink::new(feed, needs, &layout, ASSEMBLY_MEMORY, tree, &failure);
     let result = with_link(t, |link| {
-        net::run_receiver(&socket, receiver, Arc::clone(&layout), sink, link)
-            .map(|(_, report)| report)
+        net::run_receiver(&socket, receiver, layout, sink, link)
     })?;
-    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
     match result {
-        Ok(report) => {
+        Ok((sink, report)) => {
             tracing::info!(?report, "UDP data phase complete");
-            Ok(true)
+            Ok(Some(sink))
         }
         Err(e) if data.transport == TransportChoice::Auto => {
             tracing::warn!("UDP data phase failed ({e}); falling back to the control connection");
-            Ok(false)
+            Ok(None)
         }
         Err(e) => Err(Error::Peer(format!("UDP transfer failed: {e}"))),
     }
+}
+
+/// The layout of a phase that carries `needs` on `offer`.
+pub fn offer_layout(needs: &[Need], offer: &UdpOffer) -> Result<Arc<Layout>> {
+    layout(needs, offer.packet_size, offer.ip_overhead)
 }
 
 /// Runs the sending side of a UDP round; returns the datagram bytes sent,

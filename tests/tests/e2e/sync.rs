@@ -4,6 +4,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use std::process::Command;
+
 use crate::util::*;
 
 const KIB: usize = 1024;
@@ -404,6 +406,54 @@ fn a_local_sync_over_udp_mirrors_exactly() {
     );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(report["data_path"], "udp");
+    assert_same_tree(&src, &dst);
+}
+
+/// A tree whose manifest and chunk lists outgrow the bulk threshold
+/// (256 KiB) sends them as datagrams too; files sharing content make the
+/// needed chunks non-consecutive in the lists, and a second sync after
+/// edits asks for a scattered few. Both copies are exact.
+#[test]
+fn a_manifest_too_big_for_the_control_connection_goes_as_datagrams() {
+    let d = Dir::new();
+    let (src, dst) = (d.path("src"), d.path("dst"));
+    for i in 0..6000u64 {
+        // Every third file repeats an earlier one's content.
+        let seed = if i % 3 == 2 { i - 2 } else { i };
+        write(
+            &src.join(format!("d{:02}/file-with-a-long-name-{i:05}", i / 100)),
+            &noise(seed, 600),
+        );
+    }
+    let run = |extra: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["sync".as_ref(), "--json".as_ref()];
+        args.extend(
+            ["--transport", "udp"]
+                .iter()
+                .chain(extra)
+                .map(std::ffi::OsStr::new),
+        );
+        args.extend([src.as_os_str(), dst.as_os_str()]);
+        let out = Command::new(sluice_bin())
+            .args(&args)
+            .env("XDG_STATE_HOME", d.path("state"))
+            .env("SLUICE_LOG", "sync_core::session=debug")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    };
+    let stderr = run(&[]);
+    assert_same_tree(&src, &dst);
+    assert!(stderr.contains("bulk run sent as datagrams"), "{stderr}");
+    for i in (0..6000u64).step_by(97) {
+        write(
+            &src.join(format!("d{:02}/file-with-a-long-name-{i:05}", i / 100)),
+            &noise(i + 7, 900),
+        );
+    }
+    run(&["--cipher", "none"]);
     assert_same_tree(&src, &dst);
 }
 

@@ -42,7 +42,7 @@ impl Namespaces {
         Ok(made)
     }
 
-    fn exec<'a>(&'a self, i: usize) -> [&'a str; 4] {
+    fn exec(&self, i: usize) -> [&str; 4] {
         ["ip", "netns", "exec", self.0[i].as_str()]
     }
 }
