@@ -99,7 +99,7 @@ run_iperf() {
         # The receiver's own count and clock (it runs longer than the
         # sender by the queue's drain and the delay).
         bps=$(jq '(.end.sum.packets - .end.sum.lost_packets) * .start.test_start.blksize * 8 / .end.sum.seconds' "$OUT/$name.server.json")
-        loss_pct=$(jq '.end.sum.lost_percent * 1000 | round / 1000' "$OUT/$name.server.json")
+        loss_pct=$(jq '.end.sum.lost_percent * 1000 | round / 1000' "$OUT/$name.server.json" | head -1)
         retrans=-
     fi
     gbit=$(jq '(.a_to_b.bytes_out + .b_to_a.bytes_out) * 8 / 1e9' "$w")
