@@ -29,8 +29,12 @@ use crate::error::{Error, Result};
 pub const BULK_MIN: usize = 256 << 10;
 /// Bytes per piece (each is verified by its hash as it completes).
 pub const PIECE: usize = 64 << 10;
-/// Most pieces a receiver accepts for one run (16 GiB).
-pub const MAX_PIECES: usize = 1 << 18;
+/// A longer run is cut into runs of about this many bytes, so that a
+/// receiver holds at most one in memory.
+pub const MAX_RUN: usize = 256 << 20;
+/// Most pieces a receiver accepts for one run: [`MAX_RUN`] and the one
+/// frame that crosses it.
+pub const MAX_PIECES: usize = (MAX_RUN + 4 + MAX_FRAME).div_ceil(PIECE);
 
 /// What decides whether a run may go as datagrams.
 pub struct BulkPath<'a> {
@@ -50,15 +54,30 @@ impl BulkPath<'_> {
 /// receiver takes them, else on the control connection. Returns the
 /// datagram bytes sent.
 pub fn send_run(t: &mut dyn Transport, msgs: &[Msg], path: &BulkPath) -> Result<u64> {
-    let mut blob = Vec::new();
-    if path.allowed() {
-        for m in msgs {
-            blob.extend_from_slice(&transport::encode(m)?);
-        }
-    }
-    if blob.len() < BULK_MIN {
+    if !path.allowed() {
         return send_plain(t, msgs);
     }
+    let mut sent = 0;
+    let mut blob = Vec::new();
+    let mut from = 0;
+    for (i, m) in msgs.iter().enumerate() {
+        blob.extend_from_slice(&transport::encode(m)?);
+        if blob.len() >= MAX_RUN {
+            sent += send_blob(t, &msgs[from..=i], &blob, path)?;
+            blob.clear();
+            from = i + 1;
+        }
+    }
+    if blob.len() >= BULK_MIN {
+        sent += send_blob(t, &msgs[from..], &blob, path)?;
+    } else {
+        send_plain(t, &msgs[from..])?;
+    }
+    Ok(sent)
+}
+
+/// Sends one run, `blob` being `msgs` encoded back to back.
+fn send_blob(t: &mut dyn Transport, msgs: &[Msg], blob: &[u8], path: &BulkPath) -> Result<u64> {
     let needs: Vec<Need> = blob
         .chunks(PIECE)
         .enumerate()

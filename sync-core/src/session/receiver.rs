@@ -531,6 +531,45 @@ mod tests {
         }
     }
 
+    /// Needs become runs where both their stream indexes and their list
+    /// positions follow on; a chunk listed twice is named by its first
+    /// position; a chunk in no list is an error, not a guess.
+    #[test]
+    fn needs_pack_into_runs_of_listed_positions() {
+        let h = |i: u8| Hash([i; 32]);
+        let need = |idx: u32, i: u8| Need {
+            idx,
+            hash: h(i),
+            length: 100,
+        };
+        // Lists as sent: 1 2 3 1 4 5.
+        let mut listed = HashMap::new();
+        for (ordinal, i) in [1u8, 2, 3, 1, 4, 5].into_iter().enumerate() {
+            listed.entry(h(i)).or_insert(ordinal as u32);
+        }
+        let needs = [
+            need(0, 1),
+            need(1, 2),
+            need(2, 3),
+            need(3, 4),
+            need(4, 5),
+            need(7, 2),
+        ];
+        let runs = need_runs(&needs, &listed).unwrap();
+        let run = |idx, ordinal, count| NeedRun {
+            idx,
+            ordinal,
+            count,
+        };
+        assert_eq!(runs, vec![run(0, 0, 3), run(3, 4, 2), run(7, 1, 1)]);
+        assert!(need_runs(&[need(0, 9)], &listed).is_err());
+        assert_eq!(spans([1, 2, 3, 5, 7, 8]).len(), 3);
+        assert_eq!(
+            spans([4u32]).first().map(|s| (s.start, s.count)),
+            Some((4, 1))
+        );
+    }
+
     fn receive(entries: Vec<WireEntry>) -> Result<(Manifest, SourceDone)> {
         let (mut tx, mut rx) = MemoryTransport::pair(8);
         tx.send(&Msg::Entries(entries)).unwrap();

@@ -29,13 +29,29 @@ pub fn run_sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Resul
 
 fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncReport> {
     let started = std::time::Instant::now();
-    let negotiated = opening.open(t, Role::Sender)?;
+    // A side that starts the session knows the options already: it scans
+    // while the connection opens (an ssh handshake is 15 round trips).
+    let (negotiated, scanned) = match &opening {
+        Opening::Initiate { options, .. } => {
+            let options = options.clone();
+            std::thread::scope(|s| {
+                let scanning = s.spawn(|| scan_source(side, &options));
+                let negotiated = opening.open(t, Role::Sender);
+                let scanned = scanning
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Usage("the scan thread panicked".into())));
+                (negotiated, scanned)
+            })
+        }
+        Opening::Answer(_) => {
+            let negotiated = opening.open(t, Role::Sender)?;
+            let scanned = scan_source(side, &negotiated.options);
+            (Ok(negotiated), scanned)
+        }
+    };
+    let negotiated = negotiated?;
+    let (index, scan, mut manifest) = scanned?;
     let opts = negotiated.options.clone();
-    let (mut index, index_path) = open_index(side)?;
-    let mut scan_opts = opts.scan_options(side);
-    scan_opts.skip = index_skips(&index_path);
-    // Chunk lists are loaded once the receiver asks for any.
-    let (scan, mut manifest) = crate::scan::scan_manifest(&side.root, &mut index, &scan_opts)?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "scanned SRC");
     let path = BulkPath {
         data: &opts.data,
@@ -162,6 +178,19 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         Msg::Error(e) => Err(Error::Peer(e)),
         other => Err(protocol(format!("expected Report, got {}", other.name()))),
     }
+}
+
+/// Scans the source with the session's options. Chunk lists are loaded
+/// once the receiver asks for any.
+fn scan_source(
+    side: &Side,
+    opts: &super::SessionOptions,
+) -> Result<(Index, crate::scan::ScanReport, Manifest)> {
+    let (mut index, index_path) = open_index(side)?;
+    let mut scan_opts = opts.scan_options(side);
+    scan_opts.skip = index_skips(&index_path);
+    let (scan, manifest) = crate::scan::scan_manifest(&side.root, &mut index, &scan_opts)?;
+    Ok((index, scan, manifest))
 }
 
 /// Every entry in batches, without chunk lists: the receiver asks for the
