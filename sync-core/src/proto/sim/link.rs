@@ -5,7 +5,9 @@
 //! bottleneck the impairments — random loss, Gilbert–Elliott burst loss,
 //! reordering (extra delay for some datagrams), duplication and corruption.
 //! Loss is applied after the bottleneck, so lost datagrams still used link
-//! capacity: the harder case for goodput. Every decision comes from one
+//! capacity: the harder case for goodput; `loss_before_queue` moves random
+//! and burst loss in front of the queue, where netem and our own wanem
+//! apply it (lost datagrams then cost no capacity). Every decision comes from one
 //! seeded [`Rng`], so a run replays exactly from its seed.
 
 use std::cmp::Reverse;
@@ -38,6 +40,9 @@ pub struct LinkConfig {
     pub overhead: usize,
     pub loss: f64,
     pub burst: Option<GilbertElliott>,
+    /// Drop before the queue (as wanem and netem do) instead of after
+    /// the bottleneck.
+    pub loss_before_queue: bool,
     /// Chance a datagram is held back by `reorder_delay`.
     pub reorder: f64,
     pub reorder_delay: Duration,
@@ -58,6 +63,7 @@ impl LinkConfig {
             overhead: 28,
             loss: 0.0,
             burst: None,
+            loss_before_queue: false,
             reorder: 0.0,
             reorder_delay: Duration::from_millis(2),
             duplicate: 0.0,
@@ -135,6 +141,10 @@ impl Link {
     /// A datagram enters the bottleneck queue.
     pub fn send(&mut self, now: Instant, flow: usize, data: Vec<u8>) {
         self.stats.sent += 1;
+        if self.config.loss_before_queue && self.lost() {
+            self.stats.random_drops += 1;
+            return;
+        }
         let wire = (data.len() + self.config.overhead) as f64;
         let queued = self.queue_delay(now).as_secs_f64() * self.config.rate as f64;
         if queued + wire > self.config.queue_bytes as f64 {
@@ -146,7 +156,7 @@ impl Link {
         self.busy_until = self.busy_until.max(now) + tx;
         let mut at = self.busy_until + self.config.delay;
 
-        if self.lost() {
+        if !self.config.loss_before_queue && self.lost() {
             self.stats.random_drops += 1;
             return;
         }

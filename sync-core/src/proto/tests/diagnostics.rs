@@ -221,3 +221,49 @@ fn fair_pair() {
         mbit(&r.flows[1], from, last)
     );
 }
+
+/// The simulator's prediction for the real-path bench's cells
+/// (`bench/wan.sh`): `MBIT` (300), a drop-tail queue of `QUEUE_MS` (100,
+/// wanem's default) at the link rate, loss in both directions (data and
+/// feedback) dropped in front of the queue as wanem does (`BEFORE=0`:
+/// after the bottleneck), `MB` (2147, the bench's 2 GiB file). Prints the goodput of
+/// the data phase as a share of the link, to set beside the bench's
+/// `data_s` column.
+#[test]
+#[ignore = "diagnostic: MBIT=300 RTTS=20,100,200 LOSSES=0,0.01,0.05 cargo test --release wan_cells -- --ignored --nocapture"]
+fn wan_cells() {
+    let mbit: u64 = env("MBIT", 300);
+    let queue_ms: u64 = env("QUEUE_MS", 100);
+    let mb: u64 = env("MB", 2147);
+    eprintln!("{mbit} Mbit/s, queue {queue_ms} ms, {mb} MB, loss both ways");
+    eprintln!(
+        "{:>6} {:>6} {:>9} {:>7}",
+        "rtt_ms", "loss", "goodput", "share"
+    );
+    for rtt in env_list("RTTS", "20,100,200") {
+        for loss in env_list("LOSSES", "0,0.01,0.05") {
+            let rtt_ms = rtt as u64;
+            let mut link = LinkConfig::new(mbit, Duration::from_millis(rtt_ms));
+            link.loss = loss;
+            link.loss_before_queue = env("BEFORE", 1) == 1;
+            link.queue_bytes = link.rate * queue_ms / 1000;
+            let mut cfg = SimConfig::new(rtt_ms * 100 + (loss * 100.0) as u64, link.clone());
+            cfg.control.feedback_loss = loss;
+            cfg.max_time = Duration::from_secs(600);
+            let spec = FlowSpec::new(Payload::Pattern {
+                seed: 1,
+                len: mb * 1_000_000,
+            });
+            let r = run(&cfg, vec![spec]);
+            assert_delivered(&r, "wan_cells");
+            let f = &r.flows[0];
+            eprintln!(
+                "{:>6} {:>6} {:>9.1} {:>6.1}%",
+                rtt_ms,
+                loss,
+                f.goodput_bps() / 1e6,
+                f.goodput_bps() / (mbit as f64 * 1e6) * 100.0
+            );
+        }
+    }
+}
