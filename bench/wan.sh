@@ -10,12 +10,14 @@
 #
 # Knobs: RATES (300M 1G), RTTS in ms (20 100 200), LOSSES in % (0 1 5,
 # applied in both directions, so feedback and ACKs are lost too; LOSS_DIR=ab
-# for the data direction only), TOOLS, WORKLOADS (file tree), FILE_MB
+# for the data direction only, ba for the feedback direction only), TOOLS, WORKLOADS (file tree), FILE_MB
 # (2048), TREE_FILES (20000 files of 1-64 KiB), RUNS (1), LIMIT (seconds a
 # sluice run may take before it counts as stalled, 600), TCP_LIMIT (seconds
 # rsync and iperf3 run; rsync is measured by what arrived by then, 60),
 # QUEUE (wanem's queue, default its own 100ms), SLUICE_ARGS (added to every
-# `sluice sync`, e.g. "--policy fixed --rate 300M"), OUT (bench/work/wan).
+# `sluice sync`, e.g. "--policy fixed --rate 300M"), REMOTE_LOG (SLUICE_LOG
+# for the remote end over ssh; its log lands in the run's log), OUT
+# (bench/work/wan).
 #
 # Goodput is file bytes delivered x 8 / wall time of the whole command
 # (connect, plan, transfer, close); the source's index is built before the
@@ -68,25 +70,38 @@ stamp=$(date -u +%Y-%m-%dT%H:%MZ)
 
 # --- cleanup: servers, cgroups, sysctls, namespaces ------------------------
 server_pids=()
-old_rmem=$(sysctl -n net.core.rmem_max)
-old_wmem=$(sysctl -n net.core.wmem_max)
 cg=
+# reap_strays: kills what is left in our cgroups besides the servers
+# (everything in them was started by this script or its children, e.g. an
+# sshd session of a run that was cut off).
+reap_strays() {
+    local g p s keep
+    for g in snd rcv emu; do
+        [ -f "$cg/$g/cgroup.procs" ] || continue
+        for p in $(cat "$cg/$g/cgroup.procs"); do
+            keep=0
+            for s in "${server_pids[@]}" "$WANEM_PID"; do [ "$p" = "$s" ] && keep=1; done
+            [ "$keep" = 1 ] || kill -9 "$p" 2>/dev/null
+        done
+    done
+}
 finish() {
     local p
     for p in "${server_pids[@]}"; do kill "$p" 2>/dev/null; done
     for p in "${server_pids[@]}"; do wait "$p" 2>/dev/null; done
+    server_pids=()
+    reap_strays
     wanem_cleanup
     if [ -n "$cg" ]; then
+        sleep 0.2
         for p in snd rcv emu; do rmdir "$cg/$p" 2>/dev/null; done
         rmdir "$cg" 2>/dev/null
     fi
-    sysctl -q -w net.core.rmem_max="$old_rmem" net.core.wmem_max="$old_wmem"
 }
 wanem_ns_create wanb$$- || exit 1
 trap finish EXIT
 trap 'finish; exit 130' INT TERM
-wanem_tcp_buffers || exit 1
-sysctl -q -w net.core.rmem_max=$((32 << 20)) net.core.wmem_max=$((32 << 20))
+wanem_tcp_buffers && wanem_udp_buffers || exit 1
 
 # --- CPU accounting by cgroup (v1 cpuacct, else v2) -------------------------
 if [ -d /sys/fs/cgroup/cpuacct ]; then
@@ -98,12 +113,14 @@ else
     cg_ns() { awk '$1 == "usage_usec" { print $2 * 1000 }' "$cg/$1/cpu.stat"; }
 fi
 mkdir -p "$cg/snd" "$cg/rcv" "$cg/emu" || exit 1
-# in_cg GROUP NS CMD...: runs CMD in namespace NS, accounted to GROUP.
+# in_cg GROUP NS CMD... &: runs CMD in namespace NS, accounted to GROUP.
+# Background use only: it execs, so that $! is CMD's own pid (killing a
+# subshell would leave CMD running).
 in_cg() {
     local group=$1 ns=$2
     shift 2
     # The cgroup first: `ip netns exec` mounts a sysfs of its own, without it.
-    sh -c 'echo $$ >"$0/cgroup.procs" && exec ip netns exec "$@"' "$cg/$group" "$ns" "$@"
+    exec sh -c 'echo $$ >"$0/cgroup.procs" && exec ip netns exec "$@"' "$cg/$group" "$ns" "$@"
 }
 cpu_idle_total() { awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat; }
 
@@ -129,7 +146,7 @@ PY
 fi
 bytes_of() { du -sb --apparent-size "$1" | cut -f1; }
 payload_file=$(bytes_of "$src_file/big.bin")
-payload_tree=$(find "$src_tree" -type f -printf '%s\n' | awk '{ s += $1 } END { print s }')
+payload_tree=$(find "$src_tree" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }')
 # The sender's index, built once (a repeated sync finds it there).
 export XDG_STATE_HOME=$OUT/state-snd
 "$sluice" -q index "$src_file" >/dev/null && "$sluice" -q index "$src_tree" >/dev/null || exit 1
@@ -181,7 +198,7 @@ in_cg rcv "$WANEM_NS_B" iperf3 -s --port 5201 >/dev/null 2>&1 &
 server_pids+=($!)
 
 rsh="ssh -i $keys/user -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
-remote_sluice="env XDG_STATE_HOME=$OUT/state-rcv $sluice"
+remote_sluice="env XDG_STATE_HOME=$OUT/state-rcv${REMOTE_LOG:+ SLUICE_LOG=$REMOTE_LOG} $sluice"
 B=$WANEM_ADDR_B
 
 # --- one run --------------------------------------------------------------------
@@ -203,7 +220,9 @@ run() {
     local s0 r0 e0 i0 s1 r1 e1 i1 t0 t1 pid status
     s0=$(cg_ns snd); r0=$(cg_ns rcv); e0=$(cg_ns emu); i0=$(cpu_idle_total)
     t0=$(now_ns)
-    in_cg snd "$WANEM_NS_A" "${cmd[@]}" >"$OUT/last.out" 2>"$OUT/last.err" &
+    # The sending driver's progress lines time the data phase.
+    SLUICE_LOG=${SLUICE_LOG:-error,sync_core::net::sender=debug} \
+        in_cg snd "$WANEM_NS_A" "${cmd[@]}" >"$OUT/last.out" 2>"$OUT/last.err" &
     pid=$!
     local deadline=$((t0 + limit * 1000000000))
     while kill -0 "$pid" 2>/dev/null && [ "$(now_ns)" -lt "$deadline" ]; do sleep 0.2; done
@@ -214,6 +233,10 @@ run() {
         delivered=$(bytes_of "$dst" 2>/dev/null || echo 0)
         kill "$pid"; wait "$pid" 2>/dev/null
         status=timeout
+        # Give the peer a moment to see the connection close, then end
+        # whatever of the run is left (the far end of an ssh session).
+        sleep 1
+        reap_strays
     else
         wait "$pid"; status=$?
     fi
@@ -227,7 +250,7 @@ run() {
     elif [ "$complete" = 1 ]; then
         local want=$payload_file
         [ "$workload" = tree ] && want=$payload_tree
-        delivered=$(find "$dst" -type f -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
+        delivered=$(find "$dst" -type f -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }')
         [ "$status" = 0 ] && [ "$delivered" = "$want" ] || complete=0
     fi
     [ "$status" = 0 ] || sed 's/^/    /' "$OUT/last.err" | tail -5 >&2
@@ -237,16 +260,24 @@ run() {
     idle=$(awk -v a="$i0" -v b="$i1" 'BEGIN { split(a, x, " "); split(b, y, " ");
         printf "%.0f", 100 * (y[1] - x[1]) / (y[2] - x[2]) }')
     run_status=$status
+    # The last data phase (the chunks; earlier ones carry the manifest),
+    # from its first to its last line of the sender's log.
+    data_s=$(awk '/UDP send path/ { s = $1 } /UDP send progress/ { e = $1 }
+        END { sub(/s$/, "", s); sub(/s$/, "", e); if (s != "" && e != "") printf "%.2f", e - s; else print "-" }' "$OUT/last.err")
 }
 
-[ -s "$OUT/runs.tsv" ] || printf 'date\tcommit\trate\trtt_ms\tloss_pct\tloss_dir\ttool\tworkload\trun\tseconds\tbytes\tcomplete\tstatus\tgoodput_mbps\tshare\twire\tcpu_snd_s\tcpu_rcv_s\tcpu_emu_s\tidle_pct\targs\n' >"$OUT/runs.tsv"
+[ -s "$OUT/runs.tsv" ] || printf 'date\tcommit\trate\trtt_ms\tloss_pct\tloss_dir\ttool\tworkload\trun\tseconds\tbytes\tcomplete\tstatus\tgoodput_mbps\tshare\twire\tcpu_snd_s\tcpu_rcv_s\tcpu_emu_s\tidle_pct\targs\tdata_s\n' >"$OUT/runs.tsv"
 mbit() { awk -v r="$1" 'BEGIN { m = r + 0; if (r ~ /G$/) m *= 1000; print m }'; }
 
 for rate in $RATES; do
     for rtt in $RTTS; do
         for loss in $LOSSES; do
             wargs=(--rate "$rate" --delay "$((rtt / 2))ms" --seed 1)
-            if [ "$LOSS_DIR" = ab ]; then wargs+=(--ab-loss "$loss%"); else wargs+=(--loss "$loss%"); fi
+            case $LOSS_DIR in
+            ab) wargs+=(--ab-loss "$loss%") ;;
+            ba) wargs+=(--ba-loss "$loss%") ;;
+            *) wargs+=(--loss "$loss%") ;;
+            esac
             [ -z "$QUEUE" ] || wargs+=(--queue "$QUEUE")
             for tool in $TOOLS; do
                 for workload in $WORKLOADS; do
@@ -259,15 +290,17 @@ for rate in $RATES; do
                         wanem_stop
                         mkdir -p "$OUT/logs"
                         cp "$OUT/last.err" "$OUT/logs/$rate-$rtt-$loss-$tool-$workload-$r.err"
+                        cp "$WANEM_STATS" "$OUT/logs/$rate-$rtt-$loss-$tool-$workload-$r.wanem.json"
                         wire_in=$(jq '.a_to_b.bytes_in' "$WANEM_STATS")
                         want=$payload_file; [ "$workload" = tree ] && want=$payload_tree
-                        [[ $tool == iperf3-* ]] && want=$delivered
+                        # A bounded run (iperf3, rsync cut off): relative to what arrived.
+                        [[ $tool == iperf3-* || $complete == 0 ]] && want=$delivered
                         goodput=$(awk -v b="$delivered" -v s="$secs" 'BEGIN { printf "%.1f", (s > 0 ? b * 8 / s / 1e6 : 0) }')
                         share=$(awk -v g="$goodput" -v m="$(mbit "$rate")" 'BEGIN { printf "%.3f", g / m }')
                         wire=$(awk -v w="$wire_in" -v b="$want" 'BEGIN { printf "%.3f", (b > 0 ? w / b : 0) }')
-                        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+                        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
                             "$stamp" "$commit" "$rate" "$rtt" "$loss" "$LOSS_DIR" "$tool" "$workload" "$r" "$secs" "$delivered" \
-                            "$complete" "$run_status" "$goodput" "$share" "$wire" "$cpu_snd" "$cpu_rcv" "$cpu_emu" "$idle" "$SLUICE_ARGS" |
+                            "$complete" "$run_status" "$goodput" "$share" "$wire" "$cpu_snd" "$cpu_rcv" "$cpu_emu" "$idle" "$SLUICE_ARGS" "$data_s" |
                             tee -a "$OUT/runs.tsv" >&2
                     done
                 done

@@ -3,6 +3,7 @@
 #   . bench/wanem/netns.sh
 #   wanem_ns_create                      # namespaces $WANEM_NS_A, $WANEM_NS_B
 #   wanem_tcp_buffers                    # tcp_rmem/tcp_wmem max 64 MiB in both
+#   wanem_udp_buffers                    # host rmem/wmem_max 32 MiB, restored after
 #   wanem_start --rate 1G --delay 50ms   # background wanem, waits for `ready`
 #   wanem_pin_cc cubic                   # congctl on the routes to the peer
 #   wanem_spawn "$WANEM_NS_B" iperf3 -s -1    # a tracked background process
@@ -61,6 +62,17 @@ wanem_tcp_buffers() {
     for ns in "$WANEM_NS_A" "$WANEM_NS_B"; do
         ip netns exec "$ns" sysctl -q -w "net.ipv4.tcp_rmem=4096 131072 $max" "net.ipv4.tcp_wmem=4096 16384 $max" || return 1
     done
+}
+
+# wanem_udp_buffers [MAX]: raises the host's net.core.rmem_max and
+# wmem_max (default 32 MiB, what sluice asks for) if lower; wanem_cleanup
+# puts the old values back. These two are not per namespace.
+wanem_udp_buffers() {
+    local max=${1:-33554432}
+    WANEM_OLD_RMEM=$(sysctl -n net.core.rmem_max) || return 1
+    WANEM_OLD_WMEM=$(sysctl -n net.core.wmem_max) || return 1
+    sysctl -q -w net.core.rmem_max="$(( WANEM_OLD_RMEM > max ? WANEM_OLD_RMEM : max ))" \
+        net.core.wmem_max="$(( WANEM_OLD_WMEM > max ? WANEM_OLD_WMEM : max ))"
 }
 
 # wanem_start ARGS...: starts wanem between the two namespaces with ARGS
@@ -155,4 +167,8 @@ wanem_cleanup() {
         rm -rf "$WANEM_DIR"
     fi
     WANEM_DIR=
+    if [ -n "${WANEM_OLD_RMEM:-}" ]; then
+        sysctl -q -w net.core.rmem_max="$WANEM_OLD_RMEM" net.core.wmem_max="$WANEM_OLD_WMEM"
+        WANEM_OLD_RMEM=
+    fi
 }
