@@ -7,6 +7,7 @@
 //! [`Job`]s sent by the [`super::Applier`] in order, and hands back its
 //! report and index records when it is told to finish or abort.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
@@ -133,45 +134,114 @@ struct FileState {
     in_order: InOrder,
 }
 
-/// The whole-file hash of a file whose bytes are written in order from the
-/// start (the usual case for a new file), computed as they are written.
+/// The whole-file hash of a file, computed while it is written.
+///
+/// Bytes written at the end of the hashed prefix are hashed at once;
+/// bytes written beyond it (a chunk that completed before an earlier one,
+/// as over a lossy path) are remembered as a range and read back from the
+/// file once the gap before them fills, so a transfer that completes
+/// chunks out of order is not followed by a read of the whole file. A
+/// 2 GiB file pushed at 300 Mbit/s with 1 % loss had spent 0.5 s on that
+/// final read (2026-12-07, bench/wan.sh).
 #[derive(Default)]
 enum InOrder {
     /// A file of one chunk: verifying the chunk verified the file.
     NotNeeded,
     #[default]
     NothingWritten,
-    /// BLAKE3 of the first `.1` bytes.
-    Hashing(Box<blake3::Hasher>, u64),
-    /// A write landed elsewhere: the file is read back to be checked.
+    /// BLAKE3 of the first `.1` bytes, and the ranges written beyond them
+    /// (start -> end).
+    Hashing(Box<blake3::Hasher>, u64, BTreeMap<u64, u64>),
+    /// Bytes already hashed were written again, too many ranges waited, or
+    /// the file could not be read: the file is read back to be checked.
     Broken,
 }
+
+/// Most ranges waiting beyond the hashed prefix (about 64 GiB of 64 KiB
+/// chunks written ahead of a gap); past that the file is read back at the
+/// end instead.
+const MAX_AHEAD: usize = 1 << 20;
 
 impl FileState {
     /// Notes `data` written at `offset`.
     fn wrote(&mut self, offset: u64, data: &[u8]) {
         self.in_order = match std::mem::take(&mut self.in_order) {
-            InOrder::NothingWritten if offset == 0 => {
-                let mut h = Box::new(blake3::Hasher::new());
-                h.update(data);
-                InOrder::Hashing(h, data.len() as u64)
-            }
-            InOrder::Hashing(mut h, n) if offset == n => {
-                h.update(data);
-                InOrder::Hashing(h, n + data.len() as u64)
-            }
             InOrder::NotNeeded => InOrder::NotNeeded,
-            _ => InOrder::Broken,
+            InOrder::Broken => InOrder::Broken,
+            InOrder::NothingWritten => self.advance(
+                Box::new(blake3::Hasher::new()),
+                0,
+                BTreeMap::new(),
+                offset,
+                data,
+            ),
+            InOrder::Hashing(h, n, ahead) => self.advance(h, n, ahead, offset, data),
         };
     }
 
-    /// The whole file's hash, if every byte was written in order.
+    fn advance(
+        &self,
+        mut h: Box<blake3::Hasher>,
+        mut n: u64,
+        mut ahead: BTreeMap<u64, u64>,
+        offset: u64,
+        data: &[u8],
+    ) -> InOrder {
+        let end = offset + data.len() as u64;
+        if offset > n {
+            if ahead.insert(offset, end).is_some_and(|e| e != end) || ahead.len() > MAX_AHEAD {
+                return InOrder::Broken;
+            }
+            return InOrder::Hashing(h, n, ahead);
+        }
+        if offset < n {
+            return InOrder::Broken;
+        }
+        h.update(data);
+        n = end;
+        // The gap before some ranges may be filled now: hash them from the file.
+        while let Some((&start, &stop)) = ahead.first_key_value() {
+            if start != n {
+                // A later gap remains (or ranges overlap: checked at the end).
+                if start < n {
+                    return InOrder::Broken;
+                }
+                break;
+            }
+            ahead.pop_first();
+            let Some(file) = self.file.as_ref() else {
+                return InOrder::Broken;
+            };
+            if hash_range(file, &mut h, start, stop).is_err() {
+                return InOrder::Broken;
+            }
+            n = stop;
+        }
+        InOrder::Hashing(h, n, ahead)
+    }
+
+    /// The whole file's hash, if every byte was hashed as written.
     fn hash_in_order(&mut self, size: u64) -> Option<Hash> {
         match std::mem::take(&mut self.in_order) {
-            InOrder::Hashing(h, n) if n == size => Some(h.finalize().into()),
+            InOrder::Hashing(h, n, ahead) if n == size && ahead.is_empty() => {
+                Some(h.finalize().into())
+            }
             _ => None,
         }
     }
+}
+
+/// Feeds bytes `start..stop` of `file` to `h`.
+fn hash_range(file: &File, h: &mut blake3::Hasher, start: u64, stop: u64) -> std::io::Result<()> {
+    let mut buf = vec![0u8; ((stop - start) as usize).min(1 << 20)];
+    let mut at = start;
+    while at < stop {
+        let n = ((stop - at) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], at)?;
+        h.update(&buf[..n]);
+        at += n as u64;
+    }
+    Ok(())
 }
 
 /// Chunks saved aside before anything was overwritten.
@@ -688,9 +758,44 @@ mod tests {
         s.wrote(0, &data);
         assert!(matches!(s.in_order, InOrder::NotNeeded));
 
+        // Out of order: what came early is read back from the file once
+        // the gap before it fills.
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("f"))
+            .unwrap();
+        let mut s = FileState {
+            file: Some(file),
+            ..FileState::default()
+        };
+        for (from, to) in [(70_000, 100_000), (40_000, 70_000), (0, 40_000)] {
+            s.file
+                .as_ref()
+                .unwrap()
+                .write_all_at(&data[from..to], from as u64)
+                .unwrap();
+            s.wrote(from as u64, &data[from..to]);
+        }
+        assert!(matches!(&s.in_order, InOrder::Hashing(_, 100_000, ahead) if ahead.is_empty()));
+        assert_eq!(s.hash_in_order(100_000), Some(whole));
+
+        // Hashed bytes written again: read back at the end instead.
+        let mut s = FileState::default();
+        s.wrote(0, &data[..40_000]);
+        s.wrote(0, &data[..40_000]);
+        assert_eq!(s.hash_in_order(100_000), None, "rewritten: read back");
+
+        // A gap never filled, or no file to read the early bytes from.
+        let mut s = FileState::default();
+        s.wrote(40_000, &data[40_000..]);
+        assert_eq!(s.hash_in_order(100_000), None, "a gap: read back");
         let mut s = FileState::default();
         s.wrote(40_000, &data[40_000..]);
         s.wrote(0, &data[..40_000]);
-        assert_eq!(s.hash_in_order(100_000), None, "out of order: read back");
+        assert_eq!(s.hash_in_order(100_000), None, "no file to read: read back");
     }
 }
