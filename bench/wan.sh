@@ -208,6 +208,9 @@ run() {
     delivered=0
     src=$src_file; [ "$workload" = tree ] && src=$src_tree
     rm -rf "$dst" "$OUT/state-rcv"; sync
+    # The source from memory, as for every tool (a first run would
+    # otherwise read it from disk after the previous workload evicted it).
+    find "$src" -type f -exec cat {} + >/dev/null
     local cmd
     # shellcheck disable=SC2206
     case $tool in
