@@ -16,6 +16,8 @@
 //! or will not take UDP keep the control connection.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use super::msg::{protocol, BulkPiece, Msg, Need};
 use super::transport::{self, MsgRead, MsgWrite, Transport, MAX_FRAME};
@@ -146,16 +148,19 @@ pub struct Unbundle<'a> {
     data: DataOptions,
     side: &'a Side,
     peer_udp: bool,
-    /// A bulk run over UDP failed: later runs take the connection.
-    udp_failed: bool,
+    /// A bulk run over UDP failed (`auto` heard no datagram): later runs,
+    /// and the data phase, take the connection.
+    udp_failed: Arc<AtomicBool>,
 }
 
 impl<'a> Unbundle<'a> {
+    /// `udp_failed` is set when a bulk run gives up on UDP.
     pub fn new(
         inner: &'a mut dyn Transport,
         data: &DataOptions,
         side: &'a Side,
         peer_udp: bool,
+        udp_failed: Arc<AtomicBool>,
     ) -> Self {
         Unbundle {
             inner,
@@ -163,7 +168,7 @@ impl<'a> Unbundle<'a> {
             data: data.clone(),
             side,
             peer_udp,
-            udp_failed: false,
+            udp_failed,
         }
     }
 
@@ -182,7 +187,9 @@ impl<'a> Unbundle<'a> {
             )));
         }
         let split = self.inner.split().is_some();
-        let wanted = self.peer_udp && !self.udp_failed && udp::wanted(&self.data, self.side, split);
+        let wanted = self.peer_udp
+            && !self.udp_failed.load(Ordering::Relaxed)
+            && udp::wanted(&self.data, self.side, split);
         if !wanted {
             return self.inner.send(&Msg::BulkReady(None));
         }
@@ -201,7 +208,7 @@ impl<'a> Unbundle<'a> {
         let layout = udp::offer_layout(&needs, prepared.offer())?;
         let blob = udp::receive_into(self.inner, prepared, layout, &self.data, Vec::new())?;
         let Some(blob) = blob else {
-            self.udp_failed = true;
+            self.udp_failed.store(true, Ordering::Relaxed);
             return self.inner.send(&Msg::BulkDone { ok: false });
         };
         self.inner.send(&Msg::BulkDone { ok: true })?;

@@ -45,7 +45,14 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
     let negotiated = opening.open(t, Role::Receiver)?;
     let opts = negotiated.options.clone();
     // Bulky runs of the sender's messages may come as datagrams.
-    let mut unbundle = Unbundle::new(t, &opts.data, side, negotiated.peer_has("udp"));
+    let bulk_udp_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut unbundle = Unbundle::new(
+        t,
+        &opts.data,
+        side,
+        negotiated.peer_has("udp"),
+        Arc::clone(&bulk_udp_failed),
+    );
     let t: &mut dyn Transport = &mut unbundle;
     let exists = side.root.is_dir();
     if !exists && !opts.dry_run {
@@ -159,7 +166,13 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
                 &mut applier,
                 &plan,
                 &dst_scan,
-                (&opts, side, negotiated.peer_has("udp"), &listed),
+                (
+                    &opts,
+                    side,
+                    negotiated.peer_has("udp"),
+                    &listed,
+                    bulk_udp_failed.load(Ordering::Relaxed),
+                ),
                 &mut report.warnings,
                 &mut report.data_path,
             );
@@ -392,7 +405,13 @@ fn transfer(
     applier: &mut Applier,
     plan: &Plan,
     dst_scan: &ScanReport,
-    (opts, side, peer_udp, listed): (&SessionOptions, &Side, bool, &HashMap<Hash, u32>),
+    (opts, side, peer_udp, listed, bulk_udp_failed): (
+        &SessionOptions,
+        &Side,
+        bool,
+        &HashMap<Hash, u32>,
+        bool,
+    ),
     warnings: &mut Vec<String>,
     path_used: &mut String,
 ) -> Result<u64> {
@@ -404,7 +423,16 @@ fn transfer(
         .map(|(i, c)| Need::new(i as u32, c))
         .collect();
     let mut round = 1;
-    let mut udp_failed = false;
+    let fallback = format!(
+        "no UDP datagram got through for {} s (blocked by a firewall?); \
+         the data went over the control connection instead",
+        udp::AUTO_FALLBACK.as_secs()
+    );
+    // A bulk run that found UDP blocked spares the data phase the wait.
+    let mut udp_failed = bulk_udp_failed;
+    if udp_failed {
+        warnings.push(fallback.clone());
+    }
     let mut data_path: Option<&str> = None;
     while !needs.is_empty() && round <= MAX_ROUNDS {
         for part in need_runs(&needs, listed)?.chunks(NEED_PER_MSG) {
@@ -429,11 +457,7 @@ fn transfer(
                 false => {
                     // Ask for the same chunks again, on the control connection.
                     udp_failed = true;
-                    warnings.push(format!(
-                        "no UDP datagram got through for {} s (blocked by a firewall?); \
-                         the data went over the control connection instead",
-                        udp::AUTO_FALLBACK.as_secs()
-                    ));
+                    warnings.push(fallback.clone());
                     round += 1;
                     continue;
                 }

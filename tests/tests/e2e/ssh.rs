@@ -293,6 +293,29 @@ fn remote_data_goes_over_udp_and_falls_back_when_blocked() {
         "{report}"
     );
     assert_same_tree(&src, &back);
+
+    // A manifest big enough to go as datagrams (4,000 entries) finds UDP
+    // blocked first: the data then takes the connection at once instead
+    // of waiting another 5 s for datagrams that cannot come.
+    for i in 0..4000 {
+        write(
+            &src.join(format!("many/entry-with-a-long-name-{i:05}")),
+            b"x",
+        );
+    }
+    let (code, _, stderr) = d.sync_to(&src, &remote(&dst), &extra);
+    assert_eq!(code, 0, "{stderr}");
+    let back2 = d.path("back2");
+    let started = std::time::Instant::now();
+    let (code, report, stderr) = d.sync_from(&remote(&dst), &back2, &blocked);
+    let took = started.elapsed();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["data_path"], "control connection", "{report}");
+    assert_same_tree(&src, &back2);
+    assert!(
+        took < std::time::Duration::from_secs(9),
+        "one 5 s wait for datagrams, not two: {took:?}"
+    );
 }
 
 #[test]
