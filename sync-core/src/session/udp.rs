@@ -305,11 +305,7 @@ pub fn receive(
     side: &Side,
     feed: &mut Feed,
 ) -> Result<bool> {
-    let layout = layout(
-        needs,
-        prepared.offer.packet_size,
-        prepared.offer.ip_overhead,
-    )?;
+    let layout = offer_layout(needs, &prepared.offer)?;
     let tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
     let failure = Mutex::new(None);
     let sink = ChunkSink::new(feed, needs, &layout, ASSEMBLY_MEMORY, tree, &failure);
@@ -382,7 +378,7 @@ pub fn send(
             "offered UDP, but this side does not know the peer's address",
         ));
     };
-    let layout = layout(needs, offer.packet_size, offer.ip_overhead)?;
+    let layout = offer_layout(needs, offer)?;
     let bind: IpAddr = if peer.is_ipv4() {
         std::net::Ipv4Addr::UNSPECIFIED.into()
     } else {
