@@ -53,3 +53,45 @@ dst_root() {
     fi
     droot="$out/$1"
 }
+
+# private_sshd_keys DIR ADDR PORT: throwaway host and user keys in DIR and
+# an sshd_config there that listens on ADDR:PORT and lets DIR/user in as
+# root, touching nothing of the system's configuration. Start it with
+# `/usr/sbin/sshd -D -f DIR/sshd_config`; log in with `-i DIR/user`.
+private_sshd_keys() {
+    local dir=$1 addr=$2 port=$3
+    rm -rf "$dir"; mkdir -p "$dir" /run/sshd
+    ssh-keygen -q -t ed25519 -N "" -f "$dir/host"
+    ssh-keygen -q -t ed25519 -N "" -f "$dir/user"
+    cp "$dir/user.pub" "$dir/authorized_keys"
+    cat >"$dir/sshd_config" <<CONF
+Port $port
+ListenAddress $addr
+HostKey $dir/host
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $dir/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+LogLevel FATAL
+CONF
+}
+
+# sluice_daemon_keys DIR MODULE_PATH SLUICE: client and server key pairs in
+# DIR and DIR/serve.toml serving MODULE_PATH as module `dst`, read-write,
+# to that client; sets server_pub to the key `--server-key` wants.
+sluice_daemon_keys() {
+    local dir=$1 path=$2 sluice=$3 client_pub
+    mkdir -p "$dir"
+    client_pub=$("$sluice" keygen --out "$dir/client" 2>/dev/null) || return 1
+    server_pub=$("$sluice" keygen --out "$dir/server" 2>/dev/null) || return 1
+    cat >"$dir/serve.toml" <<CONF
+key = "$dir/server"
+[modules.dst]
+path = "$path"
+access = "read-write"
+allowed_keys = ["$client_pub"]
+CONF
+}

@@ -32,29 +32,14 @@ mkdir -p "$out"
 # Destinations on a fresh filesystem unless FRESH_FS=0 (see scratch_fs in
 # lib.sh); each copy is removed after its run, outside the timing.
 # A private sshd on a free loopback port.
-keys="$out/keys"; rm -rf "$keys"; mkdir -p "$keys" /run/sshd
-ssh-keygen -q -t ed25519 -N "" -f "$keys/host"
-ssh-keygen -q -t ed25519 -N "" -f "$keys/user"
-cp "$keys/user.pub" "$keys/authorized_keys"
+keys="$out/keys"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$keys/sshd_config" <<CONF
-Port $port
-ListenAddress 127.0.0.1
-HostKey $keys/host
-PidFile $keys/sshd.pid
-AuthorizedKeysFile $keys/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-LogLevel FATAL
-CONF
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+private_sshd_keys "$keys" 127.0.0.1 "$port"
 /usr/sbin/sshd -D -f "$keys/sshd_config" &
 sshd_pid=$!
 n=0
-# shellcheck source=lib.sh
-. "$here/lib.sh"
 dst_root dst
 trap 'kill "$sshd_pid" 2>/dev/null || true; rm -rf "$droot"/dst-*; [ -z "$cleanup_fs" ] || scratch_fs_remove "$cleanup_fs"' EXIT
 for _ in $(seq 100); do

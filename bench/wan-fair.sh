@@ -38,16 +38,8 @@ src=$OUT/src
 export XDG_STATE_HOME=$OUT/state-snd
 "$sluice" -q index "$src" >/dev/null || exit 1
 keys=$OUT/keys dst=$OUT/dst
-rm -rf "$keys" "$dst" "$OUT/state-rcv"; mkdir -p "$keys" "$dst"
-client_pub=$("$sluice" keygen --out "$keys/client" 2>/dev/null)
-server_pub=$("$sluice" keygen --out "$keys/server" 2>/dev/null)
-cat >"$keys/serve.toml" <<CONF
-key = "$keys/server"
-[modules.dst]
-path = "$dst"
-access = "read-write"
-allowed_keys = ["$client_pub"]
-CONF
+rm -rf "$keys" "$dst" "$OUT/state-rcv"; mkdir -p "$dst"
+sluice_daemon_keys "$keys" "$dst" "$sluice" || exit 1
 
 wargs=(--rate "$RATE" --delay "$((RTT / 2))ms" --seed 1)
 [ -z "$QUEUE" ] || wargs+=(--queue "$QUEUE")

@@ -154,23 +154,8 @@ export XDG_STATE_HOME=$OUT/state-snd
 # --- servers in namespace B ---------------------------------------------------
 dst_root=$OUT/dst
 keys=$OUT/keys
-rm -rf "$keys" "$dst_root"; mkdir -p "$keys" "$dst_root" /run/sshd
-ssh-keygen -q -t ed25519 -N "" -f "$keys/host"
-ssh-keygen -q -t ed25519 -N "" -f "$keys/user"
-cp "$keys/user.pub" "$keys/authorized_keys"
-cat >"$keys/sshd_config" <<CONF
-Port 22
-ListenAddress 0.0.0.0
-HostKey $keys/host
-PidFile $keys/sshd.pid
-AuthorizedKeysFile $keys/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-LogLevel FATAL
-CONF
+rm -rf "$dst_root"; mkdir -p "$dst_root"
+private_sshd_keys "$keys" 0.0.0.0 22
 in_cg rcv "$WANEM_NS_B" /usr/sbin/sshd -D -f "$keys/sshd_config" &
 server_pids+=($!)
 cat >"$keys/rsyncd.conf" <<CONF
@@ -183,16 +168,8 @@ gid = root
 CONF
 in_cg rcv "$WANEM_NS_B" rsync --daemon --no-detach --port 873 --config "$keys/rsyncd.conf" &
 server_pids+=($!)
-client_pub=$("$sluice" keygen --out "$keys/client")
-server_pub=$("$sluice" keygen --out "$keys/server")
-cat >"$keys/serve.toml" <<CONF
-key = "$keys/server"
-[modules.dst]
-path = "$dst_root"
-access = "read-write"
-allowed_keys = ["$client_pub"]
-CONF
-XDG_STATE_HOME=$OUT/state-rcv in_cg rcv "$WANEM_NS_B" "$sluice" -q serve --config "$keys/serve.toml" --listen 0.0.0.0:7700 &
+sluice_daemon_keys "$keys/daemon" "$dst_root" "$sluice" || exit 1
+XDG_STATE_HOME=$OUT/state-rcv in_cg rcv "$WANEM_NS_B" "$sluice" -q serve --config "$keys/daemon/serve.toml" --listen 0.0.0.0:7700 &
 server_pids+=($!)
 in_cg rcv "$WANEM_NS_B" iperf3 -s --port 5201 >/dev/null 2>&1 &
 server_pids+=($!)
@@ -215,7 +192,7 @@ run() {
     # shellcheck disable=SC2206
     case $tool in
     sluice-ssh) cmd=("$sluice" -q sync $SLUICE_ARGS --rsh "$rsh" --remote-sluice "$remote_sluice" "$src" "root@$B:$dst") ;;
-    sluice-daemon) cmd=("$sluice" -q sync $SLUICE_ARGS --key "$keys/client" --server-key "$server_pub" "$src" "sluice://$B:7700/dst/run") ;;
+    sluice-daemon) cmd=("$sluice" -q sync $SLUICE_ARGS --key "$keys/daemon/client" --server-key "$server_pub" "$src" "sluice://$B:7700/dst/run") ;;
     rsync-ssh) cmd=(rsync -a -e "$rsh" "$src/" "root@$B:$dst/"); limit=$TCP_LIMIT ;;
     rsyncd) cmd=(rsync -a "$src/" "rsync://$B:873/dst/run/"); limit=$TCP_LIMIT ;;
     iperf3-*) cmd=(iperf3 -c "$B" -t "$TCP_LIMIT" -C "${tool#iperf3-}" --json); limit=$((TCP_LIMIT + 30)) ;;
