@@ -71,6 +71,7 @@ pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
         excludes,
         gitignore: a.scan.gitignore,
         itemize: a.json || a.itemize_changes || dry_run,
+        window: 0,
         data: match a.data.options() {
             Ok(d) => d,
             Err(msg) => {

@@ -38,7 +38,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use crate::chunk::{ChunkParams, ChunkRef, Hash};
 use crate::entry::{Entry, Kind, Meta};
 use crate::error::{Error, Result};
-use crate::manifest::Manifest;
+use crate::manifest::{ChunkLocation, Manifest};
 use crate::path::RelPath;
 
 /// Upserts one meta row (used by [`Index::set_meta`], [`Writer::set_meta`]
@@ -389,6 +389,201 @@ impl Index {
         self.conn
             .prepare_cached("SELECT 1 FROM chunks WHERE hash = ?1 LIMIT 1")
             .and_then(|mut s| s.exists([&hash.0[..]]))
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// Path-ordered reads of part of a tree, for a session that plans and
+/// ships a big tree window by window instead of holding all of it.
+pub struct Reads<'c> {
+    conn: &'c Connection,
+    path: &'c Path,
+}
+
+/// Columns of an entry row, as [`Reads::entry_row`] reads them.
+const ENTRY_COLUMNS: &str =
+    "id, path, kind, size, mtime_ns, mode, ino, dev, ctime_ns, nlink, hash, checked_ns, target";
+
+impl Index {
+    /// Windowed reads on this index.
+    pub fn reads(&self) -> Reads<'_> {
+        Reads {
+            conn: &self.conn,
+            path: &self.path,
+        }
+    }
+}
+
+impl Reads<'_> {
+    fn err(&self, e: rusqlite::Error) -> Error {
+        Error::sqlite(self.path, e)
+    }
+
+    fn corrupt(&self, why: &str) -> Error {
+        Error::NotAnIndex {
+            path: self.path.to_path_buf(),
+            reason: format!("corrupt entry: {why}"),
+        }
+    }
+
+    fn entry_row(&self, r: &rusqlite::Row<'_>) -> Result<(i64, Entry)> {
+        let id: i64 = r.get(0).map_err(|e| self.err(e))?;
+        let raw: Vec<u8> = r.get(1).map_err(|e| self.err(e))?;
+        let path = RelPath::new(raw).map_err(|e| self.corrupt(&e.to_string()))?;
+        let meta = meta_from_row(r, 2)
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| self.corrupt("unknown entry kind"))?;
+        let hash = match r.get_ref(10).map_err(|e| self.err(e))? {
+            rusqlite::types::ValueRef::Null => None,
+            rusqlite::types::ValueRef::Blob(b) => {
+                Some(Hash::from_slice(b).ok_or_else(|| self.corrupt("file hash length"))?)
+            }
+            _ => return Err(self.corrupt("file hash type")),
+        };
+        let checked_ns: i64 = r.get(11).map_err(|e| self.err(e))?;
+        let target: Option<Vec<u8>> = r.get(12).map_err(|e| self.err(e))?;
+        Ok((
+            id,
+            Entry {
+                path,
+                meta,
+                target,
+                hash,
+                chunks: Vec::new(),
+                checked_ns,
+            },
+        ))
+    }
+
+    /// Up to `limit` entries in path order (without chunk lists, with their
+    /// row ids): those after `after` (from the first when `None`) and, when
+    /// `upto` is given, not after it.
+    pub fn entries(
+        &self,
+        after: Option<&RelPath>,
+        upto: Option<&RelPath>,
+        limit: usize,
+    ) -> Result<Vec<(i64, Entry)>> {
+        // The smallest path after `p` is `p` + NUL, which no path contains.
+        let lower = match after {
+            Some(p) => {
+                let mut b = p.as_bytes().to_vec();
+                b.push(0);
+                b
+            }
+            None => Vec::new(),
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut out = Vec::new();
+        let mut push = |rows: &mut rusqlite::Rows<'_>| -> Result<()> {
+            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                out.push(self.entry_row(r)?);
+            }
+            Ok(())
+        };
+        match upto {
+            Some(upto) => {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(&format!(
+                        "SELECT {ENTRY_COLUMNS} FROM entries WHERE path >= ?1 AND path <= ?2 ORDER BY path LIMIT ?3"
+                    ))
+                    .map_err(|e| self.err(e))?;
+                let mut rows = stmt
+                    .query(params![lower, upto.as_bytes(), limit])
+                    .map_err(|e| self.err(e))?;
+                push(&mut rows)?;
+            }
+            None => {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(&format!(
+                        "SELECT {ENTRY_COLUMNS} FROM entries WHERE path >= ?1 ORDER BY path LIMIT ?2"
+                    ))
+                    .map_err(|e| self.err(e))?;
+                let mut rows = stmt.query(params![lower, limit]).map_err(|e| self.err(e))?;
+                push(&mut rows)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The chunk list of entry row `id`.
+    pub fn chunks_of(&self, id: i64) -> Result<Vec<ChunkRef>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT offset, length, hash FROM chunks WHERE entry = ?1 ORDER BY ordinal",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([id]).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let hash: Vec<u8> = r.get(2).map_err(|e| self.err(e))?;
+            out.push(ChunkRef {
+                offset: r.get::<_, i64>(0).map_err(|e| self.err(e))? as u64,
+                length: r.get::<_, i64>(1).map_err(|e| self.err(e))? as u32,
+                hash: Hash::from_slice(&hash).ok_or_else(|| self.corrupt("chunk hash length"))?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Where a chunk with this hash and length is, if any file holds one:
+    /// up to `limit` places.
+    pub fn find_chunk(&self, hash: &Hash, length: u32, limit: usize) -> Result<Vec<ChunkLocation>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT e.path, c.offset FROM chunks c JOIN entries e ON e.id = c.entry WHERE c.hash = ?1 AND c.length = ?2 LIMIT ?3",
+            )
+            .map_err(|e| self.err(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = stmt
+            .query(params![&hash.0[..], length as i64, limit])
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let raw: Vec<u8> = r.get(0).map_err(|e| self.err(e))?;
+            out.push(ChunkLocation {
+                path: RelPath::new(raw).map_err(|e| self.corrupt(&e.to_string()))?,
+                offset: r.get::<_, i64>(1).map_err(|e| self.err(e))? as u64,
+                length,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The entry at `path` (without chunks).
+    pub fn entry(&self, path: &RelPath) -> Result<Option<Entry>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ENTRY_COLUMNS} FROM entries WHERE path = ?1"
+            ))
+            .map_err(|e| self.err(e))?;
+        let mut rows = stmt.query([path.as_bytes()]).map_err(|e| self.err(e))?;
+        match rows.next().map_err(|e| self.err(e))? {
+            Some(r) => Ok(Some(self.entry_row(r)?.1)),
+            None => Ok(None),
+        }
+    }
+
+    /// True when some entry lies below the folder `path`.
+    pub fn has_children(&self, path: &RelPath) -> Result<bool> {
+        // Children sort from "path/" up to, not including, "path0".
+        let (lo, hi) = if path.is_root() {
+            (vec![], vec![0xff; 1])
+        } else {
+            let mut lo = path.as_bytes().to_vec();
+            lo.push(b'/');
+            let mut hi = path.as_bytes().to_vec();
+            hi.push(b'/' + 1);
+            (lo, hi)
+        };
+        self.conn
+            .prepare_cached("SELECT 1 FROM entries WHERE path > ?1 AND path < ?2 LIMIT 1")
+            .and_then(|mut s| s.exists(params![lo, hi]))
             .map_err(|e| self.err(e))
     }
 }

@@ -15,7 +15,7 @@
 mod diff;
 pub mod op;
 
-pub use diff::diff;
+pub use diff::{diff, Elsewhere, Nowhere, Planner};
 pub use op::{Change, ChangeKind, DirOp, FileOp, HardLinkOp, LinkOp, Piece, StreamChunk};
 
 use serde::Serialize;

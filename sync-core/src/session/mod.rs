@@ -10,17 +10,24 @@
 //! ```text
 //! sender                               receiver
 //!   Hello  ───────────────────────────▶  (and back)
-//!   Entries… SourceDone ──────────────▶  scan DST meanwhile
-//!                         ◀─────────── WantChunks… WantDone (lists of
-//!                                       files DST lacks)
-//!   FileChunks… ChunksDone ───────────▶  plan
-//!                         ◀─────────── Need… NeedDone{round, count}
-//!   Data… / Unavailable… RoundDone ───▶  apply as chunks land
-//!                         ◀─────────── (more rounds for chunks that
-//!                                       failed local verification)
-//!                         ◀─────────── NeedDone{count: 0}
-//!   SenderDone ───────────────────────▶  finish, commit DST index
-//!                         ◀─────────── Report
+//!   Source, Protect…, Warnings… ─────▶  scan DST meanwhile
+//!   ┌ for each window of the manifest (path order, WINDOW_ENTRIES):
+//!   │ Entries… WindowEnd{last} ───────▶  read DST's entries of the range
+//!   │                     ◀─────────── WantChunks… WantDone (lists of
+//!   │                                   files DST lacks)
+//!   │ FileChunks… ChunksDone ─────────▶  plan the window
+//!   │                     ◀─────────── Need… NeedDone{round, count}
+//!   │ Data… / Unavailable… RoundDone ─▶  apply as chunks land
+//!   │                     ◀─────────── (more rounds for chunks that
+//!   │                                   failed local verification)
+//!   └                     ◀─────────── NeedDone{count: 0}; commit the
+//!                                       window to DST's index
+//!   SenderDone ───────────────────────▶  deletions, folder metadata
+//!                         ◀─────────── ReportLines… Report
+//!
+//! No message grows with the tree: lists are cut into messages of about
+//! [`msg::BATCH_BYTES`], and each side holds one window of the tree (plus
+//! what must span it: deletions, hard-link leaders, folders' metadata).
 //! ```
 
 mod bulk;
@@ -68,6 +75,9 @@ pub struct SessionOptions {
     /// `--max-delete` (their count is the error's), which keeps the report
     /// of a big first sync from crawling over a lossy control connection.
     pub itemize: bool,
+    /// Source entries per window (0: [`msg::WINDOW_ENTRIES`], or for tests
+    /// `SLUICE_TEST_WINDOW` of the initiating side).
+    pub window: u32,
 }
 
 /// How shipped chunks travel (`--transport`, `--rate`, ...).
@@ -120,6 +130,25 @@ pub enum Policy {
 }
 
 impl SessionOptions {
+    /// Source entries per window, within [`msg::MAX_WINDOW`].
+    pub fn window_entries(&self) -> u32 {
+        match self.window {
+            0 => msg::WINDOW_ENTRIES,
+            n => n.min(msg::MAX_WINDOW),
+        }
+    }
+
+    /// The initiator's window: its option, else `SLUICE_TEST_WINDOW`.
+    fn settle_window(mut self) -> SessionOptions {
+        if self.window == 0 {
+            self.window = std::env::var("SLUICE_TEST_WINDOW")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+        }
+        self
+    }
+
     /// The scan options both sides use (excluded entries are neither sent
     /// nor deleted, as with rsync).
     pub fn scan_options(&self, side: &Side) -> ScanOptions {
@@ -353,6 +382,7 @@ impl Opening {
                 options,
                 remote_path,
             } => {
+                let options = options.settle_window();
                 t.send(&hello(role, &options, remote_path))?;
                 let peer = read_hello(t)?;
                 check_hello(&peer, peer_role)?;

@@ -21,19 +21,85 @@ use super::{SessionOptions, SyncReport};
 /// datagrams of the tail codes, and even block sizes. 3: the sender's
 /// status says where its tail codes may start. 4: bulky message runs
 /// (manifest, chunk lists) may travel as UDP datagrams ([`Msg::Bulk`]),
-/// wanted chunk lists and needed chunks are sent as runs.
-pub const PROTOCOL_VERSION: u32 = 4;
-/// Entries per `Entries` message.
-pub const ENTRIES_PER_MSG: usize = 2048;
-/// Chunks per `FileChunks` message (longer lists span several).
-pub const CHUNKS_PER_MSG: usize = 16384;
-/// Chunks per `Need` message.
-pub const NEED_PER_MSG: usize = 16384;
-/// Most entries a received manifest may list (a bound on the receiver's
-/// memory, far above real trees: 78,000 entries for a kernel source tree).
-pub const MAX_ENTRIES: usize = 50_000_000;
-/// Most chunks a received manifest may list in all (16 TB at 64 KiB each).
+/// wanted chunk lists and needed chunks are sent as runs. 5: the tree goes
+/// window by window ([`Msg::WindowEnd`]), and no message grows with it.
+pub const PROTOCOL_VERSION: u32 = 5;
+/// Bytes a list message (entries, chunk lists, requests, report lines)
+/// aims at: far under [`super::transport::MAX_FRAME`], so no list ever
+/// outgrows a frame, and large enough that framing costs nothing.
+pub const BATCH_BYTES: usize = 1 << 20;
+/// Source entries per window unless the session says otherwise: the
+/// receiver holds one window's entries, plan and chunk lists at a time.
+pub const WINDOW_ENTRIES: u32 = 32768;
+/// Most entries a window may hold (a bound on the receiver's memory).
+pub const MAX_WINDOW: u32 = 1 << 20;
+/// Most entries a received manifest may list in all.
+pub const MAX_ENTRIES: usize = 1 << 32;
+/// Most chunks one window's lists may hold (16 TB at 64 KiB each).
 pub const MAX_CHUNKS: usize = 256_000_000;
+
+/// The byte budget of one list message: [`BATCH_BYTES`], or for tests the
+/// value of `SLUICE_TEST_BATCH_BYTES` (at least 256), which makes a small
+/// tree cross many frames.
+pub fn batch_bytes() -> usize {
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        std::env::var("SLUICE_TEST_BATCH_BYTES")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(BATCH_BYTES, |n| n.clamp(256, BATCH_BYTES))
+    })
+}
+
+/// Cuts `items` into messages of about [`batch_bytes`] each (an item
+/// larger than that goes alone); `size` bounds an item's encoded size.
+pub fn batches<T>(items: Vec<T>, size: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let budget = batch_bytes();
+    let mut out = Vec::new();
+    let mut batch = Vec::new();
+    let mut bytes = 0;
+    for item in items {
+        let n = size(&item);
+        if !batch.is_empty() && bytes + n > budget {
+            out.push(std::mem::take(&mut batch));
+            bytes = 0;
+        }
+        bytes += n;
+        batch.push(item);
+    }
+    if !batch.is_empty() {
+        out.push(batch);
+    }
+    out
+}
+
+/// Encoded size bounds of list items (postcard: a varint takes at most
+/// 10 bytes, a length prefix at most 5).
+pub mod size {
+    use super::*;
+
+    pub fn entry(w: &WireEntry) -> usize {
+        w.path.len() + w.target.len() + 120 + w.chunks.len() * chunk()
+    }
+    pub const fn chunk() -> usize {
+        48
+    }
+    pub const fn span() -> usize {
+        10
+    }
+    pub const fn need_run() -> usize {
+        15
+    }
+    pub fn bytes(b: &[u8]) -> usize {
+        b.len() + 5
+    }
+    pub fn change(c: &crate::session::ChangeLine) -> usize {
+        c.path.len() + c.line.len() + c.from.as_ref().map_or(0, |f| f.len()) + 24
+    }
+    pub fn error(e: &crate::apply::ApplyError) -> usize {
+        e.path.len() + e.message.len() + 10
+    }
+}
 
 /// Which half of a session a peer runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,15 +138,12 @@ pub struct WireEntry {
     pub chunks: Vec<ChunkRef>,
 }
 
-/// What the sender reports after its scan.
+/// What the sender says after its scan, before the first window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SourceDone {
+pub struct SourceInfo {
     pub params: ChunkParams,
     /// The scan hit an I/O error: the receiver must not delete.
     pub partial: bool,
-    /// Paths left out because they kept changing (never deleted at DST).
-    pub protect: Vec<serde_bytes::ByteBuf>,
-    pub warnings: Vec<String>,
 }
 
 /// Where and how the receiver takes this round's chunks over UDP.
@@ -180,8 +243,17 @@ pub enum Msg {
     },
     /// Every requested chunk list was sent.
     ChunksDone,
-    /// End of the source manifest.
-    SourceDone(SourceDone),
+    /// The source's scan is done: first message after the hellos.
+    Source(SourceInfo),
+    /// Paths left out because they kept changing (never deleted at DST);
+    /// after [`Msg::Source`], before the first window.
+    Protect(Vec<serde_bytes::ByteBuf>),
+    /// The source scan's warnings, same place.
+    Warnings(Vec<String>),
+    /// End of one window of the manifest (`last`: of the whole manifest).
+    WindowEnd {
+        last: bool,
+    },
     /// Chunks the receiver asks for.
     Need(Vec<NeedRun>),
     /// End of one round's requests; an empty round ends the transfer. With
@@ -215,8 +287,15 @@ pub enum Msg {
     SenderDone {
         wire_bytes_sent: u64,
     },
-    /// The receiver's final report.
+    /// The receiver's final report, its lists sent before it in
+    /// [`Msg::ReportLines`].
     Report(Box<SyncReport>),
+    /// Part of the final report's lists.
+    ReportLines {
+        changes: Vec<super::ChangeLine>,
+        warnings: Vec<String>,
+        errors: Vec<crate::apply::ApplyError>,
+    },
     /// The peer gives up; the text says why.
     Error(String),
     /// The sender's next messages, encoded back to back as frames and cut
@@ -243,7 +322,10 @@ impl Msg {
             Msg::WantDone => "WantDone",
             Msg::FileChunks { .. } => "FileChunks",
             Msg::ChunksDone => "ChunksDone",
-            Msg::SourceDone(_) => "SourceDone",
+            Msg::Source(_) => "Source",
+            Msg::Protect(_) => "Protect",
+            Msg::Warnings(_) => "Warnings",
+            Msg::WindowEnd { .. } => "WindowEnd",
             Msg::Need(_) => "Need",
             Msg::NeedDone { .. } => "NeedDone",
             Msg::Proto(_) => "Proto",
@@ -253,6 +335,7 @@ impl Msg {
             Msg::RoundDone { .. } => "RoundDone",
             Msg::SenderDone { .. } => "SenderDone",
             Msg::Report(_) => "Report",
+            Msg::ReportLines { .. } => "ReportLines",
             Msg::Error(_) => "Error",
             Msg::Bulk(_) => "Bulk",
             Msg::BulkReady(_) => "BulkReady",
@@ -355,27 +438,72 @@ pub fn check_chunks(
     Ok(())
 }
 
-/// Every entry's parent must be a folder of the manifest, and the root a
-/// folder: so no received path can sit below a symlink or a file.
-pub fn check_tree(m: &Manifest) -> Result<()> {
-    let dirs: std::collections::HashSet<&[u8], foldhash::fast::RandomState> = m
-        .entries
-        .values()
-        .filter(|e| e.meta.kind == Kind::Dir)
-        .map(|e| e.path.as_bytes())
-        .collect();
-    if !dirs.contains(&b""[..]) {
-        return Err(protocol("the manifest has no root folder"));
-    }
-    for path in m.entries.keys().filter(|p| !p.is_root()) {
-        let bytes = path.as_bytes();
-        let parent = &bytes[..bytes.iter().rposition(|&b| b == b'/').unwrap_or(0)];
-        if !dirs.contains(parent) {
+/// Checks a manifest entry by entry, in the order received, across
+/// windows: paths strictly ascending (each once), the root folder first,
+/// and every other entry's parent a folder received before it; so no
+/// received path can sit below a symlink or a file. Holds one path per
+/// folder.
+#[derive(Default)]
+pub struct TreeCheck {
+    dirs: std::collections::HashSet<Vec<u8>, foldhash::fast::RandomState>,
+    last: Option<RelPath>,
+    count: usize,
+}
+
+impl TreeCheck {
+    pub fn push(&mut self, e: &Entry) -> Result<()> {
+        if self.count >= MAX_ENTRIES {
             return Err(protocol(format!(
-                "{} has no parent folder in the manifest",
-                path.display()
+                "the manifest exceeds {MAX_ENTRIES} entries"
             )));
         }
+        if self.last.as_ref().is_some_and(|last| *last >= e.path) {
+            return Err(protocol(format!(
+                "the manifest is out of path order or lists a path twice (at {})",
+                e.path.display()
+            )));
+        }
+        if self.count == 0 {
+            if !e.path.is_root() || e.meta.kind != Kind::Dir {
+                return Err(protocol("the manifest has no root folder"));
+            }
+        } else {
+            let bytes = e.path.as_bytes();
+            let parent = &bytes[..bytes.iter().rposition(|&b| b == b'/').unwrap_or(0)];
+            if !self.dirs.contains(parent) {
+                return Err(protocol(format!(
+                    "{} has no parent folder in the manifest",
+                    e.path.display()
+                )));
+            }
+        }
+        if e.meta.kind == Kind::Dir {
+            self.dirs.insert(e.path.as_bytes().to_vec());
+        }
+        self.last = Some(e.path.clone());
+        self.count += 1;
+        Ok(())
+    }
+
+    /// The last path checked.
+    pub fn last(&self) -> Option<&RelPath> {
+        self.last.as_ref()
+    }
+
+    /// Entries checked so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+/// [`TreeCheck`] over a whole manifest.
+pub fn check_tree(m: &Manifest) -> Result<()> {
+    let mut check = TreeCheck::default();
+    for e in m.entries.values() {
+        check.push(e)?;
+    }
+    if check.count() == 0 {
+        return Err(protocol("the manifest has no root folder"));
     }
     Ok(())
 }

@@ -9,21 +9,22 @@ use std::time::Instant;
 
 use super::bulk::Unbundle;
 use super::msg::{
-    check_chunks, check_entry, check_tree, protocol, spans, Msg, Need, NeedRun, Role, SourceDone,
-    MAX_CHUNKS, MAX_ENTRIES, NEED_PER_MSG,
+    batches, check_chunks, check_entry, protocol, size, spans, Msg, Need, NeedRun, Role,
+    SourceInfo, TreeCheck, MAX_CHUNKS, MAX_WINDOW,
 };
 use super::udp;
 use super::{
     index_skips, open_index, ChangeLine, Opening, SessionOptions, Side, SyncReport, Transport,
     PARTIAL_MARK,
 };
-use crate::apply::{Applier, ApplyOptions, IndexUpdate, Tree};
+use crate::apply::{Applier, ApplyOptions, ApplyReport, IndexUpdate, Tree};
 use crate::chunk::{ChunkParams, Hash};
+use crate::entry::Kind;
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::manifest::Manifest;
 use crate::path::RelPath;
-use crate::plan::{self, Plan, PlanOptions};
+use crate::plan::{self, Plan, PlanOptions, Planner};
 use crate::scan::ScanReport;
 
 /// Rounds of re-requests for chunks that failed local verification.
@@ -58,48 +59,29 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
     if !exists && !opts.dry_run {
         std::fs::create_dir_all(&side.root).map_err(|e| Error::io(&side.root, e))?;
     }
-    // Scan the destination while the source's manifest arrives.
-    let (dst, src) = std::thread::scope(|s| {
+    // Scan the destination while the source says what its scan found.
+    let (dst, head) = std::thread::scope(|s| {
         let scan = s.spawn(|| scan_destination(side, &opts, exists || !opts.dry_run));
-        let src = receive_manifest(t);
+        let head = receive_head(t);
         let dst = scan
             .join()
             .unwrap_or_else(|_| Err(Error::Peer("scan thread panicked".into())));
-        (dst, src)
+        (dst, head)
     });
-    let (mut src, source_done) = src?;
-    let (mut index, mut dst_manifest, dst_scan) = dst?;
-    let listed = fetch_chunk_lists(t, &mut src, &dst_manifest)?;
-    if !listed.is_empty() {
-        // Content will be assembled: the destination's chunks are sources.
-        index.load_chunks(&mut dst_manifest)?;
-    }
-    tracing::debug!(
-        ms = started.elapsed().as_millis() as u64,
-        "scanned DST, received SRC's manifest"
-    );
+    let head = head?;
+    let (mut index, dst_scan) = dst?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "scanned DST");
 
-    let mut warnings = source_done.warnings.clone();
-    warnings.extend(dst_scan.warnings.iter().map(|w| {
+    let mut report = SyncReport {
+        dry_run: opts.dry_run,
+        data_path: "none".into(),
+        warnings: head.warnings,
+        ..SyncReport::default()
+    };
+    report.warnings.extend(dst_scan.warnings.iter().map(|w| {
         let mark = if w.io_error { PARTIAL_MARK } else { "" };
         format!("{mark}destination: {}: {}", w.path, w.message)
     }));
-    if opts.delete
-        && src.entries.len() <= 1
-        && dst_manifest.entries.len() > 1
-        && !opts.allow_empty_source
-    {
-        return Err(Error::Usage(
-            "the source is empty; refusing to --delete everything at the destination (is a disk unmounted? \
-             pass --allow-empty-source if this is intended)"
-                .into(),
-        ));
-    }
-    let protect = source_done
-        .protect
-        .iter()
-        .filter_map(|p| RelPath::new(p.to_vec()).ok())
-        .collect();
     // Chunks a dead run left in journaled temp files are local sources too.
     let extra_sources = match Tree::open(&side.root) {
         Ok(mut tree) if !dst_scan.temp_files.is_empty() => {
@@ -107,103 +89,156 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         }
         _ => Vec::new(),
     };
-    let plan = plan::diff(
-        &src,
-        &dst_manifest,
-        &PlanOptions {
+    let mut planner = Planner::new(
+        PlanOptions {
             delete: opts.delete,
             hard_links: opts.hard_links,
-            protect,
+            protect: head.protect,
             extra_sources,
         },
+        opts.itemize,
     );
-    tracing::debug!(ms = started.elapsed().as_millis() as u64, "planned");
-    let mut report = plan_report(&plan, opts.dry_run);
-    report.warnings = warnings;
-    if source_done.partial && !plan.deletes.is_empty() {
+    let mut link = Link {
+        opts: &opts,
+        side,
+        peer_udp: negotiated.peer_has("udp"),
+        udp_failed: false,
+        bulk_udp_failed: Arc::clone(&bulk_udp_failed),
+        data_path: None,
+        fallback_said: false,
+    };
+    let mut applied = ApplyReport::default();
+    let mut check = TreeCheck::default();
+    let mut range_start: Option<RelPath> = None;
+    for window in 1.. {
+        let (mut src, last) = receive_window(t, &mut check, &head.info)?;
+        if window == 1
+            && last
+            && opts.delete
+            && src.entries.len() <= 1
+            && !opts.allow_empty_source
+            && !index
+                .reads()
+                .entries(Some(&RelPath::root()), None, 1)?
+                .is_empty()
+        {
+            return Err(Error::Usage(
+                "the source is empty; refusing to --delete everything at the destination (is a disk unmounted? \
+                 pass --allow-empty-source if this is intended)"
+                    .into(),
+            ));
+        }
+        // The destination's entries of the same range: after the previous
+        // window's last path, up to this one's (or to the end).
+        let upto = if last { None } else { check.last().cloned() };
+        let mut dst = dst_window(&index, range_start.as_ref(), upto.as_ref())?;
+        range_start = check.last().cloned();
+        let listed = fetch_chunk_lists(t, &mut src, &dst.manifest)?;
+        if !listed.is_empty() {
+            // Content will be assembled: the destination's chunks are sources.
+            let reads = index.reads();
+            for (id, e) in dst.ids.iter().zip(dst.manifest.entries.values_mut()) {
+                if e.meta.kind == Kind::File && e.meta.size > 0 {
+                    e.chunks = reads.chunks_of(*id)?;
+                }
+            }
+        }
+        let elsewhere = IndexElsewhere::new(&index);
+        let plan = planner.window(&src, &dst.manifest, &elsewhere);
+        elsewhere.result()?;
+        drop((src, dst));
+        tracing::debug!(
+            ms = started.elapsed().as_millis() as u64,
+            window,
+            files = plan.files.len(),
+            chunks = plan.stream.len(),
+            "planned a window"
+        );
+        for (path, why) in &plan.conflicts {
+            report
+                .warnings
+                .push(format!("{PARTIAL_MARK}{}: {why}", path.display()));
+        }
+        if let Some(p) = &side.progress {
+            p.bytes_total
+                .fetch_add(plan.stats.bytes_to_write, Ordering::Relaxed);
+            p.phase.store(super::PHASE_TRANSFER, Ordering::Relaxed);
+        }
+        if opts.dry_run {
+            t.send(&Msg::NeedDone {
+                round: 1,
+                count: 0,
+                udp: None,
+            })?;
+        } else {
+            let mut warnings = Vec::new();
+            let r = apply(
+                &mut index,
+                side,
+                &opts,
+                head.info.partial,
+                plan,
+                &[],
+                |applier, plan| transfer(t, applier, plan, &listed, &mut link, &mut warnings),
+            );
+            report.warnings.extend(warnings);
+            add_applied(&mut applied, r?);
+        }
+        if last {
+            break;
+        }
+    }
+    let last_plan = planner.finish();
+    let has_deletes = !last_plan.deletes.is_empty();
+    let delete_lines: Vec<ChangeLine> = last_plan.changes.iter().map(ChangeLine::from).collect();
+    if !opts.dry_run {
+        if let Some(p) = &side.progress {
+            p.phase.store(super::PHASE_FINISH, Ordering::Relaxed);
+        }
+        let r = apply(
+            &mut index,
+            side,
+            &opts,
+            head.info.partial,
+            last_plan,
+            &dst_scan.temp_files,
+            |_, _| Ok(()),
+        );
+        add_applied(&mut applied, r?);
+    }
+    report.wire_bytes_sent = expect_sender_done(t)?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "applied");
+
+    let s = &planner.stats;
+    report.files_total = s.files_total;
+    report.bytes_total = s.bytes_total;
+    report.files_created = s.files_created;
+    report.files_updated = s.files_updated;
+    report.files_deleted = s.files_deleted;
+    report.entries_deleted = s.entries_deleted;
+    report.dirs_created = s.dirs_created;
+    report.symlinks_created = s.symlinks_created;
+    report.meta_updated = s.meta_updated;
+    report.chunk_bytes_sent = s.chunk_bytes_to_send;
+    report.bytes_reused = s.bytes_reused;
+    report.changes = if opts.itemize {
+        planner
+            .take_changes()
+            .iter()
+            .map(ChangeLine::from)
+            .collect()
+    } else if opts.max_delete.is_some() {
+        delete_lines
+    } else {
+        Vec::new()
+    };
+    if head.info.partial && has_deletes {
         report.deletes_skipped = true;
         report
             .warnings
             .push("I/O errors while scanning the source: deletions disabled for this run".into());
     }
-    for (path, why) in &plan.conflicts {
-        report
-            .warnings
-            .push(format!("{PARTIAL_MARK}{}: {why}", path.display()));
-    }
-
-    if opts.dry_run {
-        t.send(&Msg::NeedDone {
-            round: 1,
-            count: 0,
-            udp: None,
-        })?;
-        report.wire_bytes_sent = expect_sender_done(t)?;
-    } else {
-        let tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
-        let apply_opts = ApplyOptions {
-            max_delete: opts.max_delete,
-            no_deletes: source_done.partial,
-            writers: None,
-        };
-        let plan = Arc::new(plan);
-        let mut applier = Applier::new(tree, Arc::clone(&plan), apply_opts);
-        if let Some(p) = &side.progress {
-            p.bytes_total
-                .store(plan.stats.bytes_to_write, Ordering::Relaxed);
-            p.phase.store(super::PHASE_TRANSFER, Ordering::Relaxed);
-            applier.count_into(Arc::clone(&p.bytes_done));
-        }
-        // The destination's index is written while files are, on a thread
-        // of its own, in one transaction committed at the end.
-        let (applied, wire) = std::thread::scope(|s| {
-            let (records, updates) = chan::unbounded::<IndexUpdate>();
-            let index = &mut index;
-            let indexer = s.spawn(move || record_updates(index, updates));
-            applier.record_into(records.clone());
-            let outcome = transfer(
-                t,
-                &mut applier,
-                &plan,
-                &dst_scan,
-                (
-                    &opts,
-                    side,
-                    negotiated.peer_has("udp"),
-                    &listed,
-                    bulk_udp_failed.load(Ordering::Relaxed),
-                ),
-                &mut report.warnings,
-                &mut report.data_path,
-            );
-            let applied = match outcome {
-                Ok(wire) => {
-                    if let Some(p) = &side.progress {
-                        p.phase.store(super::PHASE_FINISH, Ordering::Relaxed);
-                    }
-                    applier.finish().map(|(applied, update)| {
-                        let _ = records.send(update);
-                        (applied, wire)
-                    })
-                }
-                Err(e) => {
-                    let _ = records.send(applier.abort(!e.is_disk_full()));
-                    Err(e)
-                }
-            };
-            tracing::debug!(ms = started.elapsed().as_millis() as u64, "applied");
-            drop(records);
-            let indexed = indexer
-                .join()
-                .unwrap_or_else(|_| Err(Error::Usage("the index thread panicked".into())));
-            tracing::debug!(
-                ms = started.elapsed().as_millis() as u64,
-                "DST index updated"
-            );
-            let applied = applied?;
-            indexed.map(|()| applied)
-        })?;
-        report.wire_bytes_sent = wire;
+    if !opts.dry_run {
         report.entries_deleted = applied.entries_deleted;
         if applied.max_delete_hit || applied.deletes_skipped {
             report.files_deleted = 0;
@@ -214,16 +249,136 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         report.deletes_skipped |= applied.deletes_skipped;
         report.errors = applied.errors;
     }
+    report.data_path = link.data_path.unwrap_or("none").to_string();
     report.duration_s = started.elapsed().as_secs_f64();
-    let mut theirs = report.clone();
-    if !opts.itemize {
-        let keep_deletes = opts.max_delete.is_some();
-        theirs
-            .changes
-            .retain(|c| keep_deletes && c.line.starts_with("- "));
-    }
-    t.send(&Msg::Report(Box::new(theirs)))?;
+    send_report(t, &report)?;
     Ok(report)
+}
+
+/// What the sender said before its first window.
+struct Head {
+    info: SourceInfo,
+    protect: Vec<RelPath>,
+    warnings: Vec<String>,
+}
+
+/// The sender's paths to protect and its scan warnings, then [`Msg::Source`].
+fn receive_head(t: &mut dyn Transport) -> Result<Head> {
+    let mut protect = Vec::new();
+    let mut warnings = Vec::new();
+    loop {
+        match t.recv()? {
+            Msg::Protect(paths) => protect.extend(
+                paths
+                    .into_iter()
+                    .filter_map(|p| RelPath::new(p.into_vec()).ok()),
+            ),
+            Msg::Warnings(w) => warnings.extend(w),
+            Msg::Source(info) => {
+                info.params
+                    .validate()
+                    .map_err(|e| protocol(e.to_string()))?;
+                return Ok(Head {
+                    info,
+                    protect,
+                    warnings,
+                });
+            }
+            Msg::Error(e) => return Err(Error::Peer(e)),
+            other => return Err(protocol(format!("expected Source, got {}", other.name()))),
+        }
+    }
+}
+
+/// Sends the report, its lists first in messages of bounded size.
+fn send_report(t: &mut dyn Transport, report: &SyncReport) -> Result<()> {
+    let mut theirs = report.clone();
+    for part in batches(std::mem::take(&mut theirs.changes), size::change) {
+        t.send(&Msg::ReportLines {
+            changes: part,
+            warnings: Vec::new(),
+            errors: Vec::new(),
+        })?;
+    }
+    for part in batches(std::mem::take(&mut theirs.warnings), |w| {
+        size::bytes(w.as_bytes())
+    }) {
+        t.send(&Msg::ReportLines {
+            changes: Vec::new(),
+            warnings: part,
+            errors: Vec::new(),
+        })?;
+    }
+    for part in batches(std::mem::take(&mut theirs.errors), size::error) {
+        t.send(&Msg::ReportLines {
+            changes: Vec::new(),
+            warnings: Vec::new(),
+            errors: part,
+        })?;
+    }
+    t.send(&Msg::Report(Box::new(theirs)))
+}
+
+fn add_applied(total: &mut ApplyReport, r: ApplyReport) {
+    total.files_written += r.files_written;
+    total.bytes_written += r.bytes_written;
+    total.entries_deleted += r.entries_deleted;
+    total.chunks_reused += r.chunks_reused;
+    total.chunk_bytes_received += r.chunk_bytes_received;
+    total.chunks_refetched += r.chunks_refetched;
+    total.max_delete_hit |= r.max_delete_hit;
+    total.deletes_skipped |= r.deletes_skipped;
+    total.errors.extend(r.errors);
+}
+
+/// Applies one plan: `exchange` runs between the applier's start and its
+/// finish (the transfer rounds of a window); what was written is recorded
+/// in the destination's index, on a thread of its own, and committed when
+/// the plan is done.
+fn apply(
+    index: &mut Index,
+    side: &Side,
+    opts: &SessionOptions,
+    source_partial: bool,
+    plan: Plan,
+    leftovers: &[RelPath],
+    exchange: impl FnOnce(&mut Applier, &Plan) -> Result<()>,
+) -> Result<ApplyReport> {
+    let tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
+    let apply_opts = ApplyOptions {
+        max_delete: opts.max_delete,
+        no_deletes: source_partial,
+        writers: None,
+    };
+    let plan = Arc::new(plan);
+    let mut applier = Applier::new(tree, Arc::clone(&plan), apply_opts);
+    if let Some(p) = &side.progress {
+        applier.count_into(Arc::clone(&p.bytes_done));
+    }
+    std::thread::scope(|s| {
+        let (records, updates) = chan::unbounded::<IndexUpdate>();
+        let indexer = s.spawn(move || record_updates(index, updates));
+        applier.record_into(records.clone());
+        let outcome = applier
+            .start(leftovers)
+            .and_then(|()| exchange(&mut applier, &plan));
+        let applied = match outcome {
+            Ok(()) => applier.finish().map(|(applied, update)| {
+                let _ = records.send(update);
+                applied
+            }),
+            Err(e) => {
+                let _ = records.send(applier.abort(!e.is_disk_full()));
+                Err(e)
+            }
+        };
+        drop(records);
+        let indexed = indexer
+            .join()
+            .unwrap_or_else(|_| Err(Error::Usage("the index thread panicked".into())));
+        let applied = applied?;
+        indexed.map(|()| applied)
+    })
 }
 
 fn expect_sender_done(t: &mut dyn Transport) -> Result<u64> {
@@ -241,28 +396,33 @@ fn scan_destination(
     side: &Side,
     opts: &SessionOptions,
     exists: bool,
-) -> Result<(Index, Manifest, ScanReport)> {
+) -> Result<(Index, ScanReport)> {
     let (mut index, index_path) = open_index(side)?;
     if !exists {
         // Dry run into a folder that does not exist yet: it is empty.
-        return Ok((index, Manifest::default(), ScanReport::default()));
+        return Ok((index, ScanReport::default()));
     }
     let mut scan_opts = opts.scan_options(side);
     scan_opts.skip = index_skips(&index_path);
-    let (report, manifest) = crate::scan::scan_manifest(&side.root, &mut index, &scan_opts)?;
-    Ok((index, manifest, report))
+    let report = crate::scan::scan(&side.root, &mut index, &scan_opts)?;
+    Ok((index, report))
 }
 
-/// Receives and validates the source manifest (entries without chunk
-/// lists), which comes in path order, each path once.
-fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, SourceDone)> {
+/// Receives and checks one window of the source manifest (entries without
+/// chunk lists, in path order, each path once, continuing the previous
+/// windows); returns it and whether it is the last.
+fn receive_window(
+    t: &mut dyn Transport,
+    check: &mut TreeCheck,
+    info: &SourceInfo,
+) -> Result<(Manifest, bool)> {
     let mut entries: Vec<crate::entry::Entry> = Vec::new();
-    let done = loop {
+    let last = loop {
         match t.recv()? {
             Msg::Entries(batch) => {
-                if entries.len() + batch.len() > MAX_ENTRIES {
+                if entries.len() + batch.len() > MAX_WINDOW as usize {
                     return Err(protocol(format!(
-                        "the manifest exceeds {MAX_ENTRIES} entries"
+                        "a window of the manifest exceeds {MAX_WINDOW} entries"
                     )));
                 }
                 for mut w in batch {
@@ -273,16 +433,11 @@ fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, SourceDone)> {
                     let size = std::mem::take(&mut w.meta.size);
                     let mut e = check_entry(w, &ChunkParams::default())?;
                     e.meta.size = size;
-                    if entries.last().is_some_and(|last| last.path >= e.path) {
-                        return Err(protocol(format!(
-                            "the manifest is out of path order or lists a path twice (at {})",
-                            e.path.display()
-                        )));
-                    }
+                    check.push(&e)?;
                     entries.push(e);
                 }
             }
-            Msg::SourceDone(done) => break done,
+            Msg::WindowEnd { last } => break last,
             Msg::Error(e) => return Err(Error::Peer(e)),
             other => {
                 return Err(protocol(format!(
@@ -292,23 +447,96 @@ fn receive_manifest(t: &mut dyn Transport) -> Result<(Manifest, SourceDone)> {
             }
         }
     };
-    done.params
-        .validate()
-        .map_err(|e| protocol(e.to_string()))?;
+    if check.count() == 0 {
+        return Err(protocol("the manifest has no root folder"));
+    }
     // Already in order: collecting builds the map in one pass.
     let m = Manifest {
         entries: entries.into_iter().map(|e| (e.path.clone(), e)).collect(),
-        params: done.params,
+        params: info.params,
     };
-    check_tree(&m)?;
-    Ok((m, done))
+    Ok((m, last))
 }
 
-/// Asks for the chunk lists of the source files whose content the
+/// The destination's entries of one window's range, with their row ids in
+/// the same order.
+struct DstWindow {
+    manifest: Manifest,
+    ids: Vec<i64>,
+}
+
+fn dst_window(index: &Index, after: Option<&RelPath>, upto: Option<&RelPath>) -> Result<DstWindow> {
+    let rows = index.reads().entries(after, upto, usize::MAX)?;
+    let mut ids = Vec::with_capacity(rows.len());
+    let entries = rows
+        .into_iter()
+        .map(|(id, e)| {
+            ids.push(id);
+            (e.path.clone(), e)
+        })
+        .collect();
+    Ok(DstWindow {
+        manifest: Manifest {
+            entries,
+            params: index.chunk_params()?.unwrap_or_default(),
+        },
+        ids,
+    })
+}
+
+/// The destination outside the window, as its index has it now (earlier
+/// windows' writes included). Index errors are kept for
+/// [`IndexElsewhere::result`]: the planner's questions have no error path.
+struct IndexElsewhere<'a> {
+    index: &'a Index,
+    error: std::cell::RefCell<Option<Error>>,
+}
+
+impl<'a> IndexElsewhere<'a> {
+    fn new(index: &'a Index) -> Self {
+        IndexElsewhere {
+            index,
+            error: std::cell::RefCell::new(None),
+        }
+    }
+
+    fn keep<T>(&self, r: Result<T>, or: T) -> T {
+        r.unwrap_or_else(|e| {
+            self.error.borrow_mut().get_or_insert(e);
+            or
+        })
+    }
+
+    fn result(self) -> Result<()> {
+        match self.error.into_inner() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl plan::Elsewhere for IndexElsewhere<'_> {
+    fn chunk(&self, hash: &Hash, length: u32) -> Option<crate::manifest::ChunkLocation> {
+        let found = self.index.reads().find_chunk(hash, length, 1);
+        self.keep(found, Vec::new()).into_iter().next()
+    }
+
+    fn entry(&self, path: &RelPath) -> Option<crate::entry::Entry> {
+        let found = self.index.reads().entry(path);
+        self.keep(found, None)
+    }
+
+    fn has_children(&self, path: &RelPath) -> bool {
+        let found = self.index.reads().has_children(path);
+        self.keep(found, false)
+    }
+}
+
+/// Asks for the chunk lists of the window's source files whose content the
 /// destination does not already hold at the same path, and checks that
 /// each list tiles its file. Files are named by their position in the
-/// manifest. Returns, for each chunk listed, its first position in the
-/// lists as the sender sent them (empty when none was asked for).
+/// window. Returns, for each chunk listed, its first position in the lists
+/// as the sender sent them (empty when none was asked for).
 fn fetch_chunk_lists(
     t: &mut dyn Transport,
     src: &mut Manifest,
@@ -320,8 +548,8 @@ fn fetch_chunk_lists(
         .map(|p| p.src_pos as u32)
         .collect();
     wanted.sort_unstable();
-    for part in spans(wanted.iter().copied()).chunks(NEED_PER_MSG) {
-        t.send(&Msg::WantChunks(part.to_vec()))?;
+    for part in batches(spans(wanted.iter().copied()), |_| size::span()) {
+        t.send(&Msg::WantChunks(part))?;
     }
     t.send(&Msg::WantDone)?;
     let mut total = 0usize;
@@ -398,24 +626,29 @@ fn need_runs(needs: &[Need], listed: &HashMap<Hash, u32>) -> Result<Vec<NeedRun>
     Ok(runs)
 }
 
-/// Rounds of Need → Data until everything arrived or nothing more can.
-/// Returns the sender's wire byte count.
+/// How chunks travel, settled over the windows of a session.
+struct Link<'a> {
+    opts: &'a SessionOptions,
+    side: &'a Side,
+    peer_udp: bool,
+    /// No datagram got through once: the rest goes on the control connection.
+    udp_failed: bool,
+    /// Set when a bulk run of the sender's messages found UDP blocked.
+    bulk_udp_failed: Arc<std::sync::atomic::AtomicBool>,
+    data_path: Option<&'static str>,
+    fallback_said: bool,
+}
+
+/// One window's rounds of Need → Data until everything arrived or nothing
+/// more can; ends with the empty round that closes the window.
 fn transfer(
     t: &mut dyn Transport,
     applier: &mut Applier,
     plan: &Plan,
-    dst_scan: &ScanReport,
-    (opts, side, peer_udp, listed, bulk_udp_failed): (
-        &SessionOptions,
-        &Side,
-        bool,
-        &HashMap<Hash, u32>,
-        bool,
-    ),
+    listed: &HashMap<Hash, u32>,
+    link: &mut Link,
     warnings: &mut Vec<String>,
-    path_used: &mut String,
-) -> Result<u64> {
-    applier.start(&dst_scan.temp_files)?;
+) -> Result<()> {
     let mut needs: Vec<Need> = plan
         .stream
         .iter()
@@ -429,16 +662,18 @@ fn transfer(
         udp::AUTO_FALLBACK.as_secs()
     );
     // A bulk run that found UDP blocked spares the data phase the wait.
-    let mut udp_failed = bulk_udp_failed;
-    if udp_failed {
+    link.udp_failed |= link.bulk_udp_failed.load(Ordering::Relaxed);
+    if link.udp_failed && !link.fallback_said {
+        link.fallback_said = true;
         warnings.push(fallback.clone());
     }
-    let mut data_path: Option<&str> = None;
     while !needs.is_empty() && round <= MAX_ROUNDS {
-        for part in need_runs(&needs, listed)?.chunks(NEED_PER_MSG) {
-            t.send(&Msg::Need(part.to_vec()))?;
+        for part in batches(need_runs(&needs, listed)?, |_| size::need_run()) {
+            t.send(&Msg::Need(part))?;
         }
-        let use_udp = !udp_failed && peer_udp && udp::wanted(&opts.data, side, t.split().is_some());
+        let (opts, side) = (link.opts, link.side);
+        let use_udp =
+            !link.udp_failed && link.peer_udp && udp::wanted(&opts.data, side, t.split().is_some());
         let prepared = if use_udp {
             Some(udp::prepare(&opts.data, side)?)
         } else {
@@ -452,18 +687,21 @@ fn transfer(
         if let Some(prepared) = prepared {
             match udp::receive(t, prepared, &needs, &opts.data, side, applier.feed())? {
                 true => {
-                    data_path.get_or_insert("udp");
+                    link.data_path.get_or_insert("udp");
                 }
                 false => {
                     // Ask for the same chunks again, on the control connection.
-                    udp_failed = true;
-                    warnings.push(fallback.clone());
+                    link.udp_failed = true;
+                    if !link.fallback_said {
+                        link.fallback_said = true;
+                        warnings.push(fallback.clone());
+                    }
                     round += 1;
                     continue;
                 }
             }
         } else {
-            data_path.get_or_insert("control connection");
+            link.data_path.get_or_insert("control connection");
             loop {
                 match t.recv()? {
                     Msg::Data { idx, bytes } => applier.receive_chunk(idx, bytes)?,
@@ -485,9 +723,7 @@ fn transfer(
         round,
         count: 0,
         udp: None,
-    })?;
-    *path_used = data_path.unwrap_or("none").to_string();
-    expect_sender_done(t)
+    })
 }
 
 /// Records what the apply step wrote in the destination's index, batch by
@@ -506,27 +742,6 @@ fn record_updates(index: &mut Index, updates: chan::Receiver<IndexUpdate>) -> Re
         }
     }
     w.commit()
-}
-
-fn plan_report(plan: &Plan, dry_run: bool) -> SyncReport {
-    let s = &plan.stats;
-    SyncReport {
-        dry_run,
-        files_total: s.files_total,
-        bytes_total: s.bytes_total,
-        files_created: s.files_created,
-        files_updated: s.files_updated,
-        files_deleted: s.files_deleted,
-        entries_deleted: s.entries_deleted,
-        dirs_created: s.dirs_created,
-        symlinks_created: s.symlinks_created,
-        meta_updated: s.meta_updated,
-        chunk_bytes_sent: s.chunk_bytes_to_send,
-        bytes_reused: s.bytes_reused,
-        changes: plan.changes.iter().map(ChangeLine::from).collect(),
-        data_path: "none".into(),
-        ..SyncReport::default()
-    }
 }
 
 #[cfg(test)]
@@ -594,17 +809,15 @@ mod tests {
         );
     }
 
-    fn receive(entries: Vec<WireEntry>) -> Result<(Manifest, SourceDone)> {
+    fn receive(entries: Vec<WireEntry>) -> Result<(Manifest, bool)> {
         let (mut tx, mut rx) = MemoryTransport::pair(8);
         tx.send(&Msg::Entries(entries)).unwrap();
-        tx.send(&Msg::SourceDone(SourceDone {
+        tx.send(&Msg::WindowEnd { last: true }).unwrap();
+        let info = SourceInfo {
             params: ChunkParams::default(),
             partial: false,
-            protect: Vec::new(),
-            warnings: Vec::new(),
-        }))
-        .unwrap();
-        receive_manifest(&mut rx)
+        };
+        receive_window(&mut rx, &mut TreeCheck::default(), &info)
     }
 
     #[test]

@@ -4,16 +4,17 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use super::bulk::{self, BulkPath};
-use super::msg::{
-    protocol, Msg, Need, Role, SourceDone, WireEntry, CHUNKS_PER_MSG, ENTRIES_PER_MSG, MAX_CHUNKS,
-};
+use std::collections::HashMap;
+
+use super::msg::{batches, protocol, size, Msg, Need, Role, SourceInfo, WireEntry, MAX_CHUNKS};
 use super::udp;
 use super::{index_skips, open_index, Opening, Side, SyncReport, Transport, PARTIAL_MARK};
 use crate::apply::Tree;
 use crate::chunk::Hash;
+use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::index::Index;
-use crate::manifest::{ChunkLocation, Manifest};
+use crate::manifest::ChunkLocation;
 use crate::path::RelPath;
 
 /// Runs the sender half of a session.
@@ -50,7 +51,7 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         }
     };
     let negotiated = negotiated?;
-    let (index, scan, mut manifest) = scanned?;
+    let (index, scan) = scanned?;
     let opts = negotiated.options.clone();
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "scanned SRC");
     let path = BulkPath {
@@ -58,7 +59,14 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         side,
         peer_udp: negotiated.peer_has("udp"),
     };
-    let mut run = manifest_msgs(&manifest);
+    let protect = scan
+        .unstable
+        .iter()
+        .map(|p| serde_bytes::ByteBuf::from(p.as_bytes().to_vec()))
+        .collect();
+    for part in batches(protect, |p| size::bytes(p)) {
+        t.send(&Msg::Protect(part))?;
+    }
     let warnings = scan
         .warnings
         .iter()
@@ -67,35 +75,97 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
             format!("{mark}{}: {}", w.path, w.message)
         })
         .collect();
-    run.push(Msg::SourceDone(SourceDone {
-        params: manifest.params,
+    for part in batches(warnings, |w| size::bytes(w.as_bytes())) {
+        t.send(&Msg::Warnings(part))?;
+    }
+    t.send(&Msg::Source(SourceInfo {
+        params: index.chunk_params()?.unwrap_or_default(),
         partial: scan.partial(),
-        protect: scan
-            .unstable
-            .iter()
-            .map(|p| serde_bytes::ByteBuf::from(p.as_bytes().to_vec()))
-            .collect(),
-        warnings,
-    }));
-    let mut datagram_bytes = bulk::send_run(t, &run, &path)?;
-    drop(run);
-    let (listed, bytes) = send_chunk_lists(t, &mut manifest, &index, &path)?;
-    datagram_bytes += bytes;
-    drop(index);
-    tracing::debug!(
-        ms = started.elapsed().as_millis() as u64,
-        "closed SRC index"
-    );
+    }))?;
 
-    // Where each chunk is in the source; built on the first request (a
-    // no-change sync never needs it).
-    let mut locations = std::collections::HashMap::new();
+    let window = opts.window_entries() as usize;
+    let mut datagram_bytes = 0;
+    let mut after: Option<RelPath> = None;
     let mut tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
     let mut reader = ChunkReader {
         tree: &mut tree,
         open: None,
         buf: Vec::new(),
     };
+    loop {
+        // One entry more than the window says whether another follows.
+        let mut page = index.reads().entries(after.as_ref(), None, window + 1)?;
+        let last = page.len() <= window;
+        page.truncate(window);
+        after = page.last().map(|(_, e)| e.path.clone());
+        let mut run: Vec<Msg> = batches(
+            page.iter()
+                .map(|(_, e)| WireEntry::without_chunks(e))
+                .collect(),
+            size::entry,
+        )
+        .into_iter()
+        .map(Msg::Entries)
+        .collect();
+        run.push(Msg::WindowEnd { last });
+        datagram_bytes += bulk::send_run(t, &run, &path)?;
+        drop(run);
+        let (listed, bytes) = send_chunk_lists(t, &mut page, &index, &path)?;
+        datagram_bytes += bytes;
+        datagram_bytes += ship_window(t, &page, &listed, &opts, side, &mut reader)?;
+        if last {
+            break;
+        }
+    }
+    drop(index);
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "sent every window"
+    );
+    // Datagrams count as wire bytes too (headers and tags included).
+    let wire = t.wire_bytes_sent() + datagram_bytes;
+    t.send(&Msg::SenderDone {
+        wire_bytes_sent: wire,
+    })?;
+    let mut lines = SyncReport::default();
+    loop {
+        match t.recv()? {
+            Msg::ReportLines {
+                changes,
+                warnings,
+                errors,
+            } => {
+                lines.changes.extend(changes);
+                lines.warnings.extend(warnings);
+                lines.errors.extend(errors);
+            }
+            Msg::Report(mut r) => {
+                r.wire_bytes_sent = wire;
+                r.changes = lines.changes;
+                r.warnings = lines.warnings;
+                r.errors = lines.errors;
+                return Ok(*r);
+            }
+            Msg::Error(e) => return Err(Error::Peer(e)),
+            other => return Err(protocol(format!("expected Report, got {}", other.name()))),
+        }
+    }
+}
+
+/// Ships one window's chunks, round by round, until the receiver's empty
+/// round; returns the datagram bytes sent.
+fn ship_window(
+    t: &mut dyn Transport,
+    page: &[(i64, Entry)],
+    listed: &[(Hash, u32)],
+    opts: &super::SessionOptions,
+    side: &Side,
+    reader: &mut ChunkReader<'_>,
+) -> Result<u64> {
+    let mut datagram_bytes = 0;
+    // Where each chunk is in the source; built on the first request (a
+    // no-change sync never needs it).
+    let mut locations = HashMap::new();
     loop {
         let mut needs = Vec::new();
         let (round, count, udp_offer) = loop {
@@ -133,13 +203,13 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
             )));
         }
         if count == 0 {
-            break;
+            return Ok(datagram_bytes);
         }
         if locations.is_empty() {
-            locations = manifest.chunk_locations();
+            locations = chunk_locations(page);
         }
         if let Some(offer) = udp_offer {
-            let mut source = StreamSource::new(&needs, &locations, &mut reader);
+            let mut source = StreamSource::new(&needs, &locations, reader);
             match udp::send(t, &offer, &needs, &opts.data, side, &mut source) {
                 Ok(sent) => datagram_bytes += sent.unwrap_or(0),
                 // The receiver decides: it repeats the round on the control
@@ -165,61 +235,45 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         }
         t.send(&Msg::RoundDone { round })?;
     }
-    // Datagrams count as wire bytes too (headers and tags included).
-    let wire = t.wire_bytes_sent() + datagram_bytes;
-    t.send(&Msg::SenderDone {
-        wire_bytes_sent: wire,
-    })?;
-    match t.recv()? {
-        Msg::Report(mut r) => {
-            r.wire_bytes_sent = wire;
-            Ok(*r)
-        }
-        Msg::Error(e) => Err(Error::Peer(e)),
-        other => Err(protocol(format!("expected Report, got {}", other.name()))),
-    }
 }
 
-/// Scans the source with the session's options. Chunk lists are loaded
-/// once the receiver asks for any.
+/// One location for every distinct chunk of a window's listed files.
+fn chunk_locations(page: &[(i64, Entry)]) -> HashMap<Hash, ChunkLocation> {
+    let mut map = HashMap::new();
+    for (_, e) in page {
+        for c in &e.chunks {
+            map.entry(c.hash).or_insert_with(|| ChunkLocation {
+                path: e.path.clone(),
+                offset: c.offset,
+                length: c.length,
+            });
+        }
+    }
+    map
+}
+
+/// Scans the source with the session's options, bringing its index up to
+/// date; windows of the manifest are read from the index afterwards.
 fn scan_source(
     side: &Side,
     opts: &super::SessionOptions,
-) -> Result<(Index, crate::scan::ScanReport, Manifest)> {
+) -> Result<(Index, crate::scan::ScanReport)> {
     let (mut index, index_path) = open_index(side)?;
     let mut scan_opts = opts.scan_options(side);
     scan_opts.skip = index_skips(&index_path);
-    let (scan, manifest) = crate::scan::scan_manifest(&side.root, &mut index, &scan_opts)?;
-    Ok((index, scan, manifest))
+    let scan = crate::scan::scan(&side.root, &mut index, &scan_opts)?;
+    Ok((index, scan))
 }
 
-/// Every entry in batches, without chunk lists: the receiver asks for the
-/// lists of the files it lacks ([`send_chunk_lists`]), so a sync where
-/// little changed does not ship every list.
-fn manifest_msgs(m: &Manifest) -> Vec<Msg> {
-    let mut msgs = Vec::new();
-    let mut batch = Vec::with_capacity(ENTRIES_PER_MSG);
-    for e in m.entries.values() {
-        batch.push(WireEntry::without_chunks(e));
-        if batch.len() == ENTRIES_PER_MSG {
-            msgs.push(Msg::Entries(std::mem::take(&mut batch)));
-        }
-    }
-    if !batch.is_empty() {
-        msgs.push(Msg::Entries(batch));
-    }
-    msgs
-}
-
-/// Answers the receiver's requests for chunk lists; returns every chunk
-/// listed, in the order sent (the receiver names needed chunks by their
-/// position there), and the datagram bytes sent.
+/// Answers the receiver's requests for one window's chunk lists; returns
+/// every chunk listed, in the order sent (the receiver names needed chunks
+/// by their position there), and the datagram bytes sent.
 ///
-/// Every chunk the sender ships belongs to a file whose list was asked
-/// for, so when none was, the lists are never loaded.
+/// Lists are read from the index only for the files asked for, so a sync
+/// where little changed does not load or ship every list.
 fn send_chunk_lists(
     t: &mut dyn Transport,
-    m: &mut Manifest,
+    page: &mut [(i64, Entry)],
     index: &Index,
     path: &BulkPath,
 ) -> Result<(Vec<(Hash, u32)>, u64)> {
@@ -228,7 +282,7 @@ fn send_chunk_lists(
         match t.recv()? {
             Msg::WantChunks(spans) => {
                 for s in spans {
-                    if wanted.len() + s.count as usize > m.entries.len() {
+                    if wanted.len() + s.count as usize > page.len() {
                         return Err(protocol(
                             "the receiver asked for more chunk lists than entries",
                         ));
@@ -246,30 +300,21 @@ fn send_chunk_lists(
             }
         }
     }
-    // Files this scan read came with their lists; load the others' only
-    // if some are wanted.
-    let mut asked = wanted.clone();
-    asked.sort_unstable();
-    let missing = m.entries.values().enumerate().any(|(i, e)| {
-        e.meta.size > 0 && e.chunks.is_empty() && asked.binary_search(&(i as u32)).is_ok()
-    });
-    if missing {
-        index.load_chunks(m)?;
-    }
-    let order: Vec<&crate::entry::Entry> = m.entries.values().collect();
+    let reads = index.reads();
     let mut listed = Vec::new();
     let mut msgs = Vec::new();
-    for index in wanted {
-        let e = order.get(index as usize).ok_or_else(|| {
-            protocol(format!(
-                "chunk list {index} requested; there is no such entry"
-            ))
+    for at in wanted {
+        let (id, e) = page.get_mut(at as usize).ok_or_else(|| {
+            protocol(format!("chunk list {at} requested; there is no such entry"))
         })?;
+        if e.chunks.is_empty() && e.meta.size > 0 {
+            e.chunks = reads.chunks_of(*id)?;
+        }
         listed.extend(e.chunks.iter().map(|c| (c.hash, c.length)));
-        for part in e.chunks.chunks(CHUNKS_PER_MSG) {
+        for part in batches(e.chunks.clone(), |_| size::chunk()) {
             msgs.push(Msg::FileChunks {
-                index,
-                chunks: part.to_vec(),
+                index: at,
+                chunks: part,
             });
         }
     }
@@ -306,7 +351,7 @@ struct StreamSource<'a, 'b> {
     needs: &'a [super::msg::Need],
     /// Stream offset where each need starts.
     starts: Vec<u64>,
-    locations: &'a std::collections::HashMap<crate::chunk::Hash, ChunkLocation>,
+    locations: &'a HashMap<Hash, ChunkLocation>,
     reader: &'a mut ChunkReader<'b>,
     /// The chunk whose bytes are in `reader.buf`.
     cached: Option<usize>,
@@ -315,7 +360,7 @@ struct StreamSource<'a, 'b> {
 impl<'a, 'b> StreamSource<'a, 'b> {
     fn new(
         needs: &'a [super::msg::Need],
-        locations: &'a std::collections::HashMap<crate::chunk::Hash, ChunkLocation>,
+        locations: &'a HashMap<Hash, ChunkLocation>,
         reader: &'a mut ChunkReader<'b>,
     ) -> Self {
         let mut at = 0;
