@@ -13,12 +13,12 @@ use crossbeam_channel as chan;
 use super::walk;
 use super::{Found, Job, ScanProgress, ScanWarning, FOUND_BATCH, JOB_BATCH};
 use crate::entry::{Entry, Kind, Meta};
-use crate::index::RecordedMap;
+use crate::index::{path_key, stat_print, ScanRecords};
 use crate::path::RelPath;
 
 /// Shared state of the walker threads.
 pub(super) struct Walk<'a> {
-    pub recorded: &'a RecordedMap,
+    pub recorded: &'a ScanRecords,
     pub checksum: bool,
     pub progress: Option<&'a ScanProgress>,
     pub walk_failed: &'a AtomicBool,
@@ -74,17 +74,12 @@ impl walk::Visitor for WalkThread<'_> {
             let message = format!("{} skipped", special_kind(st));
             return self.warn(path.display(), message, false);
         };
-        let old = self.walk.recorded.get(&path);
+        let old = self.walk.recorded.get(path_key(path.as_bytes()));
         let msg = match meta.kind {
             Kind::File => {
-                let fresh = old.is_some_and(|r| {
-                    r.hash.is_some() && meta.same_stat(&r.meta) && !r.meta.is_racy(r.checked_ns)
-                });
+                let fresh = old.is_some_and(|r| r.trusted() && r.stat == stat_print(&meta));
                 match old {
-                    Some(r) if fresh && !self.walk.checksum => Found::Same {
-                        id: r.id,
-                        entry: r.entry(path, meta),
-                    },
+                    Some(r) if fresh && !self.walk.checksum => Found::Same { id: r.id, meta },
                     _ => {
                         let job = Job {
                             path,
@@ -119,10 +114,7 @@ impl walk::Visitor for WalkThread<'_> {
                 match old {
                     // A changed symlink target always changes ctime, so equal
                     // metadata means an equal record.
-                    Some(r) if r.meta == meta => Found::Same {
-                        id: r.id,
-                        entry: r.entry(path, meta),
-                    },
+                    Some(r) if r.stat == stat_print(&meta) => Found::Same { id: r.id, meta },
                     _ => Found::Put {
                         entry: Entry {
                             path,

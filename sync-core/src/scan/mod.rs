@@ -35,7 +35,6 @@ use crate::chunk::{ChunkParams, Chunker};
 use crate::entry::{now_ns, Entry, Meta};
 use crate::error::{Error, Result};
 use crate::index::Index;
-use crate::manifest::Manifest;
 use crate::path::RelPath;
 use compare::{Walk, WalkThread};
 use store::write_results;
@@ -124,7 +123,7 @@ enum Found {
     /// An entry whose record (row `id`, here without chunks) is still right.
     Same {
         id: i64,
-        entry: Entry,
+        meta: Meta,
     },
     /// A file that could not be captured; keep its old record if any.
     Keep {
@@ -171,51 +170,10 @@ struct Job {
 
 /// Brings `index` up to date with the tree at `root` (a folder).
 pub fn scan(root: &Path, index: &mut Index, opts: &ScanOptions) -> Result<ScanReport> {
-    scan_inner(root, index, opts, false).map(|(report, _)| report)
+    scan_inner(root, index, opts)
 }
 
-/// [`scan`], also returning the index's entries afterwards, as
-/// [`Index::entries_manifest`] would load them, without a second pass over
-/// the index; files read by this scan come with their chunk lists, the
-/// others without (see [`Index::load_chunks`]).
-pub fn scan_manifest(
-    root: &Path,
-    index: &mut Index,
-    opts: &ScanOptions,
-) -> Result<(ScanReport, Manifest)> {
-    let (report, entries) = scan_inner(root, index, opts, true)?;
-    let manifest = Manifest {
-        entries: in_path_order(entries),
-        params: opts.chunk_params,
-    };
-    Ok((report, manifest))
-}
-
-/// The entries as a map by path. Sorts (path, position) pairs rather than
-/// the entries themselves: an entry is large and would be moved many times.
-fn in_path_order(entries: Vec<Entry>) -> std::collections::BTreeMap<RelPath, Entry> {
-    let mut order: Vec<(&[u8], u32)> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.path.as_bytes(), i as u32))
-        .collect();
-    order.sort_unstable();
-    let order: Vec<u32> = order.into_iter().map(|(_, i)| i).collect();
-    let mut slots: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
-    // Already sorted: collecting builds the map in one pass.
-    order
-        .into_iter()
-        .filter_map(|i| slots.get_mut(i as usize).and_then(Option::take))
-        .map(|e| (e.path.clone(), e))
-        .collect()
-}
-
-fn scan_inner(
-    root: &Path,
-    index: &mut Index,
-    opts: &ScanOptions,
-    want_entries: bool,
-) -> Result<(ScanReport, Vec<Entry>)> {
+fn scan_inner(root: &Path, index: &mut Index, opts: &ScanOptions) -> Result<ScanReport> {
     let started = Instant::now();
     let started_ns = now_ns();
     let chunker = Chunker::new(opts.chunk_params)?;
@@ -226,7 +184,7 @@ fn scan_inner(
         _ => Error::io(root, e),
     })?;
     let root_st = rustix::fs::fstat(&*root_dir).map_err(|e| Error::io(root, e.into()))?;
-    let mut recorded = index.recorded()?;
+    let mut recorded = index.scan_records()?;
     if index.chunk_params()? != Some(opts.chunk_params) && !recorded.is_empty() {
         // Chunks cut with other sizes would never match: start over.
         let w = index.writer()?;
@@ -250,7 +208,6 @@ fn scan_inner(
     let (job_tx, job_rx) = chan::bounded::<Vec<Job>>(job_queue_len());
     let (found_tx, found_rx) = chan::bounded::<Vec<Found>>(256);
     let mut report = ScanReport::default();
-    let mut entries = Vec::with_capacity(if want_entries { recorded.len() } else { 0 });
     let walk_failed = AtomicBool::new(false);
 
     std::thread::scope(|s| -> Result<()> {
@@ -306,7 +263,6 @@ fn scan_inner(
             &recorded,
             &walk_failed,
             (started, started_ns),
-            want_entries.then_some(&mut entries),
         )
     })?;
     report.duration_s = started.elapsed().as_secs_f64();
@@ -315,7 +271,7 @@ fn scan_inner(
         entries = report.entries,
         "scan: done"
     );
-    Ok((report, entries))
+    Ok(report)
 }
 
 /// How long a scan may wait for a file that keeps changing.

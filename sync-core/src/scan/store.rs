@@ -6,22 +6,20 @@ use std::time::Instant;
 use crossbeam_channel as chan;
 
 use super::{Found, ScanReport, ScanWarning, BATCH};
-use crate::entry::{Entry, Kind, Meta};
+use crate::entry::{Kind, Meta};
 use crate::error::Result;
-use crate::index::{Index, RecordedMap, ScanLog};
+use crate::index::{IdSet, Index, ScanLog, ScanRecords};
 
-/// The writer stage: stores results in batches and drops vanished entries;
-/// with `entries`, collects the index's entries as they stand afterwards.
+/// The writer stage: stores results in batches and drops vanished entries.
 pub(super) fn write_results(
     index: &mut Index,
     found: chan::Receiver<Vec<Found>>,
     report: &mut ScanReport,
-    recorded: &RecordedMap,
+    recorded: &ScanRecords,
     walk_failed: &AtomicBool,
     (started, started_ns): (Instant, i64),
-    mut entries: Option<&mut Vec<Entry>>,
 ) -> Result<()> {
-    let mut seen = std::collections::HashSet::with_capacity(recorded.len());
+    let mut seen = IdSet::for_records(recorded);
     let mut w = index.writer()?;
     let mut pending = 0;
     let count = |report: &mut ScanReport, meta: &Meta| {
@@ -50,24 +48,14 @@ pub(super) fn write_results(
                 let id = w.put(&entry, replaces)?;
                 seen.insert(id);
                 pending += 1;
-                if let Some(out) = entries.as_deref_mut() {
-                    // Just read: the chunk list is at hand, keep it.
-                    out.push(entry);
-                }
             }
-            Found::Same { id, entry } => {
-                count(report, &entry.meta);
+            Found::Same { id, meta } => {
+                count(report, &meta);
                 seen.insert(id);
-                if let Some(out) = entries.as_deref_mut() {
-                    out.push(entry);
-                }
             }
             Found::Keep { id, path } => {
                 if let Some(id) = id {
                     seen.insert(id);
-                    if let (Some(out), Some(r)) = (entries.as_deref_mut(), recorded.get(&path)) {
-                        out.push(r.entry(path.clone(), r.meta));
-                    }
                 }
                 report.warnings.push(ScanWarning {
                     path: path.display(),
@@ -89,17 +77,12 @@ pub(super) fn write_results(
     // Entries not seen have vanished, unless part of the walk failed: then
     // an unreadable folder's old records are kept rather than dropped.
     let keep_unseen = walk_failed.load(Ordering::Relaxed);
-    for (path, r) in recorded {
-        if seen.contains(&r.id) {
-            continue;
-        }
-        if keep_unseen {
-            if let Some(out) = entries.as_deref_mut() {
-                out.push(r.entry(path.clone(), r.meta));
+    if !keep_unseen {
+        for r in recorded.iter() {
+            if !seen.contains(r.id) {
+                w.delete(r.id)?;
+                report.removed += 1;
             }
-        } else {
-            w.delete(r.id)?;
-            report.removed += 1;
         }
     }
     w.log_scan(&ScanLog {

@@ -297,7 +297,7 @@ fn changed_chunk_params_rebuild_the_index() {
 }
 
 #[test]
-fn the_manifest_a_scan_returns_is_what_the_index_holds() {
+fn a_rescan_reads_only_what_changed_and_the_index_follows_the_tree() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     std::fs::create_dir_all(root.join("a/b")).unwrap();
@@ -307,38 +307,35 @@ fn the_manifest_a_scan_returns_is_what_the_index_holds() {
     std::os::unix::fs::symlink("a/one", root.join("link")).unwrap();
     settle();
     let mut ix = Index::open_in_memory().unwrap();
-    // Files the scan read come with their chunk lists, the others without.
-    let check = |ix: &mut Index| {
-        let (report, mut got) = scan_manifest(root, ix, &opts()).unwrap();
-        let mut want = ix.entries_manifest().unwrap();
-        let read: Vec<RelPath> = got
-            .entries
-            .values()
-            .filter(|e| !e.chunks.is_empty())
-            .map(|e| e.path.clone())
-            .collect();
-        for p in &read {
-            want.entries.get_mut(p).unwrap().chunks = got.entries[p].chunks.clone();
-        }
-        assert_eq!(got.entries, want.entries);
-        assert_eq!(got.params, want.params);
-        // Loading fills in exactly the lists that were left out.
-        ix.load_chunks(&mut got).unwrap();
-        assert_eq!(got.entries, ix.manifest().unwrap().entries);
-        (report, read.len())
+    let paths = |ix: &Index| -> Vec<String> {
+        let m = ix.manifest().unwrap();
+        m.entries.keys().map(|p| p.display()).collect()
     };
-    let (report, with_lists) = check(&mut ix);
-    assert_eq!((report.files_read, with_lists), (3, 3));
-    // Nothing changed: every entry comes from the loaded records.
-    let (report, with_lists) = check(&mut ix);
-    assert_eq!((report.files_read, with_lists), (0, 0));
+    let report = scan(root, &mut ix, &opts()).unwrap();
+    assert_eq!(report.files_read, 3);
+    assert_eq!(
+        paths(&ix),
+        [".", "a", "a/b", "a/b/two", "a/one", "gone", "link"]
+    );
+    // Nothing changed: every record stands.
+    let report = scan(root, &mut ix, &opts()).unwrap();
+    assert_eq!((report.files_read, report.removed), (0, 0));
     std::fs::write(root.join("a/b/two"), b"two, longer").unwrap();
     std::fs::remove_file(root.join("gone")).unwrap();
     std::fs::remove_file(root.join("link")).unwrap();
     std::os::unix::fs::symlink("a/b/two", root.join("link")).unwrap();
     std::fs::create_dir(root.join("new")).unwrap();
-    let (report, with_lists) = check(&mut ix);
-    assert_eq!((report.files_read, report.removed, with_lists), (1, 1, 1));
+    let report = scan(root, &mut ix, &opts()).unwrap();
+    assert_eq!((report.files_read, report.removed), (1, 1));
+    assert_eq!(
+        paths(&ix),
+        [".", "a", "a/b", "a/b/two", "a/one", "link", "new"]
+    );
+    let m = ix.manifest().unwrap();
+    let link = m.get(&RelPath::new(b"link".to_vec()).unwrap()).unwrap();
+    assert_eq!(link.target.as_deref(), Some(&b"a/b/two"[..]));
+    let two = m.get(&RelPath::new(b"a/b/two".to_vec()).unwrap()).unwrap();
+    assert_eq!(two.hash, Some(crate::chunk::Hash::of(b"two, longer")));
 }
 
 #[test]

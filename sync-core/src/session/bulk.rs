@@ -48,7 +48,13 @@ pub struct BulkPath<'a> {
 
 impl BulkPath<'_> {
     fn allowed(&self) -> bool {
-        self.peer_udp && self.data.transport != TransportChoice::Tcp
+        self.peer_udp
+            && match self.data.transport {
+                TransportChoice::Tcp => false,
+                TransportChoice::Udp => true,
+                // Both halves of a local sync share memory.
+                TransportChoice::Auto => !self.side.udp.local,
+            }
     }
 }
 

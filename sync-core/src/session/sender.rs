@@ -6,6 +6,8 @@ use std::os::unix::fs::FileExt;
 use super::bulk::{self, BulkPath};
 use std::collections::HashMap;
 
+use crossbeam_channel as chan;
+
 use super::msg::{batches, protocol, size, Msg, Need, Role, SourceInfo, WireEntry, MAX_CHUNKS};
 use super::udp;
 use super::{index_skips, open_index, Opening, Side, SyncReport, Transport, PARTIAL_MARK};
@@ -85,39 +87,37 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
 
     let window = opts.window_entries() as usize;
     let mut datagram_bytes = 0;
-    let mut after: Option<RelPath> = None;
     let mut tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
     let mut reader = ChunkReader {
         tree: &mut tree,
         open: None,
         buf: Vec::new(),
     };
-    loop {
-        // One entry more than the window says whether another follows.
-        let mut page = index.reads().entries(after.as_ref(), None, window + 1)?;
-        let last = page.len() <= window;
-        page.truncate(window);
-        after = page.last().map(|(_, e)| e.path.clone());
-        let mut run: Vec<Msg> = batches(
-            page.iter()
-                .map(|(_, e)| WireEntry::without_chunks(e))
-                .collect(),
-            size::entry,
-        )
-        .into_iter()
-        .map(Msg::Entries)
-        .collect();
-        run.push(Msg::WindowEnd { last });
-        datagram_bytes += bulk::send_run(t, &run, &path)?;
-        drop(run);
-        let (listed, bytes) = send_chunk_lists(t, &mut page, &index, &path)?;
-        datagram_bytes += bytes;
-        datagram_bytes += ship_window(t, &page, &listed, &opts, side, &mut reader)?;
-        if last {
-            break;
+    // The next window is read from the index and encoded while the
+    // receiver plans this one: a connection of its own, on its own thread.
+    let lists = Index::open(index.path())?;
+    std::thread::scope(|s| -> Result<()> {
+        let (pages, next) = chan::bounded(1);
+        s.spawn(move || read_windows(&index, window, &pages));
+        loop {
+            let Ok(page) = next.recv() else {
+                return Err(Error::Usage("the index reader stopped".into()));
+            };
+            let Window {
+                mut entries,
+                run,
+                last,
+            } = page?;
+            datagram_bytes += bulk::send_run(t, &run, &path)?;
+            drop(run);
+            let (listed, bytes) = send_chunk_lists(t, &mut entries, &lists, &path)?;
+            datagram_bytes += bytes;
+            datagram_bytes += ship_window(t, &entries, &listed, &opts, side, &mut reader)?;
+            if last {
+                return Ok(());
+            }
         }
-    }
-    drop(index);
+    })?;
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         "sent every window"
@@ -148,6 +148,48 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
             }
             Msg::Error(e) => return Err(Error::Peer(e)),
             other => return Err(protocol(format!("expected Report, got {}", other.name()))),
+        }
+    }
+}
+
+/// One window of the source manifest, read and encoded ahead.
+struct Window {
+    /// The entries with their index row ids.
+    entries: Vec<(i64, Entry)>,
+    /// The messages that send them (ending with [`Msg::WindowEnd`]).
+    run: Vec<Msg>,
+    last: bool,
+}
+
+/// Reads the index in windows of `window` entries, in path order, until
+/// the last one (or the session stops taking them).
+fn read_windows(index: &Index, window: usize, out: &chan::Sender<Result<Window>>) {
+    let mut after: Option<RelPath> = None;
+    loop {
+        // One entry more than the window says whether another follows.
+        let mut entries = match index.reads().entries(after.as_ref(), None, window + 1) {
+            Ok(entries) => entries,
+            Err(e) => {
+                let _ = out.send(Err(e));
+                return;
+            }
+        };
+        let last = entries.len() <= window;
+        entries.truncate(window);
+        after = entries.last().map(|(_, e)| e.path.clone());
+        let mut run: Vec<Msg> = batches(
+            entries
+                .iter()
+                .map(|(_, e)| WireEntry::without_chunks(e))
+                .collect(),
+            size::entry,
+        )
+        .into_iter()
+        .map(Msg::Entries)
+        .collect();
+        run.push(Msg::WindowEnd { last });
+        if out.send(Ok(Window { entries, run, last })).is_err() || last {
+            return;
         }
     }
 }
