@@ -362,10 +362,9 @@ fn show_progress(p: &Progress, done: &AtomicBool) {
     while !done.load(Ordering::Relaxed) {
         let now = p.phase.load(Ordering::Relaxed);
         if now != phase && now == PHASE_TRANSFER {
-            bar.set_length(p.bytes_total.load(Ordering::Relaxed));
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+                    "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
                 )
                 .expect("valid template"),
             );
@@ -375,7 +374,21 @@ fn show_progress(p: &Progress, done: &AtomicBool) {
         phase = now;
         match phase {
             PHASE_SCAN => bar.set_message(crate::scan_opts::progress_line(&p.scan)),
-            PHASE_TRANSFER => bar.set_position(p.bytes_done.load(Ordering::Relaxed)),
+            PHASE_TRANSFER => {
+                // A big tree is planned window by window: the total grows
+                // until every entry is planned.
+                let (planned, total) = (
+                    p.entries_planned.load(Ordering::Relaxed),
+                    p.entries_total.load(Ordering::Relaxed),
+                );
+                bar.set_length(p.bytes_total.load(Ordering::Relaxed));
+                bar.set_position(p.bytes_done.load(Ordering::Relaxed));
+                if planned < total {
+                    bar.set_message(format!("planned {planned} of {total} entries"));
+                } else {
+                    bar.set_message(format!("{total} entries planned"));
+                }
+            }
             _ => bar.set_message("finishing: links, deletions, folder times, index"),
         }
         std::thread::sleep(Duration::from_millis(100));

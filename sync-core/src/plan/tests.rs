@@ -177,3 +177,218 @@ fn metadata_only_changes_are_itemised_as_such() {
     assert_eq!(p.meta.len(), 1);
     assert!(p.files.is_empty() && p.stream.is_empty());
 }
+
+/// The destination as its index answers while a session applies windows:
+/// what it held, with each window's writes in place.
+struct Emulated(std::cell::RefCell<Manifest>);
+
+impl Elsewhere for Emulated {
+    fn chunk(&self, hash: &Hash, length: u32) -> Option<crate::manifest::ChunkLocation> {
+        let m = self.0.borrow();
+        let found = m.files().find_map(|e| {
+            e.chunks
+                .iter()
+                .find(|c| c.hash == *hash && c.length == length)
+                .map(|c| crate::manifest::ChunkLocation {
+                    path: e.path.clone(),
+                    offset: c.offset,
+                    length,
+                })
+        });
+        found
+    }
+    fn entry(&self, path: &RelPath) -> Option<Entry> {
+        self.0.borrow().get(path).cloned()
+    }
+    fn has_children(&self, path: &RelPath) -> bool {
+        let m = self.0.borrow();
+        m.entries.keys().any(|p| p != path && p.starts_with(path))
+    }
+}
+
+/// What a plan does, in a form two ways of planning can be compared by.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    lines: Vec<String>,
+    files: Vec<String>,
+    links: Vec<String>,
+    meta: Vec<String>,
+    deletes: Vec<(RelPath, Kind)>,
+    dir_meta: Vec<RelPath>,
+    shipped: std::collections::BTreeSet<Hash>,
+    created: (u64, u64, u64, u64),
+}
+
+fn outcome(plans: &[Plan], last: &Plan, lines: Vec<String>, stats: &PlanStats) -> Outcome {
+    let all = || plans.iter();
+    let mut links: Vec<String> = all()
+        .flat_map(|p| {
+            p.symlinks
+                .iter()
+                .map(|l| l.entry.path.display())
+                .chain(p.hard_links.iter().map(|h| h.path.display()))
+        })
+        .collect();
+    links.sort();
+    Outcome {
+        lines,
+        files: all()
+            .flat_map(|p| p.files.iter().map(|f| f.entry.path.display()))
+            .collect(),
+        links,
+        meta: all()
+            .flat_map(|p| p.meta.iter().map(|(m, _)| m.display()))
+            .collect(),
+        deletes: last.deletes.clone(),
+        dir_meta: last.dir_meta.iter().map(|(p, _)| p.clone()).collect(),
+        shipped: all()
+            .flat_map(|p| p.stream.iter().map(|c| c.hash))
+            .collect(),
+        created: (
+            stats.files_created,
+            stats.files_updated,
+            stats.dirs_created,
+            stats.entries_deleted,
+        ),
+    }
+}
+
+/// Plans `src` against `dst` in windows that end at the positions `cuts`
+/// of the source's path order, as a session does.
+fn in_windows(src: &Manifest, dst: &Manifest, opts: &PlanOptions, cuts: &[usize]) -> Outcome {
+    let mut planner = Planner::new(opts.clone(), true);
+    let index = Emulated(std::cell::RefCell::new(dst.clone()));
+    let entries: Vec<&Entry> = src.entries.values().collect();
+    let mut plans = Vec::new();
+    let mut from = 0;
+    let mut after: Option<RelPath> = None;
+    let ends: Vec<usize> = cuts.iter().copied().chain([entries.len()]).collect();
+    for (k, &end) in ends.iter().enumerate() {
+        let last = k == ends.len() - 1;
+        let window = Manifest {
+            entries: entries[from..end]
+                .iter()
+                .map(|e| (e.path.clone(), (*e).clone()))
+                .collect(),
+            params: src.params,
+        };
+        let upto = (!last).then(|| entries[end - 1].path.clone());
+        let range = Manifest {
+            entries: dst
+                .entries
+                .iter()
+                .filter(|(p, _)| after.as_ref().is_none_or(|a| *p > a))
+                .filter(|(p, _)| upto.as_ref().is_none_or(|u| *p <= u))
+                .map(|(p, e)| (p.clone(), e.clone()))
+                .collect(),
+            params: dst.params,
+        };
+        let plan = planner.window(&window, &range, &index);
+        // The window is applied: the index now holds what it wrote.
+        let mut now = index.0.borrow_mut();
+        for f in &plan.files {
+            now.entries.insert(f.entry.path.clone(), f.entry.clone());
+        }
+        for l in &plan.symlinks {
+            now.entries.insert(l.entry.path.clone(), l.entry.clone());
+        }
+        drop(now);
+        plans.push(plan);
+        from = end;
+        after = upto;
+    }
+    let last = planner.finish();
+    let lines = planner.take_changes().iter().map(|c| c.line()).collect();
+    outcome(&plans, &last, lines, &planner.stats)
+}
+
+/// A tree with something of every kind of change: a renamed folder, an
+/// edited file, content that moves to another folder, a file that becomes
+/// a folder and a folder that becomes a file, a retargeted symlink, hard
+/// links, and a copy of one file far from it.
+fn busy_trees() -> (Manifest, Manifest) {
+    let mut dst = tree(&[
+        ("a/keep", b"k"),
+        ("a/edit", b"xy"),
+        ("b/old/one", b"12"),
+        ("b/old/two", b"34"),
+        ("c/file-to-dir", b"f"),
+        ("c/dir-to-file/inner", b"i"),
+        ("z/moved", b"mv"),
+    ]);
+    let mut src = tree(&[
+        ("a/keep", b"k"),
+        ("a/edit", b"xz"),
+        ("a/copy", b"12"),
+        ("b/new/one", b"12"),
+        ("b/new/two", b"34"),
+        ("c/file-to-dir/now", b"n"),
+        ("d/moved-here", b"mv"),
+        ("e/fresh", b"pq"),
+        ("y/far-copy", b"pq"),
+    ]);
+    let p = |s: &str| RelPath::new(s.as_bytes().to_vec()).unwrap();
+    let mut file = tree(&[("c/dir-to-file", b"d")]);
+    let e = file.entries.remove(&p("c/dir-to-file")).unwrap();
+    src.entries.insert(p("c/dir-to-file"), e);
+    let link = |target: &[u8]| Entry {
+        path: p("l"),
+        meta: meta(Kind::Symlink, 0),
+        target: Some(target.to_vec()),
+        hash: None,
+        chunks: vec![],
+        checked_ns: 0,
+    };
+    dst.entries.insert(p("l"), link(b"a/keep"));
+    src.entries.insert(p("l"), link(b"a/edit"));
+    for (path, ino) in [("h/first", 7), ("i/second", 7)] {
+        let mut t = tree(&[(path, b"hh")]);
+        let mut e = t.entries.remove(&p(path)).unwrap();
+        e.meta.nlink = 2;
+        e.meta.ino = ino;
+        for (q, d) in t.entries {
+            src.entries.insert(q, d);
+        }
+        src.entries.insert(p(path), e);
+    }
+    (src, dst)
+}
+
+/// A session plans a tree window by window; wherever the windows end, the
+/// plan is the same as the whole tree's: the same lines, writes, links,
+/// deletions, folders to touch up, and chunks shipped.
+#[test]
+fn a_tree_split_at_any_boundary_plans_the_same() {
+    let (src, dst) = busy_trees();
+    let n = src.entries.len();
+    for delete in [true, false] {
+        let opts = PlanOptions {
+            delete,
+            hard_links: true,
+            ..PlanOptions::default()
+        };
+        let whole = in_windows(&src, &dst, &opts, &[]);
+        let p = diff(&src, &dst, &opts);
+        assert_eq!(
+            whole,
+            outcome(std::slice::from_ref(&p), &p, lines(&p), &p.stats),
+            "one window is diff"
+        );
+        assert!(whole.lines.iter().any(|l| l.starts_with("R ")) == delete);
+        for cut in 1..n {
+            assert_eq!(
+                in_windows(&src, &dst, &opts, &[cut]),
+                whole,
+                "cut after entry {cut}, delete {delete}"
+            );
+        }
+        for size in 1..n {
+            let cuts: Vec<usize> = (size..n).step_by(size).collect();
+            assert_eq!(
+                in_windows(&src, &dst, &opts, &cuts),
+                whole,
+                "windows of {size}, delete {delete}"
+            );
+        }
+    }
+}

@@ -226,8 +226,12 @@ impl UdpSide {
 pub struct Progress {
     /// 0 scanning, 1 transferring, 2 finishing.
     pub phase: AtomicU8,
-    /// Bytes of the files to write, once planned.
+    /// Bytes of the files to write, as far as planned (it grows window
+    /// by window).
     pub bytes_total: AtomicU64,
+    /// Entries the source lists, and those planned so far.
+    pub entries_total: AtomicU64,
+    pub entries_planned: AtomicU64,
     /// Bytes of files written so far.
     pub bytes_done: Arc<AtomicU64>,
     /// Scan counters (both trees of a local sync add up here).

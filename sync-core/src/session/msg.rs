@@ -144,6 +144,8 @@ pub struct SourceInfo {
     pub params: ChunkParams,
     /// The scan hit an I/O error: the receiver must not delete.
     pub partial: bool,
+    /// Entries the source's manifest will list (for progress).
+    pub entries: u64,
 }
 
 /// Where and how the receiver takes this round's chunks over UDP.

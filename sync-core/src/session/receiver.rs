@@ -70,6 +70,10 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
     });
     let head = head?;
     let (mut index, dst_scan) = dst?;
+    if let Some(p) = &side.progress {
+        p.entries_total.store(head.info.entries, Ordering::Relaxed);
+        p.phase.store(super::PHASE_TRANSFER, Ordering::Relaxed);
+    }
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "scanned DST");
 
     let mut report = SyncReport {
@@ -162,7 +166,8 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         if let Some(p) = &side.progress {
             p.bytes_total
                 .fetch_add(plan.stats.bytes_to_write, Ordering::Relaxed);
-            p.phase.store(super::PHASE_TRANSFER, Ordering::Relaxed);
+            p.entries_planned
+                .store(check.count() as u64, Ordering::Relaxed);
         }
         if opts.dry_run {
             t.send(&Msg::NeedDone {
@@ -816,6 +821,7 @@ mod tests {
         let info = SourceInfo {
             params: ChunkParams::default(),
             partial: false,
+            entries: 0,
         };
         receive_window(&mut rx, &mut TreeCheck::default(), &info)
     }

@@ -83,6 +83,7 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
     t.send(&Msg::Source(SourceInfo {
         params: index.chunk_params()?.unwrap_or_default(),
         partial: scan.partial(),
+        entries: scan.entries,
     }))?;
 
     let window = opts.window_entries() as usize;
@@ -113,6 +114,7 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
             let (listed, bytes) = send_chunk_lists(t, &mut entries, &lists, &path)?;
             datagram_bytes += bytes;
             datagram_bytes += ship_window(t, &entries, &listed, &opts, side, &mut reader)?;
+            tracing::debug!(entries = entries.len(), last, "sent a window");
             if last {
                 return Ok(());
             }

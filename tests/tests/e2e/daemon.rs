@@ -487,3 +487,44 @@ fn an_incompatible_client_is_told_both_versions() {
     );
     assert!(line.contains("sluice 99.0"), "{line}");
 }
+
+/// Tiny windows and messages to and from a daemon, which cuts its own
+/// messages small too.
+#[test]
+fn many_windows_and_frames_through_a_daemon() {
+    let d = Dir::new();
+    let (client, _) = client_keys(&d);
+    let store = d.path("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let daemon = start_in(
+        &d,
+        &module("rw", &store, "read-write", &[&client]),
+        &["env", "SLUICE_TEST_BATCH_BYTES=256"],
+        "127.0.0.1",
+    );
+    let (src, back) = (d.path("src"), d.path("back"));
+    many_entries(&src);
+    let key = d.path("keys/client");
+    let key = key.to_str().unwrap();
+    let extra = [
+        "--key",
+        key,
+        "--server-key",
+        daemon.server_pub(),
+        "--delete",
+    ];
+    let url = daemon.url("rw/tree");
+    let (code, _, stderr) = d.sync_env(src.as_ref(), url.as_ref(), &extra, SMALL_WINDOWS);
+    assert_eq!(code, 0, "{stderr}\n{}", daemon.log_text());
+    assert_same_tree(&src, &store.join("tree"));
+    assert!(windows_logged(&stderr) >= 40, "{}", windows_logged(&stderr));
+    edit_many(&src);
+    let (code, _, stderr) = d.sync_env(src.as_ref(), url.as_ref(), &extra, SMALL_WINDOWS);
+    assert_eq!(code, 0, "{stderr}\n{}", daemon.log_text());
+    assert_same_tree(&src, &store.join("tree"));
+
+    let (code, _, stderr) = d.sync_env(url.as_ref(), back.as_ref(), &extra, SMALL_WINDOWS);
+    assert_eq!(code, 0, "{stderr}\n{}", daemon.log_text());
+    assert_same_tree(&src, &back);
+    assert!(windows_logged(&stderr) >= 40, "{}", windows_logged(&stderr));
+}

@@ -347,3 +347,39 @@ fn remote_syncs_honour_excludes_checksum_and_max_delete() {
     assert_eq!(code, 0, "{stderr}");
     assert!(back.join("keep").exists() && !back.join("also.tmp").exists());
 }
+
+/// Tiny windows and messages over ssh, both ways: the remote side cuts its
+/// messages small too.
+#[test]
+fn many_windows_and_frames_over_ssh() {
+    let d = Dir::new();
+    let Some(sshd) = start_sshd(&d) else { return };
+    let (src, dst, back) = (d.path("src"), d.path("dst"), d.path("back"));
+    many_entries(&src);
+    let remote_sluice = format!(
+        "env SLUICE_TEST_BATCH_BYTES=256 XDG_STATE_HOME={}/remote-state {}",
+        sshd.dir.display(),
+        sluice_bin().display()
+    );
+    let extra = [
+        "--rsh",
+        &sshd.rsh(),
+        "--remote-sluice",
+        &remote_sluice,
+        "--delete",
+    ];
+    let remote_dst = remote(&dst);
+    let (code, _, stderr) = d.sync_env(src.as_ref(), remote_dst.as_ref(), &extra, SMALL_WINDOWS);
+    assert_eq!(code, 0, "{stderr}");
+    assert_same_tree(&src, &dst);
+    assert!(windows_logged(&stderr) >= 40, "{}", windows_logged(&stderr));
+    edit_many(&src);
+    let (code, _, stderr) = d.sync_env(src.as_ref(), remote_dst.as_ref(), &extra, SMALL_WINDOWS);
+    assert_eq!(code, 0, "{stderr}");
+    assert_same_tree(&src, &dst);
+
+    let (code, _, stderr) = d.sync_env(remote_dst.as_ref(), back.as_ref(), &extra, SMALL_WINDOWS);
+    assert_eq!(code, 0, "{stderr}");
+    assert_same_tree(&src, &back);
+    assert!(windows_logged(&stderr) >= 40, "{}", windows_logged(&stderr));
+}

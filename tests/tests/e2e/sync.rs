@@ -525,3 +525,35 @@ fn a_source_io_error_disables_deletions() {
     assert_exit(&out, 0);
     assert!(!dst.join("extra").exists());
 }
+
+/// With test settings for tiny windows and messages, a tree crosses dozens
+/// of windows and hundreds of frames, and still syncs exactly, edits and
+/// renames included.
+#[test]
+fn a_tree_crosses_many_windows_and_frames() {
+    let d = Dir::new();
+    let (src, dst) = (d.path("src"), d.path("dst"));
+    many_entries(&src);
+    let (code, _, stderr) = d.sync_env(src.as_ref(), dst.as_ref(), &["--delete"], SMALL_WINDOWS);
+    assert_eq!(code, 0, "{stderr}");
+    assert_same_tree(&src, &dst);
+    assert!(windows_logged(&stderr) >= 40, "{}", windows_logged(&stderr));
+
+    edit_many(&src);
+    let (code, report, stderr) = d.sync_env(
+        src.as_ref(),
+        dst.as_ref(),
+        &["--delete", "--itemize-changes"],
+        SMALL_WINDOWS,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_same_tree(&src, &dst);
+    let l = lines(&report);
+    assert!(
+        l.contains(&"R f03/entry-0 -> g03/entry-0".to_string()),
+        "{l:?}"
+    );
+    assert!(l.contains(&"T f09".to_string()), "{l:?}");
+    // Only the edited part of the big file travels, and no renamed file.
+    assert!(n(&report, "chunk_bytes_sent") < 300_000, "{report}");
+}

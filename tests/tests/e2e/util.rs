@@ -50,12 +50,41 @@ impl Dir {
 
     /// Runs sluice with `args`, the state dir kept inside this Dir.
     pub fn sluice(&self, args: &[&OsStr]) -> Output {
+        self.sluice_env(args, &[])
+    }
+
+    /// [`Dir::sluice`] with more environment variables.
+    pub fn sluice_env(&self, args: &[&OsStr], env: &[(&str, &str)]) -> Output {
         Command::new(sluice_bin())
             .args(args)
             .env("XDG_STATE_HOME", self.path("state"))
             .env_remove("SLUICE_LOG")
+            .envs(env.iter().copied())
             .output()
             .expect("run sluice")
+    }
+
+    /// `sluice sync --json extra... SRC DST` with more environment variables.
+    pub fn sync_env(
+        &self,
+        src: &OsStr,
+        dst: &OsStr,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (i32, serde_json::Value, String) {
+        let mut args: Vec<&OsStr> = vec!["sync".as_ref(), "--json".as_ref()];
+        args.extend(extra.iter().map(|s| OsStr::new(*s)));
+        args.push(src);
+        args.push(dst);
+        let out = self.sluice_env(&args, env);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "no JSON ({e}); stdout {:?}; stderr {stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        (out.status.code().unwrap_or(-1), json, stderr)
     }
 
     /// `sluice sync SRC DST extra...` with `--json`; returns (exit code, report).
@@ -89,20 +118,58 @@ impl Dir {
         dst: &OsStr,
         extra: &[&str],
     ) -> (i32, serde_json::Value, String) {
-        let mut args: Vec<&OsStr> = vec!["sync".as_ref(), "--json".as_ref()];
-        args.extend(extra.iter().map(|s| OsStr::new(*s)));
-        args.push(src);
-        args.push(dst);
-        let out = self.sluice(&args);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "no JSON ({e}); stdout {:?}; stderr {stderr}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-        (out.status.code().unwrap_or(-1), json, stderr)
+        self.sync_env(src, dst, extra, &[])
     }
+}
+
+/// Test settings that make a small tree cross many windows (7 entries
+/// each) and many frames (list messages of about 256 bytes), with the debug
+/// log on, which notes every window.
+pub const SMALL_WINDOWS: &[(&str, &str)] = &[
+    ("SLUICE_TEST_WINDOW", "7"),
+    ("SLUICE_TEST_BATCH_BYTES", "256"),
+    ("SLUICE_LOG", "debug"),
+];
+
+/// Windows the debug log in `stderr` notes (either side's).
+pub fn windows_logged(stderr: &str) -> usize {
+    stderr.matches("planned a window").count() + stderr.matches("sent a window").count()
+}
+
+/// A tree of 300 entries or so in 40 folders: small files, a file of
+/// several chunks, symlinks, a copy of one file far from it.
+pub fn many_entries(root: &Path) {
+    for f in 0..40 {
+        for i in 0..6 {
+            write(
+                &root.join(format!("f{f:02}/entry-{i}")),
+                format!("folder {f} entry {i}").as_bytes(),
+            );
+        }
+        if f % 5 == 0 {
+            std::os::unix::fs::symlink(
+                format!("entry-{}", f % 6),
+                root.join(format!("f{f:02}/link")),
+            )
+            .unwrap();
+        }
+    }
+    write(&root.join("f00/big"), &noise(9, 700_000));
+    write(&root.join("f39/copy-of-big"), &noise(9, 700_000));
+}
+
+/// Edits of every kind to a [`many_entries`] tree: a folder renamed, files
+/// removed and edited, a folder replaced by a file, new entries.
+pub fn edit_many(root: &Path) {
+    std::fs::rename(root.join("f03"), root.join("g03")).unwrap();
+    std::fs::remove_file(root.join("f05/entry-1")).unwrap();
+    write(&root.join("f07/entry-2"), b"edited");
+    std::fs::remove_dir_all(root.join("f09")).unwrap();
+    write(&root.join("f09"), b"a file where a folder was");
+    write(&root.join("f20/new"), b"new");
+    let mut big = noise(9, 700_000);
+    big[300_000..300_010].copy_from_slice(b"0123456789");
+    write(&root.join("f00/big"), &big);
 }
 
 /// Asserts that a run exited with `code`, showing its stderr if not.
