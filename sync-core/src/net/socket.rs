@@ -93,7 +93,9 @@ pub fn set_buffers(socket: &UdpSocket, bytes: usize) -> io::Result<BufferSizes> 
         send: get(libc::SO_SNDBUF)?,
         recv: get(libc::SO_RCVBUF)?,
     };
-    if sizes.capped() {
+    // Once per process: a tree's windows each open a data phase.
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if sizes.capped() && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::warn!(
             requested = bytes,
             send = sizes.send,

@@ -114,85 +114,108 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
     let mut applied = ApplyReport::default();
     let mut check = TreeCheck::default();
     let mut range_start: Option<RelPath> = None;
-    for window in 1.. {
-        let (mut src, last) = receive_window(t, &mut check, &head.info)?;
-        if window == 1
-            && last
-            && opts.delete
-            && src.entries.len() <= 1
-            && !opts.allow_empty_source
-            && !index
-                .reads()
-                .entries(Some(&RelPath::root()), None, 1)?
-                .is_empty()
-        {
-            return Err(Error::Usage(
-                "the source is empty; refusing to --delete everything at the destination (is a disk unmounted? \
-                 pass --allow-empty-source if this is intended)"
-                    .into(),
-            ));
-        }
-        // The destination's entries of the same range: after the previous
-        // window's last path, up to this one's (or to the end).
-        let upto = if last { None } else { check.last().cloned() };
-        let mut dst = dst_window(&index, range_start.as_ref(), upto.as_ref())?;
-        range_start = check.last().cloned();
-        let listed = fetch_chunk_lists(t, &mut src, &dst.manifest)?;
-        if !listed.is_empty() {
-            // Content will be assembled: the destination's chunks are sources.
-            let reads = index.reads();
-            for (id, e) in dst.ids.iter().zip(dst.manifest.entries.values_mut()) {
-                if e.meta.kind == Kind::File && e.meta.size > 0 {
-                    e.chunks = reads.chunks_of(*id)?;
+    // Windows are planned through a connection of their own, so a window's
+    // files are written and recorded (through `index`) while the next one
+    // is received and planned; that one sees the index as last committed.
+    let reader = Index::open(index.path())?;
+    let index: &mut Index = std::thread::scope(|s| -> Result<&mut Index> {
+        // The index is with whichever window is being written.
+        let mut idle: Option<&mut Index> = Some(&mut index);
+        let mut finishing: Option<Finishing<'_, '_>> = None;
+        for window in 1.. {
+            let (mut src, last) = receive_window(t, &mut check, &head.info)?;
+            if window == 1
+                && last
+                && opts.delete
+                && src.entries.len() <= 1
+                && !opts.allow_empty_source
+                && !reader
+                    .reads()
+                    .entries(Some(&RelPath::root()), None, 1)?
+                    .is_empty()
+            {
+                return Err(Error::Usage(
+                    "the source is empty; refusing to --delete everything at the destination (is a disk unmounted? \
+                     pass --allow-empty-source if this is intended)"
+                        .into(),
+                ));
+            }
+            // The destination's entries of the same range: after the previous
+            // window's last path, up to this one's (or to the end).
+            let upto = if last { None } else { check.last().cloned() };
+            let mut dst = dst_window(&reader, range_start.as_ref(), upto.as_ref())?;
+            range_start = check.last().cloned();
+            let listed = fetch_chunk_lists(t, &mut src, &dst.manifest)?;
+            if !listed.is_empty() {
+                // Content will be assembled: the destination's chunks are sources.
+                let reads = reader.reads();
+                for (id, e) in dst.ids.iter().zip(dst.manifest.entries.values_mut()) {
+                    if e.meta.kind == Kind::File && e.meta.size > 0 {
+                        e.chunks = reads.chunks_of(*id)?;
+                    }
                 }
             }
-        }
-        let elsewhere = IndexElsewhere::new(&index);
-        let plan = planner.window(&src, &dst.manifest, &elsewhere);
-        elsewhere.result()?;
-        drop((src, dst));
-        tracing::debug!(
-            ms = started.elapsed().as_millis() as u64,
-            window,
-            files = plan.files.len(),
-            chunks = plan.stream.len(),
-            "planned a window"
-        );
-        for (path, why) in &plan.conflicts {
-            report
-                .warnings
-                .push(format!("{PARTIAL_MARK}{}: {why}", path.display()));
-        }
-        if let Some(p) = &side.progress {
-            p.bytes_total
-                .fetch_add(plan.stats.bytes_to_write, Ordering::Relaxed);
-            p.entries_planned
-                .store(check.count() as u64, Ordering::Relaxed);
-        }
-        if opts.dry_run {
-            t.send(&Msg::NeedDone {
-                round: 1,
-                count: 0,
-                udp: None,
-            })?;
-        } else {
-            let mut warnings = Vec::new();
-            let r = apply(
-                &mut index,
-                side,
-                &opts,
-                head.info.partial,
-                plan,
-                &[],
-                |applier, plan| transfer(t, applier, plan, &listed, &mut link, &mut warnings),
+            let elsewhere = IndexElsewhere::new(&reader);
+            let plan = planner.window(&src, &dst.manifest, &elsewhere);
+            elsewhere.result()?;
+            drop((src, dst));
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                window,
+                files = plan.files.len(),
+                chunks = plan.stream.len(),
+                "planned a window"
             );
-            report.warnings.extend(warnings);
+            for (path, why) in &plan.conflicts {
+                report
+                    .warnings
+                    .push(format!("{PARTIAL_MARK}{}: {why}", path.display()));
+            }
+            if let Some(p) = &side.progress {
+                p.bytes_total
+                    .fetch_add(plan.stats.bytes_to_write, Ordering::Relaxed);
+                p.entries_planned
+                    .store(check.count() as u64, Ordering::Relaxed);
+            }
+            if opts.dry_run {
+                t.send(&Msg::NeedDone {
+                    round: 1,
+                    count: 0,
+                    udp: None,
+                })?;
+            } else {
+                // The previous window is written before this one starts.
+                if let Some(f) = finishing.take() {
+                    let (r, ix) = join(f);
+                    idle = Some(ix);
+                    add_applied(&mut applied, r?);
+                }
+                let ix = idle.take().expect("the index is back from the last window");
+                let mut warnings = Vec::new();
+                let started = start_apply(
+                    s,
+                    ix,
+                    side,
+                    &opts,
+                    head.info.partial,
+                    plan,
+                    |applier, plan| transfer(t, applier, plan, &listed, &mut link, &mut warnings),
+                );
+                report.warnings.extend(warnings);
+                finishing = Some(started);
+            }
+            if last {
+                break;
+            }
+        }
+        if let Some(f) = finishing.take() {
+            let (r, ix) = join(f);
+            idle = Some(ix);
             add_applied(&mut applied, r?);
         }
-        if last {
-            break;
-        }
-    }
+        Ok(idle.expect("the index is back from the last window"))
+    })?;
+    drop(reader);
     let last_plan = planner.finish();
     let has_deletes = !last_plan.deletes.is_empty();
     let delete_lines: Vec<ChangeLine> = last_plan.changes.iter().map(ChangeLine::from).collect();
@@ -201,7 +224,7 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             p.phase.store(super::PHASE_FINISH, Ordering::Relaxed);
         }
         let r = apply(
-            &mut index,
+            index,
             side,
             &opts,
             head.info.partial,
@@ -334,6 +357,72 @@ fn add_applied(total: &mut ApplyReport, r: ApplyReport) {
     total.max_delete_hit |= r.max_delete_hit;
     total.deletes_skipped |= r.deletes_skipped;
     total.errors.extend(r.errors);
+}
+
+/// A window whose files are still being written and recorded, on a thread
+/// that hands the index back when done.
+type Finishing<'s, 'i> = std::thread::ScopedJoinHandle<'s, (Result<ApplyReport>, &'i mut Index)>;
+
+fn join<'i>(f: Finishing<'_, 'i>) -> (Result<ApplyReport>, &'i mut Index) {
+    f.join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Starts applying one window's plan: `exchange` (the transfer rounds) runs
+/// here, then the writers' last files, links and metadata, and the
+/// window's index records, on a thread of their own.
+fn start_apply<'s, 'i: 's>(
+    s: &'s std::thread::Scope<'s, '_>,
+    index: &'i mut Index,
+    side: &Side,
+    opts: &SessionOptions,
+    source_partial: bool,
+    plan: Plan,
+    exchange: impl FnOnce(&mut Applier, &Plan) -> Result<()>,
+) -> Finishing<'s, 'i> {
+    let tree = match Tree::open(&side.root) {
+        Ok(tree) => tree,
+        Err(e) => {
+            let e = Error::io(&side.root, e);
+            return s.spawn(move || (Err(e), index));
+        }
+    };
+    let apply_opts = ApplyOptions {
+        max_delete: opts.max_delete,
+        no_deletes: source_partial,
+        writers: None,
+    };
+    let plan = Arc::new(plan);
+    let mut applier = Applier::new(tree, Arc::clone(&plan), apply_opts);
+    if let Some(p) = &side.progress {
+        applier.count_into(Arc::clone(&p.bytes_done));
+    }
+    let (records, updates) = chan::unbounded::<IndexUpdate>();
+    let indexer = s.spawn(move || {
+        let r = record_updates(&mut *index, updates);
+        (r, index)
+    });
+    applier.record_into(records.clone());
+    let outcome = applier
+        .start(&[])
+        .and_then(|()| exchange(&mut applier, &plan));
+    s.spawn(move || {
+        let applied = match outcome {
+            Ok(()) => applier.finish().map(|(applied, update)| {
+                let _ = records.send(update);
+                applied
+            }),
+            Err(e) => {
+                let _ = records.send(applier.abort(!e.is_disk_full()));
+                Err(e)
+            }
+        };
+        drop(records);
+        let (indexed, index) = indexer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (applied.and_then(|a| indexed.map(|()| a)), index)
+    })
 }
 
 /// Applies one plan: `exchange` runs between the applier's start and its
@@ -660,6 +749,11 @@ fn transfer(
         .enumerate()
         .map(|(i, c)| Need::new(i as u32, c))
         .collect();
+    let local_pieces = plan.files.iter().any(|f| {
+        f.pieces
+            .iter()
+            .any(|p| !matches!(p, crate::plan::Piece::Remote { .. }))
+    });
     let mut round = 1;
     let fallback = format!(
         "no UDP datagram got through for {} s (blocked by a firewall?); \
@@ -717,11 +811,18 @@ fn transfer(
                 }
             }
         }
-        needs = applier
-            .take_refetch()?
-            .into_iter()
-            .map(|(idx, c)| Need::new(idx, &c))
-            .collect();
+        // Only a local copy that fails its check is asked for again; with
+        // none in the plan, the window closes without waiting for its
+        // writes, which go on while the next window is planned.
+        needs = if local_pieces {
+            applier
+                .take_refetch()?
+                .into_iter()
+                .map(|(idx, c)| Need::new(idx, &c))
+                .collect()
+        } else {
+            Vec::new()
+        };
         round += 1;
     }
     t.send(&Msg::NeedDone {
