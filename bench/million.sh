@@ -117,10 +117,13 @@ for i in $(seq "$runs"); do
         fresh rsync; fresh sluice
         rm -rf "$state" "$out/remote-state"
         measured rsync_ssh rsync -a -e "$rsh" "$src/" "root@127.0.0.1:$out/rsync/t/"
-        remote="/usr/bin/time -o $out/.remote-time -f %M env XDG_STATE_HOME=$out/remote-state $sluice"
+        # nohup: sshd hangs up on the remote command when the session ends,
+        # which would stop time(1) before it writes.
+        remote="nohup /usr/bin/time -o $out/.remote-time -f %M env XDG_STATE_HOME=$out/remote-state $sluice"
         measured sluice_ssh env XDG_STATE_HOME="$state" "$sluice" sync -q --rsh "$rsh" \
             --remote-sluice "$remote" "$src" "root@127.0.0.1:$out/sluice/t"
-        echo "sluice_ssh_remote_rss_kb $(cat "$out/.remote-time")" | tee -a "$log" >&2
+        sleep 1
+        echo "sluice_ssh_remote_rss_kb $(tail -1 "$out/.remote-time")" | tee -a "$log" >&2
         [ "$i" != 1 ] || same_tree "$src" "$out/sluice/t"
         scratch_fs_remove "$out/rsync"; scratch_fs_remove "$out/sluice"
     fi
