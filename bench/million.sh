@@ -133,9 +133,10 @@ field() { awk -v n="$1" -v f="$2" '$1 == n { print $f }' "$log" | median; }
 range() { awk -v n="$1" -v f="$2" '$1 == n { print $f }' "$log" | sort -g | sed -n '1p;$p' | paste -sd- -; }
 row() {
     local what="$1" s="$2" r="$3"
-    [ -n "$(field "$s" 2)" ] || return 0
+    grep -q "^$s " "$log" || return 0
     local st rt
-    st=$(field "$s" 2); rt=$(field "$r" 2)
+    st=$(field "$s" 2); rt=""
+    if grep -q "^$r " "$log"; then rt=$(field "$r" 2); fi
     printf '| %s | %s [%s] | %s [%s] | %s | %s | %s |\n' "$what" "$st" "$(range "$s" 2)" \
         "${rt:--}" "$( [ -n "$rt" ] && range "$r" 2 || echo -)" \
         "$( [ -n "$rt" ] && awk -v a="$st" -v b="$rt" 'BEGIN { printf "%.2f", a / b }' || echo -)" \

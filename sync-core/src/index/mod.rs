@@ -165,6 +165,14 @@ impl Index {
         if version < schema::LATEST {
             self.migrate(version)?;
         }
+        // 16 MiB of page cache (SQLite's default is 2): new chunks land at
+        // random places of the hash index, and with a small cache every
+        // commit writes most of that index again. A first sync of a million
+        // files wrote 10.7 GB with the default and 7.2 GB with this (plus
+        // 64K-row scan commits), and took 66 s instead of 94.
+        self.conn
+            .pragma_update(None, "cache_size", -16384)
+            .map_err(sql)?;
         Ok(())
     }
 

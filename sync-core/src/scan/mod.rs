@@ -46,8 +46,10 @@ pub use filter::Excludes;
 /// never indexes them.
 pub const TEMP_PREFIX: &str = ".sluice-tmp.";
 
-/// Index rows written per transaction.
-const BATCH: usize = 8192;
+/// Index rows written per transaction: each commit rewrites the pages it
+/// touched, and new chunks touch the hash index everywhere, so fewer and
+/// larger commits write far less (see the cache size in [`Index`]).
+const BATCH: usize = 65536;
 
 /// What the user chose for a scan.
 #[derive(Clone, Debug, Default)]

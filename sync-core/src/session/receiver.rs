@@ -192,7 +192,7 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
                 }
                 let ix = idle.take().expect("the index is back from the last window");
                 let mut warnings = Vec::new();
-                let started = start_apply(
+                let (started, exchanged) = start_apply(
                     s,
                     ix,
                     side,
@@ -202,6 +202,12 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
                     |applier, plan| transfer(t, applier, plan, &listed, &mut link, &mut warnings),
                 );
                 report.warnings.extend(warnings);
+                if !exchanged {
+                    // The session cannot go on: the window's error ends it.
+                    let (r, _) = join(started);
+                    r?;
+                    return Err(Error::Usage("a window's transfer failed".into()));
+                }
                 finishing = Some(started);
             }
             if last {
@@ -370,7 +376,9 @@ fn join<'i>(f: Finishing<'_, 'i>) -> (Result<ApplyReport>, &'i mut Index) {
 
 /// Starts applying one window's plan: `exchange` (the transfer rounds) runs
 /// here, then the writers' last files, links and metadata, and the
-/// window's index records, on a thread of their own.
+/// window's index records, on a thread of their own. The flag says whether
+/// the exchange went through (if not, the thread only cleans up and
+/// returns the error).
 fn start_apply<'s, 'i: 's>(
     s: &'s std::thread::Scope<'s, '_>,
     index: &'i mut Index,
@@ -379,12 +387,12 @@ fn start_apply<'s, 'i: 's>(
     source_partial: bool,
     plan: Plan,
     exchange: impl FnOnce(&mut Applier, &Plan) -> Result<()>,
-) -> Finishing<'s, 'i> {
+) -> (Finishing<'s, 'i>, bool) {
     let tree = match Tree::open(&side.root) {
         Ok(tree) => tree,
         Err(e) => {
             let e = Error::io(&side.root, e);
-            return s.spawn(move || (Err(e), index));
+            return (s.spawn(move || (Err(e), index)), false);
         }
     };
     let apply_opts = ApplyOptions {
@@ -406,7 +414,8 @@ fn start_apply<'s, 'i: 's>(
     let outcome = applier
         .start(&[])
         .and_then(|()| exchange(&mut applier, &plan));
-    s.spawn(move || {
+    let exchanged = outcome.is_ok();
+    let finishing = s.spawn(move || {
         let applied = match outcome {
             Ok(()) => applier.finish().map(|(applied, update)| {
                 let _ = records.send(update);
@@ -422,7 +431,8 @@ fn start_apply<'s, 'i: 's>(
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         (applied.and_then(|a| indexed.map(|()| a)), index)
-    })
+    });
+    (finishing, exchanged)
 }
 
 /// Applies one plan: `exchange` runs between the applier's start and its
