@@ -16,16 +16,6 @@ mod scan_opts;
 use clap::Parser;
 
 fn main() {
-    // Two malloc arenas, not glibc's eight per core: each window of a big
-    // tree starts writer, index and data-phase threads, and every thread's
-    // arena kept the memory it freed. A receiver of a million files over
-    // ssh peaked at 351 MB with the default and 264 MB with two, no slower.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; this runs before
-    // any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
     let cli = args::Cli::parse();
     // A daemon logs its connections (info) unless told otherwise.
     let daemon = matches!(&cli.command, args::Command::Serve(a) if a.config.is_some());
