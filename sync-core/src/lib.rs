@@ -7,8 +7,16 @@
 //!    Regular files are cut into content-defined chunks by [`chunk`] and
 //!    every chunk is named by its BLAKE3 hash. Rescans only read files whose
 //!    metadata changed.
-//! 2. [`index::Index::manifest`] loads a tree's entries into a
-//!    [`manifest::Manifest`], the in-memory view the planner compares.
+//! 2. [`session`] runs one sync between a sender and a receiver over any
+//!    transport. The tree goes window by window: each side reads a path
+//!    range from its index ([`index::Reads`]) into a [`manifest::Manifest`].
+//! 3. [`plan::Planner`] compares the two windows and returns a
+//!    [`plan::Plan`]; what lies outside the window it asks of the
+//!    destination's index.
+//! 4. The missing chunks travel over the control connection or as UDP
+//!    blocks ([`proto`], the sans-IO protocol; [`net`], its sockets).
+//! 5. [`apply`] executes each window's plan at the destination: temp file
+//!    beside the target, verified, renamed into place.
 //!
 //! Paths everywhere are [`path::RelPath`]: raw bytes relative to a root,
 //! validated once so nothing downstream can be steered outside the tree.

@@ -89,20 +89,22 @@ impl Manifest {
     pub fn file_bytes(&self) -> u64 {
         self.files().map(|e| e.meta.size).sum()
     }
+}
 
-    /// One location for every distinct chunk in the tree: "is chunk H
-    /// anywhere here, and where?" in one lookup.
-    pub fn chunk_locations(&self) -> HashMap<Hash, ChunkLocation> {
-        let mut map = HashMap::new();
-        for e in self.files() {
-            for c in &e.chunks {
-                map.entry(c.hash).or_insert_with(|| ChunkLocation {
-                    path: e.path.clone(),
-                    offset: c.offset,
-                    length: c.length,
-                });
-            }
+/// One location for every distinct chunk of `entries`: "is chunk H
+/// anywhere here, and where?" in one lookup.
+pub fn chunk_locations<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+) -> HashMap<Hash, ChunkLocation> {
+    let mut map = HashMap::new();
+    for e in entries {
+        for c in &e.chunks {
+            map.entry(c.hash).or_insert_with(|| ChunkLocation {
+                path: e.path.clone(),
+                offset: c.offset,
+                length: c.length,
+            });
         }
-        map
     }
+    map
 }

@@ -2,7 +2,8 @@
 //!
 //! This module owns the `rusqlite::Connection`. It stores every entry's
 //! metadata and every file's chunk list, and answers "what did this tree look
-//! like at the last scan" ([`Index::manifest`]). It never reads the tree.
+//! like at the last scan", a path range at a time ([`Index::reads`]). It
+//! never reads the tree.
 //!
 //! # Compatibility
 //! The schema is an append-only list of migrations ([`schema`]) applied in one
@@ -28,7 +29,6 @@
 pub mod location;
 pub mod schema;
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -53,36 +53,6 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Index {
     conn: Connection,
     path: PathBuf,
-}
-
-/// Every path's record, by path.
-pub type RecordedMap = HashMap<RelPath, Recorded, foldhash::fast::RandomState>;
-
-/// What the previous scan recorded for one path (no chunk list).
-#[derive(Clone, Debug)]
-pub struct Recorded {
-    pub id: i64,
-    pub meta: Meta,
-    pub checked_ns: i64,
-    /// Whole-file hash (files only; `None` for a file row whose content was
-    /// never read, which the scanner never writes, but kept explicit).
-    pub hash: Option<Hash>,
-    /// Symlink target.
-    pub target: Option<Vec<u8>>,
-}
-
-impl Recorded {
-    /// The record as an entry at `path` (without chunks), with `meta`.
-    pub fn entry(&self, path: RelPath, meta: Meta) -> Entry {
-        Entry {
-            path,
-            meta,
-            target: self.target.clone(),
-            hash: self.hash,
-            chunks: Vec::new(),
-            checked_ns: self.checked_ns,
-        }
-    }
 }
 
 impl Index {
@@ -249,56 +219,6 @@ impl Index {
         self.set_meta("chunk_params", &s)
     }
 
-    /// Path → what was recorded, for the scanner's stat comparison.
-    pub fn recorded(&self) -> Result<RecordedMap> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, path, kind, size, mtime_ns, mode, ino, dev, ctime_ns, nlink, hash, checked_ns, target FROM entries",
-            )
-            .map_err(|e| self.err(e))?;
-        // Rows are gathered first and the map built at its final size:
-        // counting them in SQL scans the table once more, and growing the
-        // map rehashes every key several times.
-        let mut records = Vec::new();
-        let mut rows = stmt.query([]).map_err(|e| self.err(e))?;
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let id: i64 = r.get(0).map_err(|e| self.err(e))?;
-            let path = self.checked_path(r.get(1).map_err(|e| self.err(e))?)?;
-            let meta = meta_from_row(r, 2)
-                .map_err(|e| self.err(e))?
-                .ok_or_else(|| self.corrupt("unknown entry kind"))?;
-            let hash = self.hash_column(r, 10)?;
-            let checked_ns: i64 = r.get(11).map_err(|e| self.err(e))?;
-            let target: Option<Vec<u8>> = r.get(12).map_err(|e| self.err(e))?;
-            records.push((
-                path,
-                Recorded {
-                    id,
-                    meta,
-                    checked_ns,
-                    hash,
-                    target,
-                },
-            ));
-        }
-        let mut map = RecordedMap::with_capacity_and_hasher(records.len(), Default::default());
-        map.extend(records);
-        Ok(map)
-    }
-
-    /// A nullable whole-file hash column.
-    fn hash_column(&self, r: &rusqlite::Row<'_>, at: usize) -> Result<Option<Hash>> {
-        use rusqlite::types::ValueRef;
-        match r.get_ref(at).map_err(|e| self.err(e))? {
-            ValueRef::Null => Ok(None),
-            ValueRef::Blob(b) => Hash::from_slice(b)
-                .map(Some)
-                .ok_or_else(|| self.corrupt("file hash length")),
-            _ => Err(self.corrupt("file hash type")),
-        }
-    }
-
     fn checked_path(&self, bytes: Vec<u8>) -> Result<RelPath> {
         RelPath::new(bytes).map_err(|e| self.corrupt(&e.to_string()))
     }
@@ -323,9 +243,10 @@ impl Index {
         Ok(Manifest {
             params: self.chunk_params()?.unwrap_or_default(),
             entries: self
-                .recorded()?
+                .reads()
+                .entries(None, None, usize::MAX)?
                 .into_iter()
-                .map(|(path, r)| (path.clone(), r.entry(path, r.meta)))
+                .map(|(_, e)| (e.path.clone(), e))
                 .collect(),
         })
     }

@@ -111,6 +111,11 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         data_path: None,
         fallback_said: false,
     };
+    let apply_opts = ApplyOptions {
+        max_delete: opts.max_delete,
+        no_deletes: head.info.partial,
+        writers: None,
+    };
     let mut applied = ApplyReport::default();
     let mut check = TreeCheck::default();
     let mut range_start: Option<RelPath> = None;
@@ -196,19 +201,20 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
                     s,
                     ix,
                     side,
-                    &opts,
-                    head.info.partial,
+                    apply_opts.clone(),
                     plan,
+                    &[],
                     |applier, plan| transfer(t, applier, plan, &listed, &mut link, &mut warnings),
                 );
                 report.warnings.extend(warnings);
-                if !exchanged {
-                    // The session cannot go on: the window's error ends it.
-                    let (r, _) = join(started);
-                    r?;
-                    return Err(Error::Usage("a window's transfer failed".into()));
+                if exchanged {
+                    finishing = Some(started);
+                } else {
+                    // The window's error ends the session now.
+                    let (r, ix) = join(started);
+                    idle = Some(ix);
+                    add_applied(&mut applied, r?);
                 }
-                finishing = Some(started);
             }
             if last {
                 break;
@@ -229,15 +235,19 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         if let Some(p) = &side.progress {
             p.phase.store(super::PHASE_FINISH, Ordering::Relaxed);
         }
-        let r = apply(
-            index,
-            side,
-            &opts,
-            head.info.partial,
-            last_plan,
-            &dst_scan.temp_files,
-            |_, _| Ok(()),
-        );
+        // Deletions and folder times, and the leftover temp files go.
+        let (r, _) = std::thread::scope(|s| {
+            let (finishing, _) = start_apply(
+                s,
+                index,
+                side,
+                apply_opts.clone(),
+                last_plan,
+                &dst_scan.temp_files,
+                |_, _| Ok(()),
+            );
+            join(finishing)
+        });
         add_applied(&mut applied, r?);
     }
     report.wire_bytes_sent = expect_sender_done(t)?;
@@ -374,7 +384,8 @@ fn join<'i>(f: Finishing<'_, 'i>) -> (Result<ApplyReport>, &'i mut Index) {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
-/// Starts applying one window's plan: `exchange` (the transfer rounds) runs
+/// Starts applying one plan (a window's, or the last one's: deletions,
+/// folder times, `leftovers` removed): `exchange` (the transfer rounds) runs
 /// here, then the writers' last files, links and metadata, and the
 /// window's index records, on a thread of their own. The flag says whether
 /// the exchange went through (if not, the thread only cleans up and
@@ -383,9 +394,9 @@ fn start_apply<'s, 'i: 's>(
     s: &'s std::thread::Scope<'s, '_>,
     index: &'i mut Index,
     side: &Side,
-    opts: &SessionOptions,
-    source_partial: bool,
+    apply_opts: ApplyOptions,
     plan: Plan,
+    leftovers: &[RelPath],
     exchange: impl FnOnce(&mut Applier, &Plan) -> Result<()>,
 ) -> (Finishing<'s, 'i>, bool) {
     let tree = match Tree::open(&side.root) {
@@ -394,11 +405,6 @@ fn start_apply<'s, 'i: 's>(
             let e = Error::io(&side.root, e);
             return (s.spawn(move || (Err(e), index)), false);
         }
-    };
-    let apply_opts = ApplyOptions {
-        max_delete: opts.max_delete,
-        no_deletes: source_partial,
-        writers: None,
     };
     let plan = Arc::new(plan);
     let mut applier = Applier::new(tree, Arc::clone(&plan), apply_opts);
@@ -412,7 +418,7 @@ fn start_apply<'s, 'i: 's>(
     });
     applier.record_into(records.clone());
     let outcome = applier
-        .start(&[])
+        .start(leftovers)
         .and_then(|()| exchange(&mut applier, &plan));
     let exchanged = outcome.is_ok();
     let finishing = s.spawn(move || {
@@ -433,56 +439,6 @@ fn start_apply<'s, 'i: 's>(
         (applied.and_then(|a| indexed.map(|()| a)), index)
     });
     (finishing, exchanged)
-}
-
-/// Applies one plan: `exchange` runs between the applier's start and its
-/// finish (the transfer rounds of a window); what was written is recorded
-/// in the destination's index, on a thread of its own, and committed when
-/// the plan is done.
-fn apply(
-    index: &mut Index,
-    side: &Side,
-    opts: &SessionOptions,
-    source_partial: bool,
-    plan: Plan,
-    leftovers: &[RelPath],
-    exchange: impl FnOnce(&mut Applier, &Plan) -> Result<()>,
-) -> Result<ApplyReport> {
-    let tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
-    let apply_opts = ApplyOptions {
-        max_delete: opts.max_delete,
-        no_deletes: source_partial,
-        writers: None,
-    };
-    let plan = Arc::new(plan);
-    let mut applier = Applier::new(tree, Arc::clone(&plan), apply_opts);
-    if let Some(p) = &side.progress {
-        applier.count_into(Arc::clone(&p.bytes_done));
-    }
-    std::thread::scope(|s| {
-        let (records, updates) = chan::unbounded::<IndexUpdate>();
-        let indexer = s.spawn(move || record_updates(index, updates));
-        applier.record_into(records.clone());
-        let outcome = applier
-            .start(leftovers)
-            .and_then(|()| exchange(&mut applier, &plan));
-        let applied = match outcome {
-            Ok(()) => applier.finish().map(|(applied, update)| {
-                let _ = records.send(update);
-                applied
-            }),
-            Err(e) => {
-                let _ = records.send(applier.abort(!e.is_disk_full()));
-                Err(e)
-            }
-        };
-        drop(records);
-        let indexed = indexer
-            .join()
-            .unwrap_or_else(|_| Err(Error::Usage("the index thread panicked".into())));
-        let applied = applied?;
-        indexed.map(|()| applied)
-    })
 }
 
 fn expect_sender_done(t: &mut dyn Transport) -> Result<u64> {

@@ -250,7 +250,7 @@ fn ship_window(
             return Ok(datagram_bytes);
         }
         if locations.is_empty() {
-            locations = chunk_locations(page);
+            locations = crate::manifest::chunk_locations(page.iter().map(|(_, e)| e));
         }
         if let Some(offer) = udp_offer {
             let mut source = StreamSource::new(&needs, &locations, reader);
@@ -279,21 +279,6 @@ fn ship_window(
         }
         t.send(&Msg::RoundDone { round })?;
     }
-}
-
-/// One location for every distinct chunk of a window's listed files.
-fn chunk_locations(page: &[(i64, Entry)]) -> HashMap<Hash, ChunkLocation> {
-    let mut map = HashMap::new();
-    for (_, e) in page {
-        for c in &e.chunks {
-            map.entry(c.hash).or_insert_with(|| ChunkLocation {
-                path: e.path.clone(),
-                offset: c.offset,
-                length: c.length,
-            });
-        }
-    }
-    map
 }
 
 /// Scans the source with the session's options, bringing its index up to
