@@ -45,6 +45,18 @@ pub enum Command {
     /// Show what `sync` would change, changing nothing (same as `sync --dry-run`).
     #[command(after_help = ITEMISED_HELP)]
     Diff(SyncArgs),
+    /// Keep DST a mirror of SRC: a first sync, then a round for each burst
+    /// of changes, until stopped (SIGINT or SIGTERM; SIGHUP syncs in full).
+    ///
+    /// SRC must be on this host; DST may be local, ssh or a daemon (one
+    /// connection, kept open between rounds). Each round looks only at the
+    /// paths the file-system events named, so a change in a big tree costs
+    /// milliseconds. If SRC disappears, is replaced (an unmounted disk), or
+    /// with --delete becomes empty, nothing is synced until it is back.
+    /// Output: one line per round that changed something (--json: one
+    /// object per round).
+    #[command(after_help = ITEMISED_HELP)]
+    Watch(WatchArgs),
     /// Serve the remote end of syncs: over ssh (`--stdio`), or as a daemon
     /// serving the modules of a config file to clients with allowed keys
     /// (`--config FILE [--listen ADDR:PORT]`).
@@ -167,6 +179,28 @@ pub struct SyncArgs {
     /// (default: all addresses).
     #[arg(long, value_name = "ADDR")]
     pub udp_bind: Option<std::net::IpAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub sync: SyncArgs,
+    /// Gather changes until none came for MS milliseconds, then sync them
+    /// in one round.
+    #[arg(long, value_name = "MS", default_value_t = 20)]
+    pub debounce: u64,
+    /// ... but start a round at most MS milliseconds after its first change,
+    /// even while changes keep coming.
+    #[arg(long, value_name = "MS", default_value_t = 250)]
+    pub max_delay: u64,
+    /// Also sync in full (every entry's metadata compared) every SECONDS,
+    /// as a safety net.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub rescan_interval: u64,
+    /// Where file-system events cannot be had (network file systems, the
+    /// inotify watch limit reached), sync in full every SECONDS.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    pub poll_interval: u64,
 }
 
 /// Options that choose which entries a scan sees and how it reads them.

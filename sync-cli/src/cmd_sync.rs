@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sync_core::daemon::keys::{default_key_path, PrivateKey, PublicKey};
+use sync_core::daemon::noise::NoiseTransport;
 use sync_core::session::msg::Role;
-use sync_core::session::remote::{connect_ssh, Location, SshOptions};
+use sync_core::session::remote::{connect_ssh, Location, SshOptions, SshSession};
 use sync_core::session::{
     self, Opening, Progress, SessionOptions, Side, SyncReport, Transport, UdpSide, PHASE_SCAN,
     PHASE_TRANSFER,
@@ -21,129 +22,227 @@ use crate::output;
 
 pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
     let dry_run = diff || a.dry_run;
-    let (src_loc, dst_loc) = (
-        Location::parse(a.src.as_os_str()),
-        Location::parse(a.dst.as_os_str()),
-    );
-    let remote = match (&src_loc, &dst_loc) {
-        (Location::Local(_), Location::Local(_)) => None,
-        (remote, Location::Local(_)) => endpoint(remote).map(|(e, p)| (e, p, Role::Sender)),
-        (Location::Local(_), remote) => endpoint(remote).map(|(e, p)| (e, p, Role::Receiver)),
-        _ => {
-            eprintln!("sluice: error: only one of SRC and DST may be remote");
-            return Ok(Code::Paths);
-        }
-    };
-    // A daemon address needs both keys before anything else happens.
-    let keys = match &remote {
-        Some((Endpoint::Daemon(..), _, _)) => match daemon_keys(&a) {
-            Ok(k) => Some(k),
-            Err(code) => return Ok(code),
-        },
-        _ => None,
-    };
-    let checked = match &remote {
-        None => check_paths(&a.src, &a.dst),
-        Some((_, _, Role::Receiver)) => check_src(&a.src).map(|s| (s, PathBuf::new())),
-        Some((_, _, Role::Sender)) => check_dst(&a.dst).map(|d| (PathBuf::new(), d)),
-    };
-    let (src, dst) = match checked {
-        Ok(p) => p,
-        Err(msg) => {
-            eprintln!("sluice: error: {msg}");
-            return Ok(Code::Paths);
-        }
-    };
-    let mut excludes = Vec::new();
-    for f in &a.scan.exclude_from {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?;
-        excludes.extend(text.lines().map(|l| l.trim_end_matches('\r').to_string()));
-    }
-    excludes.extend(a.scan.exclude.iter().cloned());
-    let opts = SessionOptions {
-        delete: a.delete,
-        dry_run,
-        checksum: a.scan.checksum,
-        hard_links: a.hard_links,
-        max_delete: a.max_delete,
-        allow_empty_source: a.allow_empty_source,
-        excludes,
-        gitignore: a.scan.gitignore,
-        itemize: a.json || a.itemize_changes || dry_run,
-        window: 0,
-        data: match a.data.options() {
-            Ok(d) => d,
-            Err(msg) => {
-                eprintln!("sluice: error: {msg}");
-                return Ok(Code::Usage);
-            }
-        },
-    };
-    let udp = match &remote {
-        None => UdpSide::local(),
-        Some((Endpoint::Ssh(host) | Endpoint::Daemon(host, _), _, _)) => {
-            let mut u = UdpSide::remote(resolve(host), a.udp_ports.clone());
-            if let Some(ip) = a.udp_bind {
-                u.bind = ip;
-            }
-            u
-        }
-    };
     let show = !quiet && !a.json && output::stderr_is_tty();
-    let progress = show.then(|| Arc::new(Progress::default()));
-    let side = |root: PathBuf, index: &Option<PathBuf>| Side {
-        root,
-        index: index.clone(),
-        threads: a.scan.threads,
-        progress: progress.clone(),
-        udp: udp.clone(),
+    let prepared = match Prepared::new(&a, dry_run, show)? {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
     };
-    let (src_side, dst_side) = (side(src, &a.src_index), side(dst, &a.dst_index));
     let done = AtomicBool::new(false);
     let result = std::thread::scope(|s| {
-        if let Some(p) = &progress {
+        if let Some(p) = &prepared.progress {
             s.spawn(|| show_progress(p, &done));
         }
-        let r = match &remote {
-            None => session::sync_local(&src_side, &dst_side, &opts),
-            Some((endpoint, path, remote_role)) => {
-                let opening = Opening::Initiate {
-                    options: opts.clone(),
-                    remote_path: Some(path.clone()),
-                };
-                let run = |t: &mut dyn Transport| match remote_role {
-                    Role::Receiver => session::run_sender(t, &src_side, opening),
-                    Role::Sender => session::run_receiver(t, &dst_side, opening),
-                };
-                match endpoint {
-                    Endpoint::Ssh(host) => {
-                        let ssh = SshOptions {
-                            rsh: a.rsh.clone(),
-                            remote_sluice: a.remote_sluice.clone(),
-                        };
-                        connect_ssh(host, &ssh).and_then(|mut conn| run(&mut conn.transport))
-                    }
-                    Endpoint::Daemon(host, port) => {
-                        let (key, server_key) = keys.as_ref().expect("loaded above");
-                        sync_core::daemon::client::connect(host, *port, key, server_key)
-                            .and_then(|mut t| run(&mut t))
-                    }
-                }
-            }
-        };
+        let r = prepared
+            .connect()
+            .and_then(|mut conn| prepared.run(&prepared.opts, conn.as_mut()));
         done.store(true, Ordering::Relaxed);
         r
     });
     let report = result?;
     print_report(&report, &a, dry_run, quiet)?;
-    Ok(if report.max_delete_hit {
+    Ok(outcome(&report))
+}
+
+/// The exit code a finished sync earns.
+pub fn outcome(report: &SyncReport) -> Code {
+    if report.max_delete_hit {
         Code::MaxDelete
     } else if report.partial() {
         Code::Partial
     } else {
         Code::Ok
-    })
+    }
+}
+
+/// A sync's two ends and options, checked: ready to run once, or round
+/// after round (`sluice watch`).
+pub struct Prepared {
+    remote: Option<Remote>,
+    pub src: Side,
+    pub dst: Side,
+    pub opts: SessionOptions,
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// The remote end of a sync.
+struct Remote {
+    endpoint: Endpoint,
+    path: Vec<u8>,
+    /// The role the remote end takes.
+    role: Role,
+    ssh: SshOptions,
+    keys: Option<(PrivateKey, PublicKey)>,
+}
+
+/// An open connection to the remote end.
+pub enum Conn {
+    Ssh(SshSession),
+    Daemon(NoiseTransport),
+}
+
+impl Conn {
+    pub fn transport(&mut self) -> &mut dyn Transport {
+        match self {
+            Conn::Ssh(s) => &mut s.transport,
+            Conn::Daemon(t) => t,
+        }
+    }
+}
+
+impl Prepared {
+    /// Checks the arguments; a problem is printed and its exit code
+    /// returned as the inner error.
+    pub fn new(a: &SyncArgs, dry_run: bool, progress: bool) -> anyhow::Result<Result<Self, Code>> {
+        let (src_loc, dst_loc) = (
+            Location::parse(a.src.as_os_str()),
+            Location::parse(a.dst.as_os_str()),
+        );
+        let fail = |code: Code, msg: &str| {
+            eprintln!("sluice: error: {msg}");
+            Ok(Err(code))
+        };
+        let remote = match (&src_loc, &dst_loc) {
+            (Location::Local(_), Location::Local(_)) => None,
+            (remote, Location::Local(_)) => endpoint(remote).map(|(e, p)| (e, p, Role::Sender)),
+            (Location::Local(_), remote) => endpoint(remote).map(|(e, p)| (e, p, Role::Receiver)),
+            _ => return fail(Code::Paths, "only one of SRC and DST may be remote"),
+        };
+        // A daemon address needs both keys before anything else happens.
+        let keys = match &remote {
+            Some((Endpoint::Daemon(..), _, _)) => match daemon_keys(a) {
+                Ok(k) => Some(k),
+                Err(code) => return Ok(Err(code)),
+            },
+            _ => None,
+        };
+        let checked = match &remote {
+            None => check_paths(&a.src, &a.dst),
+            Some((_, _, Role::Receiver)) => check_src(&a.src).map(|s| (s, PathBuf::new())),
+            Some((_, _, Role::Sender)) => check_dst(&a.dst).map(|d| (PathBuf::new(), d)),
+        };
+        let (src, dst) = match checked {
+            Ok(p) => p,
+            Err(msg) => return fail(Code::Paths, &msg),
+        };
+        let mut excludes = Vec::new();
+        for f in &a.scan.exclude_from {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
+            excludes.extend(text.lines().map(|l| l.trim_end_matches('\r').to_string()));
+        }
+        excludes.extend(a.scan.exclude.iter().cloned());
+        let data = match a.data.options() {
+            Ok(d) => d,
+            Err(msg) => return fail(Code::Usage, &msg),
+        };
+        let opts = SessionOptions {
+            delete: a.delete,
+            dry_run,
+            checksum: a.scan.checksum,
+            hard_links: a.hard_links,
+            max_delete: a.max_delete,
+            allow_empty_source: a.allow_empty_source,
+            excludes,
+            gitignore: a.scan.gitignore,
+            itemize: a.json || a.itemize_changes || dry_run,
+            window: 0,
+            data,
+            scopes: None,
+        };
+        let udp = match &remote {
+            None => UdpSide::local(),
+            Some((Endpoint::Ssh(host) | Endpoint::Daemon(host, _), _, _)) => {
+                let mut u = UdpSide::remote(resolve(host), a.udp_ports.clone());
+                if let Some(ip) = a.udp_bind {
+                    u.bind = ip;
+                }
+                u
+            }
+        };
+        let progress = progress.then(|| Arc::new(Progress::default()));
+        let side = |root: PathBuf, index: &Option<PathBuf>| Side {
+            root,
+            index: index.clone(),
+            threads: a.scan.threads,
+            progress: progress.clone(),
+            udp: udp.clone(),
+        };
+        Ok(Ok(Prepared {
+            remote: remote.map(|(endpoint, path, role)| Remote {
+                endpoint,
+                path,
+                role,
+                ssh: SshOptions {
+                    rsh: a.rsh.clone(),
+                    remote_sluice: a.remote_sluice.clone(),
+                },
+                keys,
+            }),
+            src: side(src, &a.src_index),
+            dst: side(dst, &a.dst_index),
+            opts,
+            progress,
+        }))
+    }
+
+    /// True when the source is on another host.
+    pub fn remote_source(&self) -> bool {
+        self.remote.as_ref().is_some_and(|r| r.role == Role::Sender)
+    }
+
+    /// Where the destination is, as the user wrote it (for messages).
+    pub fn remote_name(&self) -> Option<String> {
+        self.remote.as_ref().map(|r| match &r.endpoint {
+            Endpoint::Ssh(host) => format!("{host}:{}", String::from_utf8_lossy(&r.path)),
+            Endpoint::Daemon(host, _) => {
+                format!("sluice://{host}/{}", String::from_utf8_lossy(&r.path))
+            }
+        })
+    }
+
+    /// Connects to the remote end (`None` for two local folders).
+    pub fn connect(&self) -> sync_core::error::Result<Option<Conn>> {
+        let Some(r) = &self.remote else {
+            return Ok(None);
+        };
+        Ok(Some(match &r.endpoint {
+            Endpoint::Ssh(host) => Conn::Ssh(connect_ssh(host, &r.ssh)?),
+            Endpoint::Daemon(host, port) => {
+                let (key, server_key) = r.keys.as_ref().expect("loaded when prepared");
+                Conn::Daemon(sync_core::daemon::client::connect(
+                    host, *port, key, server_key,
+                )?)
+            }
+        }))
+    }
+
+    /// Runs one session with `opts`: in this process for two local
+    /// folders, else on `conn` (from [`Prepared::connect`]), which may
+    /// carry the next session afterwards.
+    pub fn run(
+        &self,
+        opts: &SessionOptions,
+        conn: Option<&mut Conn>,
+    ) -> sync_core::error::Result<SyncReport> {
+        let (r, conn) = match (&self.remote, conn) {
+            (None, _) => return session::sync_local(&self.src, &self.dst, opts),
+            (Some(r), Some(conn)) => (r, conn),
+            (Some(_), None) => {
+                return Err(sync_core::error::Error::Peer(
+                    "not connected to the remote end".into(),
+                ))
+            }
+        };
+        let opening = Opening::Initiate {
+            options: opts.clone(),
+            remote_path: Some(r.path.clone()),
+        };
+        let t = conn.transport();
+        match r.role {
+            Role::Receiver => session::run_sender(t, &self.src, opening),
+            Role::Sender => session::run_receiver(t, &self.dst, opening),
+        }
+    }
 }
 
 /// The first address of `[user@]host`, for UDP datagrams to a remote receiver.

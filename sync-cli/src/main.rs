@@ -8,6 +8,7 @@ mod cmd_index;
 mod cmd_keygen;
 mod cmd_serve;
 mod cmd_sync;
+mod cmd_watch;
 mod data_args;
 mod exit;
 mod output;
@@ -44,6 +45,7 @@ fn run(cli: args::Cli) -> anyhow::Result<exit::Code> {
         args::Command::Index(a) => cmd_index::run(a, cli.quiet),
         args::Command::Sync(a) => cmd_sync::run(a, false, cli.quiet),
         args::Command::Diff(a) => cmd_sync::run(a, true, cli.quiet),
+        args::Command::Watch(a) => cmd_watch::run(a, cli.quiet),
         args::Command::Serve(a) => cmd_serve::run(a),
         args::Command::Keygen(a) => cmd_keygen::run(a),
     }

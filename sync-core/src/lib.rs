@@ -33,6 +33,8 @@ pub mod path;
 pub mod plan;
 pub mod proto;
 pub mod scan;
+pub mod scope;
 pub mod session;
+pub mod watch;
 
 pub use error::{Error, Result};

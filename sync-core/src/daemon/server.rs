@@ -7,7 +7,9 @@
 //! `idle_timeout_secs`, else the connection is dropped and its slot freed.
 //! During a session, reads wait as long as the client's scan takes; TCP
 //! keepalives detect a vanished client, and a client that stops reading for
-//! [`SESSION_WRITE_TIMEOUT`] is dropped.
+//! [`SESSION_WRITE_TIMEOUT`] is dropped. After a session the connection may
+//! carry the next one (a watch's rounds): the client keeps it alive with
+//! keepalive messages, and silence past `idle_timeout_secs` closes it.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -26,7 +28,8 @@ use crate::error::{Error, Result};
 use crate::path::RelPath;
 use crate::session::msg::{Hello, Msg, Role};
 use crate::session::{
-    read_hello, run_receiver, run_sender, Opening, Side, Transport, UdpSide, DEFAULT_UDP_PORTS,
+    next_hello, read_hello, run_receiver, run_sender, Opening, Side, Transport, UdpSide,
+    DEFAULT_UDP_PORTS,
 };
 
 /// What every refused request hears, whatever the reason: unknown module,
@@ -164,30 +167,59 @@ fn handle(shared: &Shared, stream: TcpStream, peer: &str) {
         return;
     }
     t.set_pacer(shared.pacer.clone());
-    let (module, sub) = match authorize(&shared.config, &client_key, &hello) {
-        Ok(x) => x,
-        Err(why) => {
-            tracing::warn!(%peer, key = %client_key, "access denied: {why}");
-            let _ = t.send(&Msg::Error(ACCESS_DENIED.into()));
+    let mut hello = hello;
+    loop {
+        let (module, sub) = match authorize(&shared.config, &client_key, &hello) {
+            Ok(x) => x,
+            Err(why) => {
+                tracing::warn!(%peer, key = %client_key, "access denied: {why}");
+                let _ = t.send(&Msg::Error(ACCESS_DENIED.into()));
+                return;
+            }
+        };
+        let root = match resolve(module, &sub, hello.role == Role::Receiver) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(%peer, module = %module.name, "refused: {e}");
+                let _ = t.send(&Msg::Error(e.to_string()));
+                return;
+            }
+        };
+        let what = match hello.role {
+            Role::Sender => "push",
+            Role::Receiver => "pull",
+        };
+        let scoped = if hello.options.scopes.is_some() {
+            " (watch round)"
+        } else {
+            ""
+        };
+        tracing::info!(%peer, key = %client_key, module = %module.name, path = %String::from_utf8_lossy(&sub), "{what}{scoped}");
+        if !session(shared, &mut t, root, hello, peer, &module.name) {
             return;
         }
-    };
-    let root = match resolve(module, &sub, hello.role == Role::Receiver) {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(%peer, module = %module.name, "refused: {e}");
-            let _ = t.send(&Msg::Error(e.to_string()));
+        // A watch sends its next round on the same connection, and
+        // keepalives while it waits: silence past the idle timeout ends it.
+        let next = t
+            .set_deadline(Some(Instant::now() + idle))
+            .and_then(|_| next_hello(&mut t));
+        hello = match next {
+            Ok(Some(h)) => h,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(%peer, "after a session: {e}");
+                return;
+            }
+        };
+        if let Err(e) = t.set_deadline(None) {
+            tracing::warn!(%peer, "connection setup failed: {e}");
             return;
         }
-    };
-    let what = match hello.role {
-        Role::Sender => "push",
-        Role::Receiver => "pull",
-    };
-    tracing::info!(%peer, key = %client_key, module = %module.name, path = %String::from_utf8_lossy(&sub), "{what}");
-    session(shared, &mut t, root, hello, peer, &module.name);
+    }
 }
 
+/// Runs one session; true when it went through (the connection may carry
+/// another).
 fn session(
     shared: &Shared,
     t: &mut NoiseTransport,
@@ -195,7 +227,7 @@ fn session(
     hello: Hello,
     peer: &str,
     module: &str,
-) {
+) -> bool {
     // The UDP block transport, when a session uses it, listens on the
     // configured range (so a firewall can route it) and sends to the client.
     let ports = shared
@@ -216,13 +248,19 @@ fn session(
         Role::Receiver => run_sender(t, &side, Opening::Answer(Some(hello))),
     };
     match result {
-        Ok(r) => tracing::info!(
-            %peer, %module,
-            "done{}: {} created, {} updated, {} deleted, {} chunk bytes",
-            if r.dry_run { " (dry run)" } else { "" },
-            r.files_created, r.files_updated, r.files_deleted, r.chunk_bytes_sent
-        ),
-        Err(e) => tracing::warn!(%peer, %module, "failed: {e}"),
+        Ok(r) => {
+            tracing::info!(
+                %peer, %module,
+                "done{}: {} created, {} updated, {} deleted, {} chunk bytes",
+                if r.dry_run { " (dry run)" } else { "" },
+                r.files_created, r.files_updated, r.files_deleted, r.chunk_bytes_sent
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(%peer, %module, "failed: {e}");
+            false
+        }
     }
 }
 

@@ -36,6 +36,7 @@ use crate::entry::{now_ns, Entry, Meta};
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::path::RelPath;
+use crate::scope::Scopes;
 use compare::{Walk, WalkThread};
 use store::write_results;
 use walk::Visitor as _;
@@ -172,10 +173,31 @@ struct Job {
 
 /// Brings `index` up to date with the tree at `root` (a folder).
 pub fn scan(root: &Path, index: &mut Index, opts: &ScanOptions) -> Result<ScanReport> {
-    scan_inner(root, index, opts)
+    scan_inner(root, index, opts, None)
 }
 
-fn scan_inner(root: &Path, index: &mut Index, opts: &ScanOptions) -> Result<ScanReport> {
+/// Brings `index` up to date with what `scopes` cover of the tree at
+/// `root`: their paths are looked at again (with their subtrees, and the
+/// folders above them by themselves); nothing else is read or dropped.
+/// The report counts only what the scopes cover.
+pub fn scan_scopes(
+    root: &Path,
+    index: &mut Index,
+    opts: &ScanOptions,
+    scopes: &Scopes,
+) -> Result<ScanReport> {
+    if scopes.whole_tree() {
+        return scan_inner(root, index, opts, None);
+    }
+    scan_inner(root, index, opts, Some(scopes))
+}
+
+fn scan_inner(
+    root: &Path,
+    index: &mut Index,
+    opts: &ScanOptions,
+    scopes: Option<&Scopes>,
+) -> Result<ScanReport> {
     let started = Instant::now();
     let started_ns = now_ns();
     let chunker = Chunker::new(opts.chunk_params)?;
@@ -186,8 +208,17 @@ fn scan_inner(root: &Path, index: &mut Index, opts: &ScanOptions) -> Result<Scan
         _ => Error::io(root, e),
     })?;
     let root_st = rustix::fs::fstat(&*root_dir).map_err(|e| Error::io(root, e.into()))?;
-    let mut recorded = index.scan_records()?;
-    if index.chunk_params()? != Some(opts.chunk_params) && !recorded.is_empty() {
+    let params_changed = index.chunk_params()? != Some(opts.chunk_params);
+    if params_changed && scopes.is_some() && index.has_chunks()? {
+        // Chunks cut with other sizes would never match: the whole tree
+        // must be read again.
+        return scan_inner(root, index, opts, None);
+    }
+    let mut recorded = match scopes {
+        Some(scopes) => index.scope_records(scopes)?,
+        None => index.scan_records()?,
+    };
+    if params_changed && !recorded.is_empty() {
         // Chunks cut with other sizes would never match: start over.
         let w = index.writer()?;
         w.clear()?;
@@ -195,6 +226,11 @@ fn scan_inner(root: &Path, index: &mut Index, opts: &ScanOptions) -> Result<Scan
         recorded.clear();
     }
     index.set_chunk_params(opts.chunk_params)?;
+    if !index.has_chunks()? {
+        // A first scan: nothing looks chunks up by hash until this tree is
+        // a destination, which makes that index again in one sorted pass.
+        index.drop_hash_index()?;
+    }
     tracing::debug!(
         ms = started.elapsed().as_millis() as u64,
         records = recorded.len(),
@@ -241,10 +277,19 @@ fn scan_inner(root: &Path, index: &mut Index, opts: &ScanOptions) -> Result<Scan
                     dir: &root_dir,
                     name: std::ffi::OsStr::new("."),
                 };
-                if top.entry(RelPath::root(), &root_st, &place) {
-                    top.finish();
-                    let folder = walk::Folder::root(root, Arc::clone(&root_dir));
-                    walk::walk(folder, &filters, threads, &visitor);
+                if !top.entry(RelPath::root(), &root_st, &place) {
+                    return;
+                }
+                let folder = walk::Folder::root(root, Arc::clone(&root_dir));
+                match scopes {
+                    None => {
+                        top.finish();
+                        walk::walk(folder, &filters, threads, &visitor);
+                    }
+                    Some(scopes) => {
+                        walk::walk_scopes(folder, scopes, &filters, threads, &mut top, &visitor);
+                        top.finish();
+                    }
                 }
             });
         }

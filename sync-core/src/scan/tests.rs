@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::*;
 use crate::chunk::Hash;
 use crate::entry::Kind;
+use crate::scope::Scopes;
 use std::sync::atomic::Ordering;
 
 /// Files must be older than the racy window to count as settled.
@@ -380,4 +381,88 @@ fn the_innermost_ignore_file_decides_and_sluiceignore_beats_gitignore() {
             "sub/keep.log",
         ]
     );
+}
+
+fn rel(s: &str) -> RelPath {
+    RelPath::new(s.as_bytes().to_vec()).unwrap()
+}
+
+/// A scoped scan leaves the index as a full scan would, for what the
+/// scopes cover, and reads, lists and drops nothing else.
+#[test]
+fn a_scoped_scan_looks_only_at_its_scopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    make_tree(
+        root,
+        &["a/b", "c", "gone"],
+        &["a/b/x", "a/b/y", "a/z", "c/w", "gone/v", "top"],
+    );
+    let mut ix = Index::open_in_memory().unwrap();
+    // Settled files, so that no record is read again for being racy.
+    settle();
+    scan_it(root, &mut ix, &opts());
+    std::fs::write(root.join("a/b/x"), b"edited").unwrap();
+    std::fs::write(root.join("a/b/new"), b"new").unwrap();
+    std::fs::remove_dir_all(root.join("gone")).unwrap();
+    // Outside the scopes: changed too, but not looked at.
+    std::fs::write(root.join("c/w"), b"unseen edit").unwrap();
+    std::fs::write(root.join("c/unseen"), b"unseen").unwrap();
+    settle();
+    let scopes = Scopes::new([rel("a/b/x"), rel("a/b/new"), rel("gone")]);
+    let report = scan_scopes(root, &mut ix, &opts(), &scopes).expect("scan");
+    assert_eq!(report.files_read, 2, "{report:?}");
+    // The root, a, a/b (folders above) and the two files.
+    assert_eq!(report.entries, 5, "{report:?}");
+    assert_eq!(report.removed, 2, "gone and gone/v: {report:?}");
+    let got: Vec<String> = names(&ix)
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert_eq!(
+        got,
+        ["", "a", "a/b", "a/b/new", "a/b/x", "a/b/y", "a/z", "c", "c/w", "top"]
+    );
+    let reads = ix.reads();
+    let x = reads.entry(&rel("a/b/x")).unwrap().unwrap();
+    assert_eq!(x.hash, Some(Hash::of(b"edited")));
+    let w = reads.entry(&rel("c/w")).unwrap().unwrap();
+    assert_eq!(
+        w.hash,
+        Some(Hash::of(b"c/w")),
+        "outside the scopes: as it was"
+    );
+
+    // A full scan afterwards finds only what the scopes left out.
+    let full = scan_it(root, &mut ix, &opts());
+    assert_eq!(full.files_read, 2, "c/w and c/unseen: {full:?}");
+}
+
+/// A scope below an excluded folder, or below what is now a symlink, is
+/// not entered; the records there go as a full scan would drop them.
+#[test]
+fn a_scoped_scan_honours_excludes_and_refuses_symlinked_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let outside = dir.path().join("outside");
+    make_tree(&root, &["d", "skip"], &[]);
+    std::fs::write(root.join("d/f"), b"f").unwrap();
+    std::fs::write(root.join("skip/s"), b"s").unwrap();
+    std::fs::write(root.join(".sluiceignore"), b"skip/\n").unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("f"), b"not in the tree").unwrap();
+    let mut ix = Index::open_in_memory().unwrap();
+    scan_it(&root, &mut ix, &opts());
+    std::fs::remove_dir_all(root.join("d")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("d")).unwrap();
+    let scopes = Scopes::new([rel("d/f"), rel("skip/s")]);
+    let report = scan_scopes(&root, &mut ix, &opts(), &scopes).expect("scan");
+    assert_eq!(report.files_read, 0, "{report:?}");
+    let got: Vec<String> = names(&ix)
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert_eq!(got, ["", ".sluiceignore", "d"]);
+    let d = ix.reads().entry(&rel("d")).unwrap().unwrap();
+    assert_eq!(d.meta.kind, Kind::Symlink);
 }

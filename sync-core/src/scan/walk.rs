@@ -24,6 +24,7 @@ use ignore::Match;
 
 use super::filter::IGNORE_FILE;
 use crate::path::RelPath;
+use crate::scope::Scopes;
 
 /// One folder waiting to be listed.
 pub(super) struct Folder {
@@ -297,15 +298,7 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
         } else {
             (listed_type == FileType::Directory, None)
         };
-        if !filters.excludes.is_empty()
-            && filters
-                .excludes
-                .matched(rel.as_os_str(), is_dir)
-                .is_ignore()
-        {
-            continue;
-        }
-        if rules.as_ref().is_some_and(|r| r.excludes(&full(), is_dir)) {
+        if is_excluded(filters, rules.as_deref(), &rel, full, is_dir) {
             continue;
         }
         let st = match st.unwrap_or_else(stat) {
@@ -340,6 +333,207 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
         }
     }
     (subfolders, true)
+}
+
+/// Visits what `scopes` cover below `root` (whose own entry is the
+/// caller's): each folder above a tree by itself with `top`, each tree's
+/// top entry with `top`, and everything below a tree that is a folder by
+/// [`walk`]. Folders on the way are opened one component at a time from
+/// the root with `O_NOFOLLOW`, and the ignore files in them apply as in a
+/// full walk. A path that is gone, excluded, or below something that is no
+/// longer a folder is not visited (so its old record goes).
+pub(super) fn walk_scopes<V: Visitor>(
+    root: Folder,
+    scopes: &Scopes,
+    filters: &Filters<'_>,
+    threads: usize,
+    top: &mut V,
+    visitor: &(dyn Fn() -> V + Sync),
+) {
+    let root_dir = match root.open() {
+        Ok(fd) => fd,
+        Err(e) => {
+            top.trouble(Trouble::Unreadable {
+                path: root.rel.display(),
+                message: e.to_string(),
+            });
+            return;
+        }
+    };
+    let (rules, go) = rules_here(&root, &root_dir, filters, top);
+    if !go {
+        return;
+    }
+    // The open folders from the root down to the last path's parent.
+    let mut chain = vec![Opened {
+        rel: RelPath::root(),
+        full: root.full.clone(),
+        dir: root_dir,
+        rules,
+        excluded: false,
+    }];
+    let mut paths: Vec<(&RelPath, bool)> = scopes
+        .folders()
+        .iter()
+        .map(|f| (f, false))
+        .chain(scopes.trees().iter().map(|t| (t, true)))
+        .filter(|(p, _)| !p.is_root())
+        .collect();
+    paths.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    for (path, tree) in paths {
+        let parent = path.parent();
+        while !parent.starts_with(&chain.last().expect("the root stays").rel) {
+            chain.pop();
+        }
+        // Open the folders between the deepest open one and the parent.
+        let mut reachable = true;
+        while chain.last().expect("the root stays").rel != parent {
+            let at = chain.last().expect("the root stays");
+            if at.excluded {
+                reachable = false;
+                break;
+            }
+            let depth = at.rel.depth();
+            let name = parent.components().nth(depth).expect("parent is deeper");
+            let rel = at.rel.child(name).expect("a component of a stored path");
+            let name = OsStr::from_bytes(name);
+            let full = at.full.join(name);
+            let excluded = is_excluded(filters, at.rules.as_deref(), &rel, || full.clone(), true);
+            let dir = match rustix::fs::openat(&*at.dir, name, FOLDER_FLAGS, Mode::empty()) {
+                Ok(fd) => Arc::new(fd),
+                Err(e) => {
+                    let e = std::io::Error::from(e);
+                    // Gone, or no longer a folder: nothing below it is
+                    // there any more. Anything else leaves it unknown.
+                    let gone = matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+                    );
+                    if !gone && !excluded {
+                        let go = top.trouble(Trouble::Unreadable {
+                            path: rel.display(),
+                            message: e.to_string(),
+                        });
+                        if !go {
+                            return;
+                        }
+                    }
+                    reachable = false;
+                    break;
+                }
+            };
+            let folder = Folder {
+                at: At::Open(Arc::clone(&dir)),
+                full: full.clone(),
+                rel: rel.clone(),
+                rules: at.rules.clone(),
+            };
+            let (rules, go) = if excluded {
+                (None, true)
+            } else {
+                rules_here(&folder, &dir, filters, top)
+            };
+            if !go {
+                return;
+            }
+            chain.push(Opened {
+                rel,
+                full,
+                dir,
+                rules,
+                excluded,
+            });
+        }
+        let at = chain.last().expect("the root stays");
+        if !reachable || at.excluded {
+            continue;
+        }
+        let name = OsStr::from_bytes(path.file_name());
+        let full = at.full.join(name);
+        if name.as_bytes().starts_with(filters.temp_prefix) || filters.skip.contains(&full) {
+            continue;
+        }
+        let st = match rustix::fs::statat(&*at.dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(e) => {
+                let e = std::io::Error::from(e);
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    let go = top.trouble(Trouble::Skipped {
+                        path: path.display(),
+                        message: e.to_string(),
+                        io_error: true,
+                    });
+                    if !go {
+                        return;
+                    }
+                }
+                continue;
+            }
+        };
+        let folder = is_folder(&st);
+        if is_excluded(filters, at.rules.as_deref(), path, || full.clone(), folder) {
+            continue;
+        }
+        let place = Place { dir: &at.dir, name };
+        if !top.entry(path.clone(), &st, &place) {
+            return;
+        }
+        if tree && folder {
+            let below = Folder {
+                at: At::Child(Arc::clone(&at.dir), name.to_owned()),
+                full,
+                rel: path.clone(),
+                rules: at.rules.clone(),
+            };
+            walk(below, filters, threads, visitor);
+        }
+    }
+}
+
+/// A folder opened on the way to a scope.
+struct Opened {
+    rel: RelPath,
+    full: PathBuf,
+    dir: Arc<OwnedFd>,
+    /// The ignore rules that apply inside it.
+    rules: Option<Arc<Rules>>,
+    /// Excluded itself: nothing below it is visited.
+    excluded: bool,
+}
+
+/// The rules inside `folder` (open as `dir`), found without listing it:
+/// its parent's, plus its own ignore files if it has any.
+fn rules_here(
+    folder: &Folder,
+    dir: &OwnedFd,
+    filters: &Filters<'_>,
+    visitor: &mut dyn Visitor,
+) -> (Option<Arc<Rules>>, bool) {
+    let mut present = Vec::new();
+    for name in [IGNORE_FILE, ".gitignore"] {
+        if rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+            present.push((OsString::from(name), FileType::RegularFile));
+        }
+    }
+    folder_rules(folder, &present, filters, visitor)
+}
+
+/// True when the `--exclude` patterns or the ignore files in `rules`
+/// leave `rel` out.
+/// `full` is only made when ignore files apply.
+fn is_excluded(
+    filters: &Filters<'_>,
+    rules: Option<&Rules>,
+    rel: &RelPath,
+    full: impl FnOnce() -> PathBuf,
+    is_dir: bool,
+) -> bool {
+    (!filters.excludes.is_empty()
+        && filters
+            .excludes
+            .matched(rel.as_os_str(), is_dir)
+            .is_ignore())
+        || rules.is_some_and(|r| r.excludes(&full(), is_dir))
 }
 
 fn is_folder(st: &Stat) -> bool {

@@ -78,6 +78,9 @@ pub struct SessionOptions {
     /// Source entries per window (0: [`msg::WINDOW_ENTRIES`], or for tests
     /// `SLUICE_TEST_WINDOW` of the initiating side).
     pub window: u32,
+    /// A watch round: both sides scan, send and compare only what these
+    /// cover (`None`: the whole tree).
+    pub scopes: Option<crate::scope::Scopes>,
 }
 
 /// How shipped chunks travel (`--transport`, `--rate`, ...).
@@ -424,6 +427,30 @@ pub fn read_hello(t: &mut dyn Transport) -> Result<msg::Hello> {
             "expected Hello, got {}",
             other.name()
         ))),
+    }
+}
+
+/// What an answering side waits for after a session: the initiator's
+/// next hello on the same connection (the next round of a watch), with
+/// keepalives skipped. `None` when the initiator closed the connection
+/// (or it failed: with the session done, there is nothing to lose).
+pub fn next_hello(t: &mut dyn Transport) -> Result<Option<msg::Hello>> {
+    loop {
+        match t.recv() {
+            Ok(msg::Msg::Hello(h)) => return Ok(Some(h)),
+            Ok(msg::Msg::Keepalive) => continue,
+            Ok(msg::Msg::Error(e)) => return Err(Error::Peer(e)),
+            Ok(other) => {
+                return Err(msg::protocol(format!(
+                    "expected Hello or Keepalive between sessions, got {}",
+                    other.name()
+                )))
+            }
+            Err(e) => {
+                tracing::debug!("connection over after a session: {e}");
+                return Ok(None);
+            }
+        }
     }
 }
 

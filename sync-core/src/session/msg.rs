@@ -23,7 +23,9 @@ use super::{SessionOptions, SyncReport};
 /// (manifest, chunk lists) may travel as UDP datagrams ([`Msg::Bulk`]),
 /// wanted chunk lists and needed chunks are sent as runs. 5: the tree goes
 /// window by window ([`Msg::WindowEnd`]), and no message grows with it.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// 6: sessions may be scoped ([`SessionOptions::scopes`]), one connection
+/// may carry several in turn, with [`Msg::Keepalive`] between them.
+pub const PROTOCOL_VERSION: u32 = 6;
 /// Bytes a list message (entries, chunk lists, requests, report lines)
 /// aims at: far under [`super::transport::MAX_FRAME`], so no list ever
 /// outgrows a frame, and large enough that framing costs nothing.
@@ -312,6 +314,9 @@ pub enum Msg {
     BulkDone {
         ok: bool,
     },
+    /// Between two sessions on one connection (a watch that waits for
+    /// changes): the initiator is still there. Never answered.
+    Keepalive,
 }
 
 impl Msg {
@@ -342,6 +347,7 @@ impl Msg {
             Msg::Bulk(_) => "Bulk",
             Msg::BulkReady(_) => "BulkReady",
             Msg::BulkDone { .. } => "BulkDone",
+            Msg::Keepalive => "Keepalive",
         }
     }
 }

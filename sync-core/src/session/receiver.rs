@@ -21,6 +21,7 @@ use crate::apply::{Applier, ApplyOptions, ApplyReport, IndexUpdate, Tree};
 use crate::chunk::{ChunkParams, Hash};
 use crate::entry::Kind;
 use crate::error::{Error, Result};
+use crate::index::recent::{self, RecentChunks};
 use crate::index::Index;
 use crate::manifest::Manifest;
 use crate::path::RelPath;
@@ -70,6 +71,15 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
     });
     let head = head?;
     let (mut index, dst_scan) = dst?;
+    // Into an empty tree, the hash index is made once at the end, and this
+    // run's chunks are looked up in memory meanwhile (see index::recent).
+    let recent = if !opts.dry_run && !index.has_chunks()? {
+        index.drop_hash_index()?;
+        Some(Arc::new(RecentChunks::new()))
+    } else {
+        index.build_hash_index()?;
+        None
+    };
     if let Some(p) = &side.progress {
         p.entries_total.store(head.info.entries, Ordering::Relaxed);
         p.phase.store(super::PHASE_TRANSFER, Ordering::Relaxed);
@@ -122,7 +132,12 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
     // Windows are planned through a connection of their own, so a window's
     // files are written and recorded (through `index`) while the next one
     // is received and planned; that one sees the index as last committed.
-    let reader = Index::open(index.path())?;
+    let reader = Index::open_reader(index.path())?;
+    // A watch round compares only what its scopes cover (few entries).
+    let scoped_dst = match &opts.scopes {
+        Some(scopes) => Some(reader.reads().scope_entries(scopes)?),
+        None => None,
+    };
     let index: &mut Index = std::thread::scope(|s| -> Result<&mut Index> {
         // The index is with whichever window is being written.
         let mut idle: Option<&mut Index> = Some(&mut index);
@@ -131,6 +146,7 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             let (mut src, last) = receive_window(t, &mut check, &head.info)?;
             if window == 1
                 && last
+                && opts.scopes.is_none()
                 && opts.delete
                 && src.entries.len() <= 1
                 && !opts.allow_empty_source
@@ -148,7 +164,12 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             // The destination's entries of the same range: after the previous
             // window's last path, up to this one's (or to the end).
             let upto = if last { None } else { check.last().cloned() };
-            let mut dst = dst_window(&reader, range_start.as_ref(), upto.as_ref())?;
+            let mut dst = dst_window(
+                &reader,
+                scoped_dst.as_deref(),
+                range_start.as_ref(),
+                upto.as_ref(),
+            )?;
             range_start = check.last().cloned();
             let listed = fetch_chunk_lists(t, &mut src, &dst.manifest)?;
             if !listed.is_empty() {
@@ -160,7 +181,7 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
                     }
                 }
             }
-            let elsewhere = IndexElsewhere::new(&reader);
+            let elsewhere = IndexElsewhere::new(&reader, recent.as_deref());
             let plan = planner.window(&src, &dst.manifest, &elsewhere);
             elsewhere.result()?;
             drop((src, dst));
@@ -197,9 +218,13 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
                 }
                 let ix = idle.take().expect("the index is back from the last window");
                 let mut warnings = Vec::new();
+                let to = Recording {
+                    index: ix,
+                    recent: recent.clone(),
+                };
                 let (started, exchanged) = start_apply(
                     s,
-                    ix,
+                    to,
                     side,
                     apply_opts.clone(),
                     plan,
@@ -237,9 +262,13 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         }
         // Deletions and folder times, and the leftover temp files go.
         let (r, _) = std::thread::scope(|s| {
+            let to = Recording {
+                index: &mut *index,
+                recent: recent.clone(),
+            };
             let (finishing, _) = start_apply(
                 s,
-                index,
+                to,
                 side,
                 apply_opts.clone(),
                 last_plan,
@@ -249,6 +278,9 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             join(finishing)
         });
         add_applied(&mut applied, r?);
+        if recent.is_some() {
+            index.build_hash_index()?;
+        }
     }
     report.wire_bytes_sent = expect_sender_done(t)?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "applied");
@@ -390,15 +422,23 @@ fn join<'i>(f: Finishing<'_, 'i>) -> (Result<ApplyReport>, &'i mut Index) {
 /// window's index records, on a thread of their own. The flag says whether
 /// the exchange went through (if not, the thread only cleans up and
 /// returns the error).
+/// Where a plan's writes are recorded: the destination's index, and
+/// (while it goes without its hash index) this run's chunks.
+struct Recording<'i> {
+    index: &'i mut Index,
+    recent: Option<Arc<RecentChunks>>,
+}
+
 fn start_apply<'s, 'i: 's>(
     s: &'s std::thread::Scope<'s, '_>,
-    index: &'i mut Index,
+    to: Recording<'i>,
     side: &Side,
     apply_opts: ApplyOptions,
     plan: Plan,
     leftovers: &[RelPath],
     exchange: impl FnOnce(&mut Applier, &Plan) -> Result<()>,
 ) -> (Finishing<'s, 'i>, bool) {
+    let Recording { index, recent } = to;
     let tree = match Tree::open(&side.root) {
         Ok(tree) => tree,
         Err(e) => {
@@ -413,7 +453,7 @@ fn start_apply<'s, 'i: 's>(
     }
     let (records, updates) = chan::unbounded::<IndexUpdate>();
     let indexer = s.spawn(move || {
-        let r = record_updates(&mut *index, updates);
+        let r = record_updates(&mut *index, updates, recent.as_deref());
         (r, index)
     });
     applier.record_into(records.clone());
@@ -464,7 +504,10 @@ fn scan_destination(
     }
     let mut scan_opts = opts.scan_options(side);
     scan_opts.skip = index_skips(&index_path);
-    let report = crate::scan::scan(&side.root, &mut index, &scan_opts)?;
+    let report = match &opts.scopes {
+        Some(scopes) => crate::scan::scan_scopes(&side.root, &mut index, &scan_opts, scopes)?,
+        None => crate::scan::scan(&side.root, &mut index, &scan_opts)?,
+    };
     Ok((index, report))
 }
 
@@ -525,8 +568,27 @@ struct DstWindow {
     ids: Vec<i64>,
 }
 
-fn dst_window(index: &Index, after: Option<&RelPath>, upto: Option<&RelPath>) -> Result<DstWindow> {
-    let rows = index.reads().entries(after, upto, usize::MAX)?;
+/// Read from `index`, or for a scoped session from `scoped` (the entries
+/// its scopes cover, in path order).
+fn dst_window(
+    index: &Index,
+    scoped: Option<&[(i64, crate::entry::Entry)]>,
+    after: Option<&RelPath>,
+    upto: Option<&RelPath>,
+) -> Result<DstWindow> {
+    let rows = match scoped {
+        // A scoped session's range: part of what its scopes cover.
+        Some(all) => {
+            let from = after.map_or(0, |a| {
+                all.partition_point(|(_, e)| e.path.as_bytes() <= a.as_bytes())
+            });
+            let to = upto.map_or(all.len(), |u| {
+                all.partition_point(|(_, e)| e.path.as_bytes() <= u.as_bytes())
+            });
+            all[from..to.max(from)].to_vec()
+        }
+        None => index.reads().entries(after, upto, usize::MAX)?,
+    };
     let mut ids = Vec::with_capacity(rows.len());
     let entries = rows
         .into_iter()
@@ -549,13 +611,16 @@ fn dst_window(index: &Index, after: Option<&RelPath>, upto: Option<&RelPath>) ->
 /// [`IndexElsewhere::result`]: the planner's questions have no error path.
 struct IndexElsewhere<'a> {
     index: &'a Index,
+    /// Where chunks are looked up while the index has no hash index.
+    recent: Option<&'a RecentChunks>,
     error: std::cell::RefCell<Option<Error>>,
 }
 
 impl<'a> IndexElsewhere<'a> {
-    fn new(index: &'a Index) -> Self {
+    fn new(index: &'a Index, recent: Option<&'a RecentChunks>) -> Self {
         IndexElsewhere {
             index,
+            recent,
             error: std::cell::RefCell::new(None),
         }
     }
@@ -577,7 +642,10 @@ impl<'a> IndexElsewhere<'a> {
 
 impl plan::Elsewhere for IndexElsewhere<'_> {
     fn chunk(&self, hash: &Hash, length: u32) -> Option<crate::manifest::ChunkLocation> {
-        let found = self.index.reads().find_chunk(hash, length, 1);
+        let found = match self.recent {
+            Some(recent) => recent.find(&self.index.reads(), hash, length, 1),
+            None => self.index.reads().find_chunk(hash, length, 1),
+        };
         self.keep(found, Vec::new()).into_iter().next()
     }
 
@@ -799,12 +867,21 @@ fn transfer(
 }
 
 /// Records what the apply step wrote in the destination's index, batch by
-/// batch as they come, in one transaction.
-fn record_updates(index: &mut Index, updates: chan::Receiver<IndexUpdate>) -> Result<()> {
+/// batch as they come, in one transaction; and, once committed, in
+/// `recent` if the index goes without its hash index.
+fn record_updates(
+    index: &mut Index,
+    updates: chan::Receiver<IndexUpdate>,
+    recent: Option<&RecentChunks>,
+) -> Result<()> {
     let w = index.writer()?;
+    let mut rows = Vec::new();
     for u in updates {
         for e in &u.put {
-            w.put_path(e)?;
+            let id = w.put_path(e)?;
+            if recent.is_some() {
+                recent::rows_of(id, &e.chunks, &mut rows);
+            }
         }
         for (path, meta, checked) in &u.meta {
             w.update_meta(path, meta, *checked)?;
@@ -813,7 +890,11 @@ fn record_updates(index: &mut Index, updates: chan::Receiver<IndexUpdate>) -> Re
             w.delete_path(p)?;
         }
     }
-    w.commit()
+    w.commit()?;
+    if let Some(recent) = recent {
+        recent.add(rows);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

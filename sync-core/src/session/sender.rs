@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::manifest::ChunkLocation;
 use crate::path::RelPath;
+use crate::scope::Scopes;
 
 /// Runs the sender half of a session.
 pub fn run_sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncReport> {
@@ -96,10 +97,11 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
     };
     // The next window is read from the index and encoded while the
     // receiver plans this one: a connection of its own, on its own thread.
-    let lists = Index::open(index.path())?;
+    let lists = Index::open_reader(index.path())?;
     std::thread::scope(|s| -> Result<()> {
         let (pages, next) = chan::bounded(1);
-        s.spawn(move || read_windows(&index, window, &pages));
+        let scopes = opts.scopes.as_ref();
+        s.spawn(move || read_windows(&index, scopes, window, &pages));
         loop {
             let Ok(page) = next.recv() else {
                 return Err(Error::Usage("the index reader stopped".into()));
@@ -164,20 +166,43 @@ struct Window {
 }
 
 /// Reads the index in windows of `window` entries, in path order, until
-/// the last one (or the session stops taking them).
-fn read_windows(index: &Index, window: usize, out: &chan::Sender<Result<Window>>) {
+/// the last one (or the session stops taking them). With `scopes`, only
+/// the entries they cover (a watch round's, few, read at once).
+fn read_windows(
+    index: &Index,
+    scopes: Option<&Scopes>,
+    window: usize,
+    out: &chan::Sender<Result<Window>>,
+) {
+    let mut scoped = match scopes.map(|s| index.reads().scope_entries(s)) {
+        Some(Ok(entries)) => Some(entries.into_iter().peekable()),
+        Some(Err(e)) => {
+            let _ = out.send(Err(e));
+            return;
+        }
+        None => None,
+    };
     let mut after: Option<RelPath> = None;
     loop {
-        // One entry more than the window says whether another follows.
-        let mut entries = match index.reads().entries(after.as_ref(), None, window + 1) {
-            Ok(entries) => entries,
-            Err(e) => {
-                let _ = out.send(Err(e));
-                return;
+        let (entries, last) = match &mut scoped {
+            Some(rest) => {
+                let entries: Vec<_> = rest.by_ref().take(window).collect();
+                (entries, rest.peek().is_none())
+            }
+            None => {
+                // One entry more than the window says whether another follows.
+                let mut entries = match index.reads().entries(after.as_ref(), None, window + 1) {
+                    Ok(entries) => entries,
+                    Err(e) => {
+                        let _ = out.send(Err(e));
+                        return;
+                    }
+                };
+                let last = entries.len() <= window;
+                entries.truncate(window);
+                (entries, last)
             }
         };
-        let last = entries.len() <= window;
-        entries.truncate(window);
         after = entries.last().map(|(_, e)| e.path.clone());
         let mut run: Vec<Msg> = batches(
             entries
@@ -290,7 +315,10 @@ fn scan_source(
     let (mut index, index_path) = open_index(side)?;
     let mut scan_opts = opts.scan_options(side);
     scan_opts.skip = index_skips(&index_path);
-    let scan = crate::scan::scan(&side.root, &mut index, &scan_opts)?;
+    let scan = match &opts.scopes {
+        Some(scopes) => crate::scan::scan_scopes(&side.root, &mut index, &scan_opts, scopes)?,
+        None => crate::scan::scan(&side.root, &mut index, &scan_opts)?,
+    };
     Ok((index, scan))
 }
 

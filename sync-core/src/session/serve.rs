@@ -1,7 +1,8 @@
 //! The serving end of a remote session (`sluice serve --stdio`).
 //!
 //! A server reads the initiator's hello, takes the other role, and runs that
-//! half on the path the hello names. Over ssh the login already decided
+//! half on the path the hello names; then it waits for the next hello on
+//! the same connection (a watch's next round) until the client hangs up. Over ssh the login already decided
 //! what the user may touch, so the path is taken as given (relative paths
 //! are relative to the login folder, as with rsync and scp).
 
@@ -9,14 +10,19 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use super::msg::{protocol, Role};
-use super::{read_hello, run_receiver, run_sender, Opening, Side, StreamTransport, SyncReport};
+use super::{
+    next_hello, read_hello, run_receiver, run_sender, Opening, Side, StreamTransport, SyncReport,
+    Transport,
+};
 use crate::error::{Error, Result};
 
 /// Written by a stdio server before anything else, so a client can tell a
 /// sluice server from a remote shell that printed a banner on stdout.
 pub const PREAMBLE: &[u8; 16] = b"\0sluice-serve-1\n";
 
-/// Serves one session over stdin/stdout.
+/// Serves sessions over stdin/stdout, one after another (a watch runs one
+/// per round on the same connection), until the client closes it; returns
+/// the last session's report.
 pub fn serve_stdio<R: Read + Send, W: Write + Send>(
     input: R,
     mut output: W,
@@ -28,7 +34,27 @@ pub fn serve_stdio<R: Read + Send, W: Write + Send>(
         .map_err(|e| Error::io("<stdout>", e))?;
     output.flush().map_err(|e| Error::io("<stdout>", e))?;
     let mut t = StreamTransport::new(input, output);
-    let hello = read_hello(&mut t)?;
+    let first = read_hello(&mut t)?;
+    let (path, role) = (first.path.clone(), first.role);
+    let mut report = serve_one(&mut t, first, threads, &udp_ports)?;
+    while let Some(hello) = next_hello(&mut t)? {
+        if hello.path != path || hello.role != role {
+            let e = protocol("a later session on this connection names another folder or role");
+            let _ = t.send(&super::msg::Msg::Error(e.to_string()));
+            return Err(e);
+        }
+        report = serve_one(&mut t, hello, threads, &udp_ports)?;
+    }
+    Ok(report)
+}
+
+/// Serves the session `hello` opens.
+fn serve_one(
+    t: &mut dyn Transport,
+    hello: super::msg::Hello,
+    threads: usize,
+    udp_ports: &std::ops::RangeInclusive<u16>,
+) -> Result<SyncReport> {
     let Some(path) = hello.path.clone() else {
         return Err(protocol("the client did not say which folder to use"));
     };
@@ -56,10 +82,7 @@ pub fn serve_stdio<R: Read + Send, W: Write + Send>(
                     "destination {} exists and is not a folder",
                     root.display()
                 ));
-                let _ = super::transport::Transport::send(
-                    &mut t,
-                    &super::msg::Msg::Error(e.to_string()),
-                );
+                let _ = t.send(&super::msg::Msg::Error(e.to_string()));
                 return Err(e);
             }
             let root = if root.exists() {
@@ -67,19 +90,16 @@ pub fn serve_stdio<R: Read + Send, W: Write + Send>(
             } else {
                 root
             };
-            run_receiver(&mut t, &side(root), Opening::Answer(Some(hello)))
+            run_receiver(t, &side(root), Opening::Answer(Some(hello)))
         }
         Role::Receiver => {
             let canon = std::fs::canonicalize(&root).ok().filter(|p| p.is_dir());
             let Some(root) = canon else {
                 let e = Error::Usage(format!("source {} is not a folder", root.display()));
-                let _ = super::transport::Transport::send(
-                    &mut t,
-                    &super::msg::Msg::Error(e.to_string()),
-                );
+                let _ = t.send(&super::msg::Msg::Error(e.to_string()));
                 return Err(e);
             };
-            run_sender(&mut t, &side(root), Opening::Answer(Some(hello)))
+            run_sender(t, &side(root), Opening::Answer(Some(hello)))
         }
     }
 }

@@ -528,3 +528,36 @@ fn many_windows_and_frames_through_a_daemon() {
     assert_same_tree(&src, &back);
     assert!(windows_logged(&stderr) >= 40, "{}", windows_logged(&stderr));
 }
+
+/// A watch to a daemon runs its rounds on one connection.
+#[test]
+fn a_watch_to_a_daemon_keeps_one_connection() {
+    let d = Dir::new();
+    let (client, _) = client_keys(&d);
+    let store = d.path("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let daemon = start(&d, &module("rw", &store, "read-write", &[&client]));
+    let src = d.path("src");
+    write(&src.join("a"), b"a");
+    let key = d.path("keys/client");
+    let args = [
+        "--key",
+        key.to_str().unwrap(),
+        "--server-key",
+        daemon.server_pub(),
+        "--delete",
+    ];
+    let w = crate::watch::Watching::start(&d, &args, &src, &daemon.url("rw/tree"));
+    w.round(crate::watch::SHOW_UP);
+    let mirror = store.join("tree");
+    w.until_same(&src, &mirror);
+    for i in 0..3 {
+        write(&src.join(format!("f{i}")), b"x");
+        w.until_same(&src, &mirror);
+    }
+    std::fs::remove_file(src.join("a")).unwrap();
+    w.until_same(&src, &mirror);
+    let log = daemon.log_text();
+    assert_eq!(log.matches("new connection").count(), 1, "{log}");
+    assert!(log.matches("(watch round)").count() >= 4, "{log}");
+}

@@ -10,3 +10,4 @@ mod ssh;
 mod sync;
 mod util;
 mod wan;
+mod watch;

@@ -95,6 +95,33 @@ fn start_sshd(d: &Dir) -> Option<Sshd> {
 }
 
 impl Sshd {
+    /// Ends sshd and every session it serves (its descendants, which this
+    /// test started through it).
+    fn kill_all(&mut self) {
+        for pid in descendants(self.child.id() as i32) {
+            unsafe {
+                // SAFETY: kill(2) on a process this test started (via sshd).
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts sshd again on the same port with the same keys.
+    fn restart(&mut self) {
+        self.child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(self.dir.join("sshd_config"))
+            .spawn()
+            .expect("restart sshd");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not listen again");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn rsh(&self) -> String {
         format!(
             "ssh -p {} -i {}/user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
@@ -121,6 +148,35 @@ impl Sshd {
             self.remote_sluice(),
         ]
     }
+}
+
+/// Every process below `pid`, from /proc.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut parent_of: Vec<(i32, i32)> = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": the name may hold spaces.
+        let after = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+        if let Some(ppid) = after.split_whitespace().nth(1).and_then(|v| v.parse().ok()) {
+            parent_of.push((p, ppid));
+        }
+    }
+    let mut out = vec![];
+    let mut frontier = vec![pid];
+    while let Some(at) = frontier.pop() {
+        for &(p, pp) in &parent_of {
+            if pp == at {
+                out.push(p);
+                frontier.push(p);
+            }
+        }
+    }
+    out
 }
 
 fn remote(p: &Path) -> String {
@@ -382,4 +438,57 @@ fn many_windows_and_frames_over_ssh() {
     assert_eq!(code, 0, "{stderr}");
     assert_same_tree(&src, &back);
     assert!(windows_logged(&stderr) >= 40, "{}", windows_logged(&stderr));
+}
+
+/// A watch to an ssh destination keeps one connection for its rounds;
+/// when the server goes away it retries, and once the server is back the
+/// changes made meanwhile arrive.
+#[test]
+fn a_watch_over_ssh_rides_out_a_restarted_server() {
+    let d = Dir::new();
+    let Some(mut sshd) = start_sshd(&d) else {
+        return;
+    };
+    let (src, dst) = (d.path("src"), d.path("dst"));
+    write(&src.join("a"), b"a");
+    write(&src.join("sub/b"), b"b");
+    // The remote command notes each start: one per connection.
+    let starts = d.path("starts");
+    let wrapper = d.path("remote-sluice.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho started >> {}\nexec {} \"$@\"\n",
+            starts.display(),
+            sshd.remote_sluice()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let rsh = sshd.rsh();
+    let wrapper_arg = wrapper.display().to_string();
+    let args = ["--delete", "--rsh", &rsh, "--remote-sluice", &wrapper_arg];
+    let w = crate::watch::Watching::start(&d, &args, &src, &remote(&dst));
+    w.round(crate::watch::SHOW_UP);
+    w.until_same(&src, &dst);
+    for i in 0..3 {
+        write(&src.join(format!("sub/{i}")), format!("{i}").as_bytes());
+        w.until_same(&src, &dst);
+    }
+    let connections = || std::fs::read_to_string(&starts).unwrap().lines().count();
+    assert_eq!(connections(), 1, "every round on the first connection");
+
+    sshd.kill_all();
+    write(&src.join("while-down"), b"made while the server was down");
+    std::fs::remove_file(src.join("a")).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    sshd.restart();
+    w.until_same(&src, &dst);
+    assert_eq!(connections(), 2, "one new connection after the restart");
+    let said = w.stderr_so_far();
+    assert!(said.contains("retrying"), "{said}");
 }

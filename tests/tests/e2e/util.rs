@@ -293,27 +293,29 @@ pub enum Node {
 /// The tree below `root` (root included as ""), skipping sockets and fifos
 /// and any name in `ignore`.
 pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, Node> {
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
+    try_snapshot(root).unwrap_or_else(|e| panic!("cannot read {}: {e}", root.display()))
 }
 
-fn walk(root: &Path, p: &Path, out: &mut BTreeMap<Vec<u8>, Node>) {
-    let md = std::fs::symlink_metadata(p).unwrap();
+/// [`snapshot`] of a tree that may be changing (an error when an entry
+/// vanishes while it is read).
+pub fn try_snapshot(root: &Path) -> std::io::Result<BTreeMap<Vec<u8>, Node>> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out)?;
+    Ok(out)
+}
+
+fn walk(root: &Path, p: &Path, out: &mut BTreeMap<Vec<u8>, Node>) -> std::io::Result<()> {
+    let md = std::fs::symlink_metadata(p)?;
     let rel = p
         .strip_prefix(root)
-        .unwrap()
+        .expect("below the root")
         .as_os_str()
         .as_bytes()
         .to_vec();
     let mtime = (md.mtime(), md.mtime_nsec());
     let ft = md.file_type();
     if ft.is_symlink() {
-        let target = std::fs::read_link(p)
-            .unwrap()
-            .as_os_str()
-            .as_bytes()
-            .to_vec();
+        let target = std::fs::read_link(p)?.as_os_str().as_bytes().to_vec();
         out.insert(rel, Node::Link { target, mtime });
     } else if ft.is_dir() {
         out.insert(
@@ -323,8 +325,8 @@ fn walk(root: &Path, p: &Path, out: &mut BTreeMap<Vec<u8>, Node>) {
                 mtime,
             },
         );
-        for e in std::fs::read_dir(p).unwrap() {
-            walk(root, &e.unwrap().path(), out);
+        for e in std::fs::read_dir(p)? {
+            walk(root, &e?.path(), out)?;
         }
     } else if ft.is_file() {
         out.insert(
@@ -332,10 +334,11 @@ fn walk(root: &Path, p: &Path, out: &mut BTreeMap<Vec<u8>, Node>) {
             Node::File {
                 mode: md.mode() & 0o7777,
                 mtime,
-                content: std::fs::read(p).unwrap(),
+                content: std::fs::read(p)?,
             },
         );
     }
+    Ok(())
 }
 
 /// Asserts two trees are equal, naming the first difference.
