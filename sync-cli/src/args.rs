@@ -20,6 +20,11 @@ pub struct Cli {
     /// Only errors; no progress or summary.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// The jobs file for --job, `jobs` and `job` [default:
+    /// $XDG_CONFIG_HOME/sluice/config.toml, else ~/.config/sluice/config.toml].
+    /// (`serve` reads its own --config, the daemon's.)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +62,14 @@ pub enum Command {
     /// object per round).
     #[command(after_help = ITEMISED_HELP)]
     Watch(WatchArgs),
+    /// List past runs of sync, diff and watch rounds, newest first; `log
+    /// show ID` shows one run and the entries it changed.
+    ///
+    /// Every run is recorded as it starts, in
+    /// $XDG_STATE_HOME/sluice/history.db (else ~/.local/state/sluice/),
+    /// unless run with --no-history; a run whose process died unfinished
+    /// is listed as interrupted. Times are UTC.
+    Log(crate::cmd_log::LogArgs),
     /// Serve the remote end of syncs: over ssh (`--stdio`), or as a daemon
     /// serving the modules of a config file to clients with allowed keys
     /// (`--config FILE [--listen ADDR:PORT]`).
@@ -66,6 +79,40 @@ pub enum Command {
     /// Writes the private key (hex, mode 0600) to FILE and the public key to
     /// FILE.pub, and prints the public key.
     Keygen(KeygenArgs),
+    /// List the jobs of the config file: each one's name, SRC -> DST, and
+    /// the options it runs with ([defaults] and its own) as flags.
+    #[command(after_help = crate::config::HELP)]
+    Jobs(JobsArgs),
+    /// Print how to run a job on a schedule: a systemd service and timer,
+    /// then the crontab line that does the same.
+    #[command(after_help = crate::config::HELP)]
+    Job(JobArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("when").required(true).args(["every", "on_calendar"])))]
+pub struct JobArgs {
+    /// The job (a [job.NAME] table of the config file).
+    pub name: String,
+    /// Print a sluice-NAME.service and sluice-NAME.timer pair that run
+    /// `sluice sync --job NAME` (the only output form so far).
+    #[arg(long, required = true)]
+    pub systemd: bool,
+    /// Run every INTERVAL: a whole number of s, m, h, d or w (15m, 1h, 1d),
+    /// the first time soon after boot.
+    #[arg(long, value_name = "INTERVAL", value_parser = crate::cmd_jobs::parse_every)]
+    pub every: Option<crate::cmd_jobs::Every>,
+    /// Run at the times of a systemd calendar SPEC (daily, 'Mon..Fri 02:00';
+    /// see systemd.time(7)), catching up after the machine was off.
+    #[arg(long, value_name = "SPEC", value_parser = crate::cmd_jobs::parse_calendar)]
+    pub on_calendar: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -120,11 +167,20 @@ the chunk bytes that are (or would be) sent after reuse.
 pub struct SyncArgs {
     /// The source folder: a local path, `[user@]host:path` (ssh) or
     /// `sluice://host[:port]/module/path` (a `sluice serve` daemon).
+    // Not required with --job: the job's SRC and DST are filled in before
+    // this type is built (config::resolve), so it always holds both.
+    #[arg(required = false, required_unless_present = "job")]
     pub src: PathBuf,
     /// The destination folder (created if missing): a local path,
     /// `[user@]host:path` (ssh) or `sluice://host[:port]/module/path`. At
     /// most one side may be remote.
+    #[arg(required = false, required_unless_present = "job")]
     pub dst: PathBuf,
+    /// Run the job NAME of the config file: its SRC, DST and options, with
+    /// [defaults] under them and flags given here over them (SRC and DST
+    /// given here replace the job's).
+    #[arg(long, value_name = "NAME")]
+    pub job: Option<String>,
     /// The ssh command for remote paths, split on spaces
     /// (e.g. 'ssh -p 2222 -i key').
     #[arg(long, value_name = "CMD", default_value = "ssh")]
@@ -155,6 +211,11 @@ pub struct SyncArgs {
     /// Allow --delete to empty DST when SRC is empty.
     #[arg(long)]
     pub allow_empty_source: bool,
+    /// If another run is writing to DST, wait up to SECONDS for it to end
+    /// (default: fail at once, exit 40). Without a value: 24 hours.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_value_t = 0,
+          default_missing_value = "86400")]
+    pub wait_lock: u64,
     /// Preserve hard links among SRC files (otherwise each name is a separate file).
     #[arg(short = 'H', long)]
     pub hard_links: bool,
@@ -179,6 +240,13 @@ pub struct SyncArgs {
     /// (default: all addresses).
     #[arg(long, value_name = "ADDR")]
     pub udp_bind: Option<std::net::IpAddr>,
+    /// Keep the run history (`sluice log`) for N days; older runs are
+    /// dropped at most once a day (0: keep every run).
+    #[arg(long, value_name = "N", default_value_t = sync_core::history::KEEP_DAYS)]
+    pub history_days: u32,
+    /// Do not record this run in the history (`sluice log`).
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 #[derive(Debug, Args)]

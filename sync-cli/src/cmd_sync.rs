@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sync_core::daemon::keys::{default_key_path, PrivateKey, PublicKey};
 use sync_core::daemon::noise::NoiseTransport;
+use sync_core::history::RunKind;
 use sync_core::session::msg::Role;
 use sync_core::session::remote::{connect_ssh, Location, SshOptions, SshSession};
 use sync_core::session::{
@@ -19,13 +20,49 @@ use sync_core::session::{
 use crate::args::SyncArgs;
 use crate::exit::Code;
 use crate::output;
+use crate::record::Recorder;
 
 pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
     let dry_run = diff || a.dry_run;
+    // Recorded before anything is checked, so that a refused or killed
+    // run is in the history too.
+    let mut history = Recorder::open(&a);
+    let id = history.start(
+        if dry_run {
+            RunKind::Diff
+        } else {
+            RunKind::Sync
+        },
+        None,
+    );
+    let (report, itemized) = match sync_once(&a, dry_run, quiet) {
+        Ok(Ok(done)) => done,
+        Ok(Err(refused)) => {
+            history.failed(id, refused.code, &refused.message);
+            return Ok(refused.code);
+        }
+        Err(e) => {
+            history.failed(id, Code::of_error(&e), &format!("{e:#}"));
+            return Err(e);
+        }
+    };
+    let code = outcome(&report);
+    history.finished(id, &report, code, itemized);
+    print_report(&report, &a, dry_run, quiet)?;
+    Ok(code)
+}
+
+/// Checks the arguments and runs one session: its report, and whether the
+/// report lists every change (`SessionOptions::itemize`).
+fn sync_once(
+    a: &SyncArgs,
+    dry_run: bool,
+    quiet: bool,
+) -> anyhow::Result<Result<(SyncReport, bool), Refused>> {
     let show = !quiet && !a.json && output::stderr_is_tty();
-    let prepared = match Prepared::new(&a, dry_run, show)? {
+    let prepared = match Prepared::new(a, dry_run, show)? {
         Ok(p) => p,
-        Err(code) => return Ok(code),
+        Err(refused) => return Ok(Err(refused)),
     };
     let done = AtomicBool::new(false);
     let result = std::thread::scope(|s| {
@@ -38,9 +75,7 @@ pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
         done.store(true, Ordering::Relaxed);
         r
     });
-    let report = result?;
-    print_report(&report, &a, dry_run, quiet)?;
-    Ok(outcome(&report))
+    Ok(Ok((result?, prepared.opts.itemize)))
 }
 
 /// The exit code a finished sync earns.
@@ -89,18 +124,33 @@ impl Conn {
     }
 }
 
+/// Arguments refused before anything ran: the message (printed when
+/// made) and the exit code it earns.
+pub struct Refused {
+    pub code: Code,
+    pub message: String,
+}
+
+impl Refused {
+    fn new(code: Code, message: String) -> Refused {
+        eprintln!("sluice: error: {message}");
+        Refused { code, message }
+    }
+}
+
 impl Prepared {
-    /// Checks the arguments; a problem is printed and its exit code
-    /// returned as the inner error.
-    pub fn new(a: &SyncArgs, dry_run: bool, progress: bool) -> anyhow::Result<Result<Self, Code>> {
+    /// Checks the arguments; a problem is printed and returned as the
+    /// inner error.
+    pub fn new(
+        a: &SyncArgs,
+        dry_run: bool,
+        progress: bool,
+    ) -> anyhow::Result<Result<Self, Refused>> {
         let (src_loc, dst_loc) = (
             Location::parse(a.src.as_os_str()),
             Location::parse(a.dst.as_os_str()),
         );
-        let fail = |code: Code, msg: &str| {
-            eprintln!("sluice: error: {msg}");
-            Ok(Err(code))
-        };
+        let fail = |code: Code, msg: &str| Ok(Err(Refused::new(code, msg.to_string())));
         let remote = match (&src_loc, &dst_loc) {
             (Location::Local(_), Location::Local(_)) => None,
             (remote, Location::Local(_)) => endpoint(remote).map(|(e, p)| (e, p, Role::Sender)),
@@ -148,6 +198,7 @@ impl Prepared {
             window: 0,
             data,
             scopes: None,
+            wait_lock: a.wait_lock,
         };
         let udp = match &remote {
             None => UdpSide::local(),
@@ -160,12 +211,15 @@ impl Prepared {
             }
         };
         let progress = progress.then(|| Arc::new(Progress::default()));
+        // Held until this run (or watch) ends.
+        let locks = sync_core::session::lock::Locks::default();
         let side = |root: PathBuf, index: &Option<PathBuf>| Side {
             root,
             index: index.clone(),
             threads: a.scan.threads,
             progress: progress.clone(),
             udp: udp.clone(),
+            locks: locks.clone(),
         };
         Ok(Ok(Prepared {
             remote: remote.map(|(endpoint, path, role)| Remote {
@@ -274,30 +328,27 @@ fn endpoint(loc: &Location) -> Option<(Endpoint, Vec<u8>)> {
 }
 
 /// The client's private key (`--key`) and the pinned server key
-/// (`--server-key`); on failure, the message is printed and the exit code
-/// returned.
-fn daemon_keys(a: &SyncArgs) -> Result<(PrivateKey, PublicKey), Code> {
+/// (`--server-key`); on failure, the message is printed and returned.
+fn daemon_keys(a: &SyncArgs) -> Result<(PrivateKey, PublicKey), Refused> {
     let Some(hex) = &a.server_key else {
-        eprintln!(
-            "sluice: error: sluice:// addresses need --server-key HEX, the server's public key \
+        return Err(Refused::new(
+            Code::Usage,
+            "sluice:// addresses need --server-key HEX, the server's public key \
              (its `sluice keygen` printed it; it is in the server key's .pub file)"
-        );
-        return Err(Code::Usage);
+                .into(),
+        ));
     };
-    let server_key = PublicKey::from_hex(hex).map_err(|e| {
-        eprintln!("sluice: error: --server-key: {e}");
-        Code::Usage
-    })?;
+    let server_key = PublicKey::from_hex(hex)
+        .map_err(|e| Refused::new(Code::Usage, format!("--server-key: {e}")))?;
     let path = match &a.key {
         Some(p) => p.clone(),
-        None => default_key_path().map_err(|e| {
-            eprintln!("sluice: error: {e}");
-            Code::Usage
-        })?,
+        None => default_key_path().map_err(|e| Refused::new(Code::Usage, e.to_string()))?,
     };
     let key = PrivateKey::load(&path).map_err(|e| {
-        eprintln!("sluice: error: client key: {e} (make one with `sluice keygen`)");
-        Code::Error
+        Refused::new(
+            Code::Error,
+            format!("client key: {e} (make one with `sluice keygen`)"),
+        )
     })?;
     Ok((key, server_key))
 }

@@ -23,6 +23,8 @@ pub enum Code {
     Partial = 23,
     /// Deletions stopped by `--max-delete`.
     MaxDelete = 25,
+    /// Another run is writing to the destination (rsync has no such code).
+    LockBusy = 40,
 }
 
 /// The exit code table, as a literal so `--help` texts can `concat!` it.
@@ -38,7 +40,8 @@ macro_rules! exit_codes_help {
   11  destination disk full
   12  protocol error or incompatible peer
   23  partial: some entries could not be read or written (named in warnings)
-  25  --max-delete limit reached; nothing was deleted"
+  25  --max-delete limit reached; nothing was deleted
+  40  another run is writing to the destination (see --wait-lock)"
     };
 }
 
@@ -52,6 +55,7 @@ impl Code {
             Some(Error::NotAnIndex { .. } | Error::IndexTooNew { .. }) => Code::Index,
             Some(e) if e.is_disk_full() => Code::DiskFull,
             Some(Error::Protocol(_) | Error::Version(_)) => Code::Protocol,
+            Some(Error::LockBusy(_)) => Code::LockBusy,
             _ => Code::Error,
         }
     }

@@ -5,19 +5,32 @@
 
 mod args;
 mod cmd_index;
+mod cmd_jobs;
 mod cmd_keygen;
+mod cmd_log;
 mod cmd_serve;
 mod cmd_sync;
 mod cmd_watch;
+mod config;
 mod data_args;
 mod exit;
 mod output;
+mod record;
 mod scan_opts;
+mod utc;
 
-use clap::Parser;
+use clap::CommandFactory;
 
 fn main() {
-    let cli = args::Cli::parse();
+    let matches = args::Cli::command().get_matches();
+    // `--job NAME` turns into the command line the job stands for.
+    let cli = match config::resolve(&matches) {
+        Ok(cli) => cli,
+        Err(err) => {
+            eprintln!("sluice: error: {err}");
+            std::process::exit(exit::Code::Usage as i32);
+        }
+    };
     // A daemon logs its connections (info) unless told otherwise.
     let daemon = matches!(&cli.command, args::Command::Serve(a) if a.config.is_some());
     let verbose = if daemon {
@@ -46,7 +59,10 @@ fn run(cli: args::Cli) -> anyhow::Result<exit::Code> {
         args::Command::Sync(a) => cmd_sync::run(a, false, cli.quiet),
         args::Command::Diff(a) => cmd_sync::run(a, true, cli.quiet),
         args::Command::Watch(a) => cmd_watch::run(a, cli.quiet),
+        args::Command::Log(a) => cmd_log::run(a),
         args::Command::Serve(a) => cmd_serve::run(a),
         args::Command::Keygen(a) => cmd_keygen::run(a),
+        args::Command::Jobs(a) => cmd_jobs::list(a, cli.config.as_deref()),
+        args::Command::Job(a) => cmd_jobs::systemd(a, cli.config.as_deref()),
     }
 }

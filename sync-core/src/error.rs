@@ -23,6 +23,17 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// The run history database (`sluice log`) failed.
+    #[error("{}: {source}", path.display())]
+    History {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file is not a sluice run history, or one written by a newer
+    /// sluice; it was not modified.
+    #[error("{}: not a usable run history ({reason}); it was left untouched", path.display())]
+    NotAHistory { path: PathBuf, reason: String },
     /// The file is not a sluice index (foreign or corrupt); it was not modified.
     #[error("{}: not a sluice index ({reason}); it was left untouched", path.display())]
     NotAnIndex { path: PathBuf, reason: String },
@@ -54,6 +65,9 @@ pub enum Error {
     /// The user asked for something that cannot be done.
     #[error("{0}")]
     Usage(String),
+    /// Another run holds the destination's lock; the text names it.
+    #[error("{0}")]
+    LockBusy(String),
 }
 
 impl Error {
@@ -68,6 +82,14 @@ impl Error {
     /// Wraps an SQLite error with the index file it happened on.
     pub fn sqlite(path: impl Into<PathBuf>, source: rusqlite::Error) -> Self {
         Error::Sqlite {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Wraps an SQLite error with the run history file it happened on.
+    pub fn history(path: impl Into<PathBuf>, source: rusqlite::Error) -> Self {
+        Error::History {
             path: path.into(),
             source,
         }

@@ -18,6 +18,11 @@
 //! 5. [`apply`] executes each window's plan at the destination: temp file
 //!    beside the target, verified, renamed into place.
 //!
+//! A watch ([`watch`]: inotify events, a debouncer that takes `now`) runs
+//! the same sessions round after round, each scoped ([`scope::Scopes`])
+//! to the paths its events named: both sides scan, send and compare only
+//! those. [`daemon`] serves sessions to authenticated clients.
+//!
 //! Paths everywhere are [`path::RelPath`]: raw bytes relative to a root,
 //! validated once so nothing downstream can be steered outside the tree.
 
@@ -26,6 +31,7 @@ pub mod chunk;
 pub mod daemon;
 pub mod entry;
 pub mod error;
+pub mod history;
 pub mod index;
 pub mod manifest;
 pub mod net;

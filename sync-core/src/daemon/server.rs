@@ -26,6 +26,7 @@ use super::noise::NoiseTransport;
 use super::rate::Pacer;
 use crate::error::{Error, Result};
 use crate::path::RelPath;
+use crate::session::lock::Locks;
 use crate::session::msg::{Hello, Msg, Role};
 use crate::session::{
     next_hello, read_hello, run_receiver, run_sender, Opening, Side, Transport, UdpSide,
@@ -167,6 +168,8 @@ fn handle(shared: &Shared, stream: TcpStream, peer: &str) {
         return;
     }
     t.set_pacer(shared.pacer.clone());
+    // Destination locks last as long as the connection (a watch's rounds).
+    let locks = Locks::default();
     let mut hello = hello;
     loop {
         let (module, sub) = match authorize(&shared.config, &client_key, &hello) {
@@ -195,7 +198,7 @@ fn handle(shared: &Shared, stream: TcpStream, peer: &str) {
             ""
         };
         tracing::info!(%peer, key = %client_key, module = %module.name, path = %String::from_utf8_lossy(&sub), "{what}{scoped}");
-        if !session(shared, &mut t, root, hello, peer, &module.name) {
+        if !session(shared, &mut t, (root, &locks), hello, peer, &module.name) {
             return;
         }
         // A watch sends its next round on the same connection, and
@@ -223,7 +226,7 @@ fn handle(shared: &Shared, stream: TcpStream, peer: &str) {
 fn session(
     shared: &Shared,
     t: &mut NoiseTransport,
-    root: PathBuf,
+    (root, locks): (PathBuf, &Locks),
     hello: Hello,
     peer: &str,
     module: &str,
@@ -241,6 +244,7 @@ fn session(
         threads: shared.threads,
         progress: None,
         udp: UdpSide::remote(peer_ip, ports),
+        locks: locks.clone(),
     };
     let result = match hello.role {
         // The client sends: this side receives into the module.

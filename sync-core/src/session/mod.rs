@@ -31,6 +31,7 @@
 //! ```
 
 mod bulk;
+pub mod lock;
 pub mod msg;
 mod receiver;
 pub mod remote;
@@ -81,6 +82,9 @@ pub struct SessionOptions {
     /// A watch round: both sides scan, send and compare only what these
     /// cover (`None`: the whole tree).
     pub scopes: Option<crate::scope::Scopes>,
+    /// Seconds the receiver waits for another run's lock on the
+    /// destination (`--wait-lock`; 0: refuse at once).
+    pub wait_lock: u64,
 }
 
 /// How shipped chunks travel (`--transport`, `--rate`, ...).
@@ -184,6 +188,9 @@ pub struct Side {
     /// UDP: where the peer is (for a sender), and where to listen (for a
     /// receiver); see [`UdpSide`].
     pub udp: UdpSide,
+    /// The destination locks this side's holder has taken (a receiver
+    /// takes its destination's; see [`lock`]).
+    pub locks: lock::Locks,
 }
 
 /// One side's UDP addressing.
@@ -380,6 +387,18 @@ impl Opening {
     /// Exchanges hellos as `role`; returns the session's options and the
     /// peer's capabilities.
     fn open(self, t: &mut dyn Transport, role: msg::Role) -> Result<Negotiated> {
+        self.open_checked(t, role, |_| Ok(()))
+    }
+
+    /// [`Opening::open`], with `check` run on the session's options before
+    /// this side says hello (a receiver takes its lock there); a
+    /// [`Error::LockBusy`] from it is told to the peer instead of a hello.
+    fn open_checked(
+        self,
+        t: &mut dyn Transport,
+        role: msg::Role,
+        check: impl FnOnce(&SessionOptions) -> Result<()>,
+    ) -> Result<Negotiated> {
         let peer_role = match role {
             msg::Role::Sender => msg::Role::Receiver,
             msg::Role::Receiver => msg::Role::Sender,
@@ -390,6 +409,7 @@ impl Opening {
                 remote_path,
             } => {
                 let options = options.settle_window();
+                check(&options)?;
                 t.send(&hello(role, &options, remote_path))?;
                 let peer = read_hello(t)?;
                 check_hello(&peer, peer_role)?;
@@ -408,6 +428,12 @@ impl Opening {
                     let _ = t.send(&hello(role, &peer.options, None));
                     return Err(e);
                 }
+                if let Err(e) = check(&peer.options) {
+                    if let Error::LockBusy(why) = &e {
+                        let _ = t.send(&msg::Msg::Busy(why.clone()));
+                    }
+                    return Err(e);
+                }
                 t.send(&hello(role, &peer.options, None))?;
                 Ok(Negotiated {
                     options: peer.options,
@@ -422,6 +448,7 @@ impl Opening {
 pub fn read_hello(t: &mut dyn Transport) -> Result<msg::Hello> {
     match t.recv()? {
         msg::Msg::Hello(h) => Ok(h),
+        msg::Msg::Busy(why) => Err(Error::LockBusy(why)),
         msg::Msg::Error(e) => Err(Error::Peer(e)),
         other => Err(msg::protocol(format!(
             "expected Hello, got {}",
@@ -477,11 +504,16 @@ pub fn sync_local(src: &Side, dst: &Side, opts: &SessionOptions) -> Result<SyncR
 
 /// Opens a side's index, at its default location unless given.
 fn open_index(side: &Side) -> Result<(crate::index::Index, PathBuf)> {
-    let path = match &side.index {
-        Some(p) => p.clone(),
-        None => crate::index::location::default_index_path(&side.root)?,
-    };
+    let path = index_path(side)?;
     Ok((crate::index::Index::open(&path)?, path))
+}
+
+/// Where a side's index is: its default location unless given.
+fn index_path(side: &Side) -> Result<PathBuf> {
+    match &side.index {
+        Some(p) => Ok(p.clone()),
+        None => crate::index::location::default_index_path(&side.root),
+    }
 }
 
 /// Index files that live inside the tree are not part of it.

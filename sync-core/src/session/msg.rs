@@ -317,6 +317,9 @@ pub enum Msg {
     /// Between two sessions on one connection (a watch that waits for
     /// changes): the initiator is still there. Never answered.
     Keepalive,
+    /// Instead of the receiver's hello: another run holds the
+    /// destination's lock (the text names it).
+    Busy(String),
 }
 
 impl Msg {
@@ -348,6 +351,7 @@ impl Msg {
             Msg::BulkReady(_) => "BulkReady",
             Msg::BulkDone { .. } => "BulkDone",
             Msg::Keepalive => "Keepalive",
+            Msg::Busy(_) => "Busy",
         }
     }
 }

@@ -44,7 +44,15 @@ pub fn run_receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Res
 
 fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncReport> {
     let started = Instant::now();
-    let negotiated = opening.open(t, Role::Receiver)?;
+    // One run at a time writes to a destination: the lock is taken before
+    // this side says hello (a dry run changes nothing and takes none).
+    let negotiated = opening.open_checked(t, Role::Receiver, |opts| {
+        if opts.dry_run {
+            return Ok(());
+        }
+        let wait = std::time::Duration::from_secs(opts.wait_lock);
+        side.locks.acquire(&super::index_path(side)?, wait)
+    })?;
     let opts = negotiated.options.clone();
     // Bulky runs of the sender's messages may come as datagrams.
     let bulk_udp_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -36,14 +36,16 @@ pub fn serve_stdio<R: Read + Send, W: Write + Send>(
     let mut t = StreamTransport::new(input, output);
     let first = read_hello(&mut t)?;
     let (path, role) = (first.path.clone(), first.role);
-    let mut report = serve_one(&mut t, first, threads, &udp_ports)?;
+    // Destination locks last as long as the connection (a watch's rounds).
+    let locks = super::lock::Locks::default();
+    let mut report = serve_one(&mut t, first, threads, &udp_ports, &locks)?;
     while let Some(hello) = next_hello(&mut t)? {
         if hello.path != path || hello.role != role {
             let e = protocol("a later session on this connection names another folder or role");
             let _ = t.send(&super::msg::Msg::Error(e.to_string()));
             return Err(e);
         }
-        report = serve_one(&mut t, hello, threads, &udp_ports)?;
+        report = serve_one(&mut t, hello, threads, &udp_ports, &locks)?;
     }
     Ok(report)
 }
@@ -54,6 +56,7 @@ fn serve_one(
     hello: super::msg::Hello,
     threads: usize,
     udp_ports: &std::ops::RangeInclusive<u16>,
+    locks: &super::lock::Locks,
 ) -> Result<SyncReport> {
     let Some(path) = hello.path.clone() else {
         return Err(protocol("the client did not say which folder to use"));
@@ -73,6 +76,7 @@ fn serve_one(
         threads,
         progress: None,
         udp: super::UdpSide::remote(peer, udp_ports.clone()),
+        locks: locks.clone(),
     };
     match hello.role {
         Role::Sender => {

@@ -96,7 +96,7 @@ proptest! {
         let (sa, sb, dst) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("dst"));
         build(&sa, &a);
         build(&sb, &b);
-        let side = |root: &Path, name: &str| Side { root: root.to_path_buf(), index: Some(dir.path().join(name)), threads: 2, progress: None, udp: UdpSide::local() };
+        let side = |root: &Path, name: &str| Side { root: root.to_path_buf(), index: Some(dir.path().join(name)), threads: 2, progress: None, udp: UdpSide::local(), locks: Default::default() };
         let opts = SessionOptions { delete: true, allow_empty_source: true, ..SessionOptions::default() };
         let r1 = sync_local(&side(&sa, "a.db"), &side(&dst, "dst.db"), &opts).unwrap();
         prop_assert!(r1.errors.is_empty(), "{:?}", r1.errors);

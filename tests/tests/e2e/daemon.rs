@@ -547,7 +547,7 @@ fn a_watch_to_a_daemon_keeps_one_connection() {
         daemon.server_pub(),
         "--delete",
     ];
-    let w = crate::watch::Watching::start(&d, &args, &src, &daemon.url("rw/tree"));
+    let mut w = crate::watch::Watching::start(&d, &args, &src, &daemon.url("rw/tree"));
     w.round(crate::watch::SHOW_UP);
     let mirror = store.join("tree");
     w.until_same(&src, &mirror);

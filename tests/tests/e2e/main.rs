@@ -4,7 +4,10 @@
 //! its own temporary folders through [`util::Dir`].
 
 mod daemon;
+mod history;
 mod index;
+mod jobs;
+mod operator;
 mod safety;
 mod ssh;
 mod sync;

@@ -472,7 +472,7 @@ fn a_watch_over_ssh_rides_out_a_restarted_server() {
     let rsh = sshd.rsh();
     let wrapper_arg = wrapper.display().to_string();
     let args = ["--delete", "--rsh", &rsh, "--remote-sluice", &wrapper_arg];
-    let w = crate::watch::Watching::start(&d, &args, &src, &remote(&dst));
+    let mut w = crate::watch::Watching::start(&d, &args, &src, &remote(&dst));
     w.round(crate::watch::SHOW_UP);
     w.until_same(&src, &dst);
     for i in 0..3 {

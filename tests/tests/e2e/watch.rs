@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -14,11 +15,18 @@ use crate::util::*;
 /// (the benchmark holds the real figures; this only bounds a failure).
 pub const SHOW_UP: Duration = Duration::from_secs(15);
 
+/// Held (shared) by a watch from its start to its first round, when its
+/// inotify queue exists; held alone by the test that shrinks the queue
+/// size every new inotify instance gets.
+static QUEUE_SIZE: RwLock<()> = RwLock::new(());
+
 /// A running `sluice watch --json`, its rounds read from stdout.
 pub struct Watching {
     child: Child,
     rounds: Receiver<serde_json::Value>,
     stderr: Receiver<String>,
+    /// Until the first round: see [`QUEUE_SIZE`].
+    starting: Option<RwLockReadGuard<'static, ()>>,
 }
 
 impl Drop for Watching {
@@ -30,6 +38,17 @@ impl Drop for Watching {
 
 impl Watching {
     pub fn start(d: &Dir, args: &[&str], src: &Path, dst: &str) -> Watching {
+        let starting = QUEUE_SIZE.read().unwrap_or_else(|e| e.into_inner());
+        Watching::start_with(d, args, src, dst, Some(starting))
+    }
+
+    fn start_with(
+        d: &Dir,
+        args: &[&str],
+        src: &Path,
+        dst: &str,
+        starting: Option<RwLockReadGuard<'static, ()>>,
+    ) -> Watching {
         let mut child = Command::new(sluice_bin())
             .arg("watch")
             .arg("--json")
@@ -66,13 +85,17 @@ impl Watching {
             child,
             rounds,
             stderr,
+            starting,
         }
     }
 
     /// The next round's report.
-    pub fn round(&self, within: Duration) -> serde_json::Value {
+    pub fn round(&mut self, within: Duration) -> serde_json::Value {
         match self.rounds.recv_timeout(within) {
-            Ok(v) => v,
+            Ok(v) => {
+                self.starting = None;
+                v
+            }
             Err(RecvTimeoutError::Timeout) => {
                 panic!(
                     "no round within {within:?}; stderr: {}",
@@ -148,7 +171,7 @@ fn changes_of_every_kind_reach_the_mirror() {
     write(&src.join("a.txt"), b"first");
     write(&src.join("sub/b.txt"), b"second");
     std::os::unix::fs::symlink("a.txt", src.join("link")).unwrap();
-    let w = Watching::start(&d, &["--delete"], &src, dst.to_str().unwrap());
+    let mut w = Watching::start(&d, &["--delete"], &src, dst.to_str().unwrap());
     let first = w.round(SHOW_UP);
     assert_eq!(first["full"], true, "{first}");
     w.until_same(&src, &dst);
@@ -236,7 +259,7 @@ fn a_renamed_folder_of_large_files_ships_nothing() {
     for i in 0..3 {
         write(&src.join(format!("big/{i}.bin")), &noise(i, 3 << 20));
     }
-    let w = Watching::start(&d, &["--delete"], &src, dst.to_str().unwrap());
+    let mut w = Watching::start(&d, &["--delete"], &src, dst.to_str().unwrap());
     w.round(SHOW_UP);
     w.until_same(&src, &dst);
     std::fs::rename(src.join("big"), src.join("moved")).unwrap();
@@ -250,7 +273,7 @@ fn a_burst_of_files_becomes_a_few_rounds() {
     let d = Dir::new();
     let (src, dst) = (d.path("src"), d.path("dst"));
     std::fs::create_dir_all(&src).unwrap();
-    let w = Watching::start(&d, &[], &src, dst.to_str().unwrap());
+    let mut w = Watching::start(&d, &[], &src, dst.to_str().unwrap());
     w.round(SHOW_UP);
     for i in 0..10_000 {
         write(
@@ -272,7 +295,7 @@ fn a_file_rewritten_continuously_ends_identical() {
     let d = Dir::new();
     let (src, dst) = (d.path("src"), d.path("dst"));
     write(&src.join("log"), b"start");
-    let w = Watching::start(&d, &[], &src, dst.to_str().unwrap());
+    let mut w = Watching::start(&d, &[], &src, dst.to_str().unwrap());
     w.round(SHOW_UP);
     let until = Instant::now() + Duration::from_secs(2);
     let mut i = 0u64;
@@ -290,7 +313,7 @@ fn a_vanished_source_deletes_nothing_and_the_watch_waits() {
     let (src, dst) = (d.path("src"), d.path("dst"));
     write(&src.join("keep/a"), b"a");
     write(&src.join("b"), b"b");
-    let w = Watching::start(&d, &["--delete"], &src, dst.to_str().unwrap());
+    let mut w = Watching::start(&d, &["--delete"], &src, dst.to_str().unwrap());
     w.round(SHOW_UP);
     w.until_same(&src, &dst);
     let before = snapshot(&dst);
@@ -313,7 +336,7 @@ fn sigterm_and_sigint_end_a_watch_with_exit_0() {
         let d = Dir::new();
         let (src, dst) = (d.path("src"), d.path("dst"));
         write(&src.join("a"), b"a");
-        let w = Watching::start(&d, &[], &src, dst.to_str().unwrap());
+        let mut w = Watching::start(&d, &[], &src, dst.to_str().unwrap());
         w.round(SHOW_UP);
         assert_eq!(w.stop(signal), Some(0));
         assert_same_tree(&src, &dst);
@@ -325,7 +348,7 @@ fn sighup_syncs_in_full() {
     let d = Dir::new();
     let (src, dst) = (d.path("src"), d.path("dst"));
     write(&src.join("a"), b"a");
-    let w = Watching::start(&d, &[], &src, dst.to_str().unwrap());
+    let mut w = Watching::start(&d, &[], &src, dst.to_str().unwrap());
     w.round(SHOW_UP);
     w.signal(libc::SIGHUP);
     let r = w.round(SHOW_UP);
@@ -344,4 +367,42 @@ fn the_destination_inside_the_source_is_refused() {
         src.join("mirror").as_os_str(),
     ]);
     assert_exit(&out, 3);
+}
+
+/// When the kernel drops change notices (its inotify queue overflowed),
+/// the next round is a full sync, and nothing is missed.
+#[test]
+fn an_event_queue_overflow_brings_a_full_sync() {
+    let knob = Path::new("/proc/sys/fs/inotify/max_queued_events");
+    let Ok(was) = std::fs::read_to_string(knob) else {
+        return assert!(!in_ci(), "cannot read {}", knob.display());
+    };
+    let d = Dir::new();
+    let (src, dst) = (d.path("src"), d.path("dst"));
+    write(&src.join("a"), b"a");
+    // Every inotify instance made while the knob is low gets a short queue:
+    // no other watch may start meanwhile.
+    let alone = QUEUE_SIZE.write().unwrap_or_else(|e| e.into_inner());
+    if std::fs::write(knob, "16").is_err() {
+        drop(alone);
+        return assert!(!in_ci(), "cannot set {} (not root?)", knob.display());
+    }
+    let mut w = Watching::start_with(&d, &[], &src, dst.to_str().unwrap(), None);
+    w.round(SHOW_UP);
+    std::fs::write(knob, was.trim()).unwrap();
+    drop(alone);
+    for i in 0..2_000 {
+        write(&src.join(format!("many/{i}")), b"x");
+    }
+    let rounds = w.until_same(&src, &dst);
+    let full: Vec<_> = rounds.iter().filter(|r| r["full"] == true).collect();
+    assert!(
+        full.iter()
+            .any(|r| r["reason"].as_str().is_some_and(|t| t.contains("overflow"))),
+        "{rounds:?}"
+    );
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
 }
