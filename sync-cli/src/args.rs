@@ -87,6 +87,18 @@ pub enum Command {
     /// then the crontab line that does the same.
     #[command(after_help = crate::config::HELP)]
     Job(JobArgs),
+    /// Print the completion script for SHELL.
+    ///
+    /// Install it where the shell looks: for bash `sluice completions bash >
+    /// ~/.local/share/bash-completion/completions/sluice`; for zsh `sluice
+    /// completions zsh > DIR/_sluice`, DIR being in $fpath; for fish `sluice
+    /// completions fish > ~/.config/fish/completions/sluice.fish`.
+    Completions(crate::cmd_shell::CompletionsArgs),
+    /// Print the man page (roff): every command on one page, sluice(1).
+    ///
+    /// Install it with `sluice manpage > ~/.local/share/man/man1/sluice.1`;
+    /// then `man sluice`.
+    Manpage,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +146,20 @@ pub struct ServeArgs {
     #[arg(long, value_name = "LOW-HIGH", default_value = "33001-33016",
           value_parser = crate::data_args::parse_ports)]
     pub udp_ports: std::ops::RangeInclusive<u16>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (sessions,
+    /// failures, bytes, last success, open connections). A loopback
+    /// address only, unless --metrics-public.
+    #[arg(
+        long,
+        value_name = "ADDR:PORT",
+        requires = "config",
+        conflicts_with = "stdio"
+    )]
+    pub metrics: Option<SocketAddr>,
+    /// Allow --metrics on an address other hosts can reach (the figures
+    /// show when and how much this host syncs).
+    #[arg(long, requires = "metrics")]
+    pub metrics_public: bool,
 }
 
 #[derive(Debug, Args)]
@@ -269,6 +295,15 @@ pub struct WatchArgs {
     /// inotify watch limit reached), sync in full every SECONDS.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub poll_interval: u64,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (rounds,
+    /// failures, bytes, last success, pending changes, change-to-mirror
+    /// latency). A loopback address only, unless --metrics-public.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+    /// Allow --metrics on an address other hosts can reach (the figures
+    /// show when and how much this host syncs).
+    #[arg(long, requires = "metrics")]
+    pub metrics_public: bool,
 }
 
 /// Options that choose which entries a scan sees and how it reads them.

@@ -45,6 +45,9 @@ fn daemon(file: &std::path::Path, a: &ServeArgs) -> anyhow::Result<Code> {
         server.local_addr()?,
         server.public_key()?
     );
+    if let Some(addr) = a.metrics {
+        crate::metrics_http::start(addr, a.metrics_public, server.metrics())?;
+    }
     server.run()?;
     Ok(Code::Ok)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sync_core::daemon::keys::{default_key_path, PrivateKey, PublicKey};
 use sync_core::daemon::noise::NoiseTransport;
-use sync_core::history::RunKind;
+use sync_core::history::{RunId, RunKind};
 use sync_core::session::msg::Role;
 use sync_core::session::remote::{connect_ssh, Location, SshOptions, SshSession};
 use sync_core::session::{
@@ -24,6 +24,7 @@ use crate::record::Recorder;
 
 pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
     let dry_run = diff || a.dry_run;
+    exit_on_signal();
     // Recorded before anything is checked, so that a refused or killed
     // run is in the history too.
     let mut history = Recorder::open(&a);
@@ -39,17 +40,50 @@ pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
         Ok(Ok(done)) => done,
         Ok(Err(refused)) => {
             history.failed(id, refused.code, &refused.message);
+            print_failure(&a, refused.code, &refused.message, id)?;
             return Ok(refused.code);
         }
         Err(e) => {
-            history.failed(id, Code::of_error(&e), &format!("{e:#}"));
+            let code = Code::of_error(&e);
+            history.failed(id, code, &format!("{e:#}"));
+            print_failure(&a, code, &format!("{e:#}"), id)?;
             return Err(e);
         }
     };
     let code = outcome(&report);
     history.finished(id, &report, code, itemized);
-    print_report(&report, &a, dry_run, quiet)?;
+    print_report(
+        &report,
+        &a,
+        Printed {
+            dry_run,
+            quiet,
+            code,
+            id,
+        },
+    )?;
     Ok(code)
+}
+
+/// With `--json`, a run that failed still prints one object: what went
+/// wrong, its exit code and its history row.
+fn print_failure(a: &SyncArgs, code: Code, message: &str, id: Option<RunId>) -> anyhow::Result<()> {
+    if a.json {
+        output::print_json(&serde_json::json!({
+            "error": message,
+            "exit_code": code as i32,
+            "history_id": id.map(|i| i.0),
+        }))?;
+    }
+    Ok(())
+}
+
+/// How a finished run is printed.
+struct Printed {
+    dry_run: bool,
+    quiet: bool,
+    code: Code,
+    id: Option<RunId>,
 }
 
 /// Checks the arguments and runs one session: its report, and whether the
@@ -76,6 +110,26 @@ fn sync_once(
         r
     });
     Ok(Ok((result?, prepared.opts.itemize)))
+}
+
+/// SIGINT, SIGTERM or SIGHUP end a sync with exit 20, as rsync's. Nothing
+/// half-written is visible: files already renamed into place are whole,
+/// the one being written is a hidden temporary file that the next run
+/// removes, and the destination's index is committed window by window.
+fn exit_on_signal() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            eprintln!(
+                "sluice: stopped by signal {signal}; files already in place are complete, \
+                 the next run finishes the rest"
+            );
+            std::process::exit(Code::Interrupted as i32);
+        }
+    });
 }
 
 /// The exit code a finished sync earns.
@@ -346,7 +400,7 @@ fn daemon_keys(a: &SyncArgs) -> Result<(PrivateKey, PublicKey), Refused> {
     };
     let key = PrivateKey::load(&path).map_err(|e| {
         Refused::new(
-            Code::Error,
+            Code::Usage,
             format!("client key: {e} (make one with `sluice keygen`)"),
         )
     })?;
@@ -446,7 +500,13 @@ fn future_path(p: &Path) -> std::io::Result<PathBuf> {
     }
 }
 
-fn print_report(r: &SyncReport, a: &SyncArgs, dry_run: bool, quiet: bool) -> anyhow::Result<()> {
+fn print_report(r: &SyncReport, a: &SyncArgs, how: Printed) -> anyhow::Result<()> {
+    let Printed {
+        dry_run,
+        quiet,
+        code,
+        id,
+    } = how;
     for w in &r.warnings {
         let w = w.strip_prefix(session::PARTIAL_MARK).unwrap_or(w);
         eprintln!("sluice: warning: {w}");
@@ -464,8 +524,23 @@ fn print_report(r: &SyncReport, a: &SyncArgs, dry_run: bool, quiet: bool) -> any
             a.max_delete.unwrap_or(0)
         );
     }
+    // The chunks' mean rate over the whole run (scans included).
+    let rate_bps = if r.duration_s > 0.0 {
+        (r.chunk_bytes_sent as f64 * 8.0 / r.duration_s).round() as u64
+    } else {
+        0
+    };
     if a.json {
-        output::print_json(&serde_json::to_value(r)?)?;
+        let mut v = serde_json::to_value(r)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("rate_bps".into(), rate_bps.into());
+            // Not measured by the report yet (the UDP sender logs them).
+            o.insert("loss_pct".into(), serde_json::Value::Null);
+            o.insert("rtt_ms".into(), serde_json::Value::Null);
+            o.insert("exit_code".into(), (code as i32).into());
+            o.insert("history_id".into(), id.map(|i| i.0).into());
+        }
+        output::print_json(&v)?;
         return Ok(());
     }
     if quiet {
@@ -477,24 +552,43 @@ fn print_report(r: &SyncReport, a: &SyncArgs, dry_run: bool, quiet: bool) -> any
             writeln!(out, "{}", c.line)?;
         }
     }
-    let verb = if dry_run { "would send" } else { "sent" };
+    // Laid out like `rsync --stats`: what is there, what changed, what
+    // travelled, how long it took.
     writeln!(
         out,
-        "{} files ({}) in source; {} created, {} updated, {} deleted, {} metadata only",
+        "source: {} files, {}",
         r.files_total,
-        output::bytes(r.bytes_total),
-        r.files_created,
-        r.files_updated,
-        r.files_deleted,
-        r.meta_updated
+        output::bytes(r.bytes_total)
     )?;
     writeln!(
         out,
-        "{verb} {} of chunks ({} on the wire); {} reused from the destination; {:.2} s{}",
+        "changed: {} files created, {} updated, {} deleted; {} folders and {} symlinks created; \
+         {} entries' metadata only; {} entries deleted in all",
+        r.files_created,
+        r.files_updated,
+        r.files_deleted,
+        r.dirs_created,
+        r.symlinks_created,
+        r.meta_updated,
+        r.entries_deleted,
+    )?;
+    let verb = if dry_run { "would send" } else { "sent" };
+    writeln!(
+        out,
+        "data: {verb} {} of chunks ({} on the wire); {} reused from the destination",
         output::bytes(r.chunk_bytes_sent),
         output::bytes(r.wire_bytes_sent),
         output::bytes(r.bytes_reused),
+    )?;
+    let path = match r.data_path.as_str() {
+        "none" => "no chunks shipped".to_string(),
+        p => format!("chunks over {p}"),
+    };
+    writeln!(
+        out,
+        "time: {:.2} s, {} mean, {path}{}",
         r.duration_s,
+        output::rate(rate_bps),
         if dry_run {
             " (dry run: nothing changed)"
         } else {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
 use sync_core::history::{RunCounts, RunId, RunKind, WatchId};
+use sync_core::metrics::{Kind, Metrics};
 use sync_core::scope::{Scopes, MAX_SCOPES};
 use sync_core::session::msg::Msg;
 use sync_core::session::{SessionOptions, SyncReport};
@@ -59,6 +60,10 @@ pub fn run(a: WatchArgs, quiet: bool) -> anyhow::Result<Code> {
         );
         return Ok(Code::Usage);
     }
+    let metrics = Arc::new(Metrics::new(Kind::Watch));
+    if let Some(addr) = a.metrics {
+        crate::metrics_http::start(addr, a.metrics_public, Arc::clone(&metrics))?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -89,6 +94,7 @@ pub fn run(a: WatchArgs, quiet: bool) -> anyhow::Result<Code> {
         round: 0,
         history,
         watch_id,
+        metrics,
         json: a.sync.json,
         quiet,
         itemize: a.sync.itemize_changes,
@@ -163,6 +169,7 @@ pub fn run(a: WatchArgs, quiet: bool) -> anyhow::Result<Code> {
                 give_back_memory();
             }
         }
+        w.metrics.set_pending(!w.debounce.is_empty());
         w.keepalive();
     }
     w.history.finish_watch(w.watch_id, w.round);
@@ -203,6 +210,8 @@ struct Watch {
     /// watch's.
     history: Recorder,
     watch_id: Option<WatchId>,
+    /// Served by `--metrics`; kept up to date whether served or not.
+    metrics: Arc<Metrics>,
     json: bool,
     quiet: bool,
     itemize: bool,
@@ -337,6 +346,11 @@ impl Watch {
                     }
                 }
                 self.round += 1;
+                // Counted before it is printed: whoever read the line finds it.
+                self.metrics.run_done(&report, std::time::SystemTime::now());
+                if batch.rescan.is_none() {
+                    self.metrics.change_mirrored(batch.first_event.elapsed());
+                }
                 self.print(&report, &batch, full, started);
                 self.record(id, &report, opts.itemize);
             }
@@ -362,6 +376,7 @@ impl Watch {
     /// the retries until it works say nothing new.
     fn failed(&mut self, e: sync_core::Error, _covered_by_the_retry: Batch, id: Option<RunId>) {
         self.conn = None;
+        self.metrics.run_failed();
         let wait = match self.retry {
             None => {
                 let to = self

@@ -9,11 +9,13 @@ mod cmd_jobs;
 mod cmd_keygen;
 mod cmd_log;
 mod cmd_serve;
+mod cmd_shell;
 mod cmd_sync;
 mod cmd_watch;
 mod config;
 mod data_args;
 mod exit;
+mod metrics_http;
 mod output;
 mod record;
 mod scan_opts;
@@ -22,7 +24,16 @@ mod utc;
 use clap::CommandFactory;
 
 fn main() {
-    let matches = args::Cli::command().get_matches();
+    let matches = match args::Cli::command().try_get_matches() {
+        Ok(m) => m,
+        // --help and --version print and exit 0; a bad command line exits
+        // 1, as rsync's syntax errors do (clap's own default is 2).
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(exit::Code::Usage as i32);
+        }
+    };
     // `--job NAME` turns into the command line the job stands for.
     let cli = match config::resolve(&matches) {
         Ok(cli) => cli,
@@ -64,5 +75,7 @@ fn run(cli: args::Cli) -> anyhow::Result<exit::Code> {
         args::Command::Keygen(a) => cmd_keygen::run(a),
         args::Command::Jobs(a) => cmd_jobs::list(a, cli.config.as_deref()),
         args::Command::Job(a) => cmd_jobs::systemd(a, cli.config.as_deref()),
+        args::Command::Completions(a) => cmd_shell::completions(a),
+        args::Command::Manpage => cmd_shell::manpage(),
     }
 }

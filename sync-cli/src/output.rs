@@ -42,17 +42,32 @@ pub fn stderr_is_tty() -> bool {
 
 /// `1.50 GiB`-style sizes.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    scaled(n, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB"], 2)
+}
+
+/// `18.1 Mbit/s`-style rates from bits per second.
+pub fn rate(bps: u64) -> String {
+    scaled(
+        bps,
+        1000.0,
+        &["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"],
+        1,
+    )
+}
+
+/// `n` in the largest of `units` (each `step` times the one before) that
+/// keeps it at 1 or more, with `decimals` places (none in the first unit).
+fn scaled(n: u64, step: f64, units: &[&str], decimals: usize) -> String {
     let mut v = n as f64;
     let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
+    while v >= step && u + 1 < units.len() {
+        v /= step;
         u += 1;
     }
     if u == 0 {
-        format!("{n} B")
+        format!("{n} {}", units[0])
     } else {
-        format!("{v:.2} {}", UNITS[u])
+        format!("{v:.decimals$} {}", units[u])
     }
 }
 

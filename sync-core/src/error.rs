@@ -68,6 +68,17 @@ pub enum Error {
     /// Another run holds the destination's lock; the text names it.
     #[error("{0}")]
     LockBusy(String),
+    /// The remote end could not be started or reached (ssh failed, no
+    /// sluice there, the daemon refused or did not answer the connection).
+    #[error("{0}")]
+    Start(String),
+    /// The connection to the peer ended in the middle of a session.
+    #[error("{0}")]
+    Closed(String),
+    /// The daemon did not accept us (its key is not the pinned one, or
+    /// ours is not allowed on the module).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl Error {

@@ -21,7 +21,8 @@
 //! A watch ([`watch`]: inotify events, a debouncer that takes `now`) runs
 //! the same sessions round after round, each scoped ([`scope::Scopes`])
 //! to the paths its events named: both sides scan, send and compare only
-//! those. [`daemon`] serves sessions to authenticated clients.
+//! those. [`daemon`] serves sessions to authenticated clients. Both keep
+//! their figures (runs, bytes, latency) in a [`metrics::Metrics`] registry.
 //!
 //! Paths everywhere are [`path::RelPath`]: raw bytes relative to a root,
 //! validated once so nothing downstream can be steered outside the tree.
@@ -34,6 +35,7 @@ pub mod error;
 pub mod history;
 pub mod index;
 pub mod manifest;
+pub mod metrics;
 pub mod net;
 pub mod path;
 pub mod plan;

@@ -30,7 +30,7 @@ pub fn connect(
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = port.unwrap_or(DEFAULT_PORT);
-    let cannot = |why: String| Error::Peer(format!("cannot connect to {host} port {port}: {why}"));
+    let cannot = |why: String| Error::Start(format!("cannot connect to {host} port {port}: {why}"));
     let addrs = (host, port)
         .to_socket_addrs()
         .map_err(|e| cannot(e.to_string()))?;

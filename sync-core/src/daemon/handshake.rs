@@ -204,7 +204,7 @@ pub fn initiate(
     };
     let (server, server_raw) = Preamble::read(&mut io)?;
     if let Some(why) = &server.refusal {
-        return Err(Error::Peer(format!(
+        return Err(Error::Start(format!(
             "the server refused the connection: {why}"
         )));
     }
@@ -225,17 +225,19 @@ pub fn initiate(
     io.write_msg(&out[..n])?;
     let mut msg = Vec::new();
     match io.read_msg(&mut msg) {
-        Err(Error::Peer(_)) => {
-            return Err(Error::Peer(
+        Err(Error::Peer(_) | Error::Closed(_)) => {
+            return Err(Error::Refused(
                 "the server ended the handshake: is --server-key the server's public key?".into(),
             ))
         }
         r => r?,
     }
     let mut payload = vec![0u8; MAX_NOISE_MSG];
-    hs.read_message(&msg, &mut payload).map_err(noise_err(
-        "handshake failed: the server does not hold the key --server-key names",
-    ))?;
+    hs.read_message(&msg, &mut payload).map_err(|e| {
+        Error::Refused(format!(
+            "handshake failed: the server does not hold the key --server-key names ({e})"
+        ))
+    })?;
     let n = hs
         .write_message(&[], &mut out)
         .map_err(noise_err("handshake"))?;

@@ -86,11 +86,11 @@ impl Io<'_> {
 }
 
 fn closed() -> Error {
-    Error::Peer("the other side closed the connection".into())
+    Error::Closed("the other side closed the connection".into())
 }
 
 fn timed_out() -> Error {
-    Error::Peer("timed out waiting for the other side".into())
+    Error::Closed("timed out waiting for the other side".into())
 }
 
 pub(super) fn conn(e: std::io::Error) -> Error {

@@ -102,7 +102,7 @@ fn a_wrong_pinned_server_key_fails_on_both_sides() {
     let (h, sock) = serve(&s.server_key, Preamble::ours(), T);
     let c = initiate(sock, &s.client_key, &other.server_pub, &Preamble::ours(), T);
     assert!(
-        matches!(c, Err(Error::Peer(ref m)) if m.contains("--server-key")),
+        matches!(c, Err(Error::Refused(ref m)) if m.contains("--server-key")),
         "{:?}",
         c.err()
     );
@@ -186,5 +186,5 @@ fn bad_frames_after_the_handshake_are_errors() {
     let (mut server, _, mut client) = connected(&s);
     client.send_raw(&[0, 0, 1, 0, 1]).unwrap();
     drop(client);
-    assert!(matches!(server.recv(), Err(Error::Peer(_))));
+    assert!(matches!(server.recv(), Err(Error::Closed(_))));
 }

@@ -25,6 +25,7 @@ use super::keys::{PrivateKey, PublicKey};
 use super::noise::NoiseTransport;
 use super::rate::Pacer;
 use crate::error::{Error, Result};
+use crate::metrics::{Kind, Metrics};
 use crate::path::RelPath;
 use crate::session::lock::Locks;
 use crate::session::msg::{Hello, Msg, Role};
@@ -51,6 +52,7 @@ struct Shared {
     active: AtomicUsize,
     pacer: Option<Arc<Pacer>>,
     threads: usize,
+    metrics: Arc<Metrics>,
 }
 
 /// Frees a connection slot when the connection's thread ends.
@@ -59,6 +61,7 @@ struct Slot(Arc<Shared>);
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::AcqRel);
+        self.0.metrics.connection_closed();
     }
 }
 
@@ -77,6 +80,7 @@ impl Server {
                 active: AtomicUsize::new(0),
                 pacer,
                 threads,
+                metrics: Arc::new(Metrics::new(Kind::Daemon)),
             }),
         })
     }
@@ -89,6 +93,12 @@ impl Server {
 
     pub fn public_key(&self) -> Result<PublicKey> {
         self.shared.key.public()
+    }
+
+    /// The daemon's figures (sessions, bytes, connections), for
+    /// `--metrics` to serve.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.shared.metrics)
     }
 
     /// Accepts connections until the process ends.
@@ -117,6 +127,7 @@ impl Server {
                 );
                 continue;
             }
+            self.shared.metrics.connection_opened();
             let slot = Slot(Arc::clone(&self.shared));
             let spawned = std::thread::Builder::new()
                 .name("sluice-conn".into())
@@ -259,10 +270,12 @@ fn session(
                 if r.dry_run { " (dry run)" } else { "" },
                 r.files_created, r.files_updated, r.files_deleted, r.chunk_bytes_sent
             );
+            shared.metrics.run_done(&r, std::time::SystemTime::now());
             true
         }
         Err(e) => {
             tracing::warn!(%peer, %module, "failed: {e}");
+            shared.metrics.run_failed();
             false
         }
     }

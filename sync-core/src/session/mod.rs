@@ -449,6 +449,7 @@ pub fn read_hello(t: &mut dyn Transport) -> Result<msg::Hello> {
     match t.recv()? {
         msg::Msg::Hello(h) => Ok(h),
         msg::Msg::Busy(why) => Err(Error::LockBusy(why)),
+        msg::Msg::Error(e) if e == crate::daemon::server::ACCESS_DENIED => Err(Error::Refused(e)),
         msg::Msg::Error(e) => Err(Error::Peer(e)),
         other => Err(msg::protocol(format!(
             "expected Hello, got {}",

@@ -35,7 +35,7 @@ const MAX_ROUNDS: u32 = 3;
 pub fn run_receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncReport> {
     let result = receiver(t, side, opening);
     if let Err(e) = &result {
-        if !matches!(e, Error::Peer(_)) {
+        if !matches!(e, Error::Peer(_) | Error::Closed(_)) {
             let _ = t.send(&Msg::Error(e.to_string()));
         }
     }

@@ -115,7 +115,7 @@ pub fn connect_ssh(host: &str, opts: &SshOptions) -> Result<SshSession> {
         .stderr(Stdio::inherit());
     let mut child = cmd
         .spawn()
-        .map_err(|e| Error::Usage(format!("cannot run {program:?} (set --rsh): {e}")))?;
+        .map_err(|e| Error::Start(format!("cannot run {program:?} (set --rsh): {e}")))?;
     let stdout = child.stdout.take().expect("piped");
     let stdin = child.stdin.take().expect("piped");
     let mut reader = BufReader::new(stdout);
@@ -134,7 +134,7 @@ pub fn connect_ssh(host: &str, opts: &SshOptions) -> Result<SshSession> {
             Some(c) => format!("the remote command ended (exit {c}) before sluice answered"),
             None => "the remote command ended before sluice answered".into(),
         };
-        return Err(Error::Peer(why));
+        return Err(Error::Start(why));
     }
     if got != PREAMBLE {
         // Only what is already buffered: the remote may still be running.
@@ -144,7 +144,7 @@ pub fn connect_ssh(host: &str, opts: &SshOptions) -> Result<SshSession> {
         let first = text.lines().next().unwrap_or("").trim();
         let _ = child.kill();
         let _ = child.wait();
-        return Err(Error::Peer(format!(
+        return Err(Error::Start(format!(
             "the remote shell printed {first:?} on stdout before sluice started; \
              remove that output from the login scripts on {host} (banners belong on stderr)"
         )));

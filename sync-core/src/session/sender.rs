@@ -24,7 +24,7 @@ use crate::scope::Scopes;
 pub fn run_sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncReport> {
     let result = sender(t, side, opening);
     if let Err(e) = &result {
-        if !matches!(e, Error::Peer(_)) {
+        if !matches!(e, Error::Peer(_) | Error::Closed(_)) {
             let _ = t.send(&Msg::Error(e.to_string()));
         }
     }

@@ -163,7 +163,7 @@ impl MemoryTransport {
 }
 
 fn closed() -> Error {
-    Error::Peer("the other side closed the connection".into())
+    Error::Closed("the other side closed the connection".into())
 }
 
 impl Transport for MemoryTransport {
@@ -266,7 +266,7 @@ mod tests {
         for m in &msgs {
             assert_eq!(&t.recv().unwrap(), m);
         }
-        assert!(matches!(t.recv(), Err(Error::Peer(_))));
+        assert!(matches!(t.recv(), Err(Error::Closed(_))));
     }
 
     #[test]

@@ -228,7 +228,7 @@ fn a_wrong_key_is_refused_and_nothing_is_written() {
     let src = d.path("src");
     sample(&src);
     let (code, _, err) = daemon.push(&d, "keys/stranger", &src, "rw");
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 42, "{err}");
     assert!(err.contains("access denied"), "{err}");
     assert!(is_empty_dir(&store));
 
@@ -246,13 +246,13 @@ fn a_wrong_key_is_refused_and_nothing_is_written() {
         url.as_ref(),
     ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(42), "{err}");
     assert!(err.contains("--server-key"), "{err}");
     assert!(is_empty_dir(&store));
 
     // And no --server-key at all is a usage error.
     let out = d.sluice(&["sync".as_ref(), src.as_os_str(), url.as_ref()]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--server-key"));
 }
 
@@ -281,11 +281,11 @@ fn unknown_modules_disallowed_keys_and_access_modes_read_the_same() {
         ("keys/client", "ro"),
     ] {
         let (code, _, err) = daemon.push(&d, key, &src, path);
-        assert_eq!(code, 1, "{key} {path}: {err}");
+        assert_eq!(code, 42, "{key} {path}: {err}");
         lines.push(last_line(&err));
     }
     let (code, _, err) = daemon.pull(&d, "keys/client", "wo", &d.path("got"));
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 42, "{err}");
     lines.push(last_line(&err));
     assert!(lines[0].contains("access denied"), "{lines:?}");
     assert!(lines.iter().all(|l| *l == lines[0]), "{lines:?}");
@@ -432,7 +432,7 @@ fn an_idle_client_is_dropped_and_its_slot_freed() {
     daemon.wait_log("new connection", 1);
     // While the idle client holds the only slot, others are turned away.
     let (code, _, err) = daemon.push(&d, "keys/client", &src, "rw");
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 5, "{err}");
     assert!(err.contains("busy"), "{err}");
     // The server drops the silent client after its timeout...
     idle.set_read_timeout(Some(Duration::from_secs(10)))

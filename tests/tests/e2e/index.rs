@@ -42,7 +42,7 @@ fn a_foreign_index_file_is_refused_and_untouched() {
         d.path("notes.db").as_os_str(),
         d.path("tree").as_os_str(),
     ]);
-    assert_eq!(out.status.code(), Some(5));
+    assert_eq!(out.status.code(), Some(43));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a sluice index"));
     assert_eq!(
         std::fs::read(d.path("notes.db")).unwrap(),

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 use crate::util::*;
 
 /// The exit code for a bad command line or config file (`exit::Code::Usage`).
-const USAGE: i32 = 2;
+const USAGE: i32 = 1;
 
 /// Writes `text` as the config file in `d`.
 fn config(d: &Dir, text: &str) -> PathBuf {

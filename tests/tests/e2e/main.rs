@@ -3,10 +3,12 @@
 //! One test binary with topic modules (ripgrep's layout). Each test makes
 //! its own temporary folders through [`util::Dir`].
 
+mod cli;
 mod daemon;
 mod history;
 mod index;
 mod jobs;
+mod metrics;
 mod operator;
 mod safety;
 mod ssh;

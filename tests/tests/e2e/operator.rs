@@ -86,3 +86,151 @@ fn a_dead_holders_lock_is_taken_over() {
     let (code, stderr) = sync(&d, &src, &dst, &["--dst-index", index_arg]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+/// A stand-in for the remote end: an `--rsh` script that ignores its
+/// arguments, writes `reply` (printf format) to the client, then runs
+/// `then` (e.g. reads what the client sends, so that its writes never
+/// meet a closed pipe first).
+fn fake_remote(d: &Dir, name: &str, reply: &str, then: &str) -> String {
+    let script = d.path(name);
+    std::fs::write(&script, format!("#!/bin/sh\nprintf '{reply}'\n{then}\n")).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script.display().to_string()
+}
+
+/// The exit codes not provoked elsewhere (23 and 40 are in this file's
+/// and index.rs's tests, 11 in safety.rs, 25 in sync.rs, 41 and 42 in
+/// daemon.rs, 43 in index.rs).
+#[test]
+fn each_failure_has_its_exit_code() {
+    let d = Dir::new();
+    let src = d.path("src");
+    write(&src.join("a"), b"a");
+    let dst = d.path("dst");
+
+    // 1: a bad command line (rsync's syntax error, not clap's 2).
+    let (code, stderr) = sync(&d, &src, &dst, &["--no-such-flag"]);
+    assert_eq!(code, 1, "{stderr}");
+    // 3: a source that is not there.
+    let (code, stderr) = sync(&d, &d.path("missing"), &dst, &[]);
+    assert_eq!(code, 3, "{stderr}");
+    // 5: the remote end cannot be started.
+    let (code, stderr) = sync(&d, &src, "host:dst".as_ref(), &["--rsh", "/bin/false"]);
+    assert_eq!(code, 5, "{stderr}");
+    // 10: the remote end answers, then the connection is gone.
+    let gone = fake_remote(&d, "gone.sh", "\\000sluice-serve-1\\n", "exit 0");
+    let (code, stderr) = sync(&d, &src, "host:dst".as_ref(), &["--rsh", &gone]);
+    assert_eq!(code, 10, "{stderr}");
+    // 12: the remote end answers, then sends a frame no sluice would.
+    let garbage = fake_remote(
+        &d,
+        "garbage.sh",
+        "\\000sluice-serve-1\\n\\377\\377\\377\\377xxxx",
+        "exec cat >/dev/null",
+    );
+    let (code, stderr) = sync(&d, &src, "host:dst".as_ref(), &["--rsh", &garbage]);
+    assert_eq!(code, 12, "{stderr}");
+    assert!(!dst.exists());
+}
+
+/// SIGTERM in the middle of a sync: exit 20, and nothing half-written is
+/// visible at the destination (only whole files and hidden temporaries).
+#[test]
+fn a_stopped_sync_exits_20_and_leaves_only_whole_files() {
+    let d = Dir::new();
+    let (src, dst) = (d.path("src"), d.path("dst"));
+    for i in 0..8 {
+        write(&src.join(format!("f{i}")), &noise(i, 1 << 20));
+    }
+    // Slow enough to be caught in the middle: 8 MiB at 8 Mbit/s.
+    let mut child = std::process::Command::new(sluice_bin())
+        .args([
+            "sync",
+            "-q",
+            "--transport",
+            "udp",
+            "--rate",
+            "8M",
+            "--policy",
+            "fixed",
+        ])
+        .arg(&src)
+        .arg(&dst)
+        .env("XDG_STATE_HOME", d.path("state"))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3000));
+    // SAFETY: kill(2) on the pid of a child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(20));
+    let mut whole = 0;
+    for e in std::fs::read_dir(&dst).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        if name.starts_with(".sluice-tmp.") {
+            continue;
+        }
+        let i: u64 = name[1..].parse().unwrap();
+        assert_eq!(
+            std::fs::read(dst.join(&name)).unwrap(),
+            noise(i, 1 << 20),
+            "{name}"
+        );
+        whole += 1;
+    }
+    assert!(whole < 8, "the sync was not stopped in the middle");
+    // The next run finishes the job.
+    let (code, stderr) = sync(&d, &src, &dst, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_same_tree(&src, &dst);
+}
+
+/// 41: a daemon of another protocol version (a fake one that only says
+/// its preamble).
+#[test]
+fn an_incompatible_daemon_exits_41() {
+    use std::io::{Read, Write};
+    let d = Dir::new();
+    let src = d.path("src");
+    write(&src.join("a"), b"a");
+    let keygen = |name: &str| {
+        let out = d.sluice(&[
+            "keygen".as_ref(),
+            "--out".as_ref(),
+            d.path(name).as_os_str(),
+        ]);
+        assert_exit(&out, 0);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    keygen("client");
+    let server_pub = keygen("server");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut pre = b"\0sluiced".to_vec();
+        pre.extend_from_slice(&999u16.to_be_bytes());
+        pre.extend_from_slice(&0u32.to_be_bytes());
+        pre.push(11);
+        pre.extend_from_slice(b"sluice 99.0");
+        pre.extend_from_slice(&0u16.to_be_bytes());
+        s.write_all(&pre).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.read(&mut [0u8; 512]);
+    });
+    let key = d.path("client");
+    let url = format!("sluice://127.0.0.1:{port}/rw");
+    let out = d.sluice(&[
+        "sync".as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+        "--server-key".as_ref(),
+        server_pub.as_ref(),
+        src.as_os_str(),
+        url.as_ref(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(41), "{stderr}");
+    assert!(stderr.contains("99.0"), "{stderr}");
+    server.join().unwrap();
+}
