@@ -20,6 +20,10 @@ pub struct Cli {
     /// Only errors; no progress or summary.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Also append the log (warnings and errors; more with -v) to FILE,
+    /// each line with its time.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<std::path::PathBuf>,
     /// The jobs file for --job, `jobs` and `job` [default:
     /// $XDG_CONFIG_HOME/sluice/config.toml, else ~/.config/sluice/config.toml].
     /// (`serve` reads its own --config, the daemon's.)
@@ -214,6 +218,10 @@ pub struct SyncArgs {
     /// Path of the sluice binary on the remote host.
     #[arg(long, value_name = "PATH", default_value = "sluice")]
     pub remote_sluice: String,
+    /// Give up connecting to the remote end after SECONDS: a daemon's
+    /// connect and handshake (exit 35), ssh's ConnectTimeout (exit 5).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub contimeout: Option<u64>,
     /// Private key for sluice:// daemons [default: ~/.config/sluice/id]
     /// (make one with `sluice keygen`).
     #[arg(long, value_name = "FILE")]
@@ -256,6 +264,11 @@ pub struct SyncArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Draw the progress display of sync and diff on stderr even when it is
+    /// not a terminal (it is drawn on a terminal anyway; never with -q or
+    /// --json).
+    #[arg(long)]
+    pub progress: bool,
     #[command(flatten)]
     pub data: crate::data_args::DataArgs,
     /// UDP ports to receive on when this side receives (LOW-HIGH; 0: any).

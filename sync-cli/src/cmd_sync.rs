@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +12,7 @@ use sync_core::history::{RunId, RunKind};
 use sync_core::session::msg::Role;
 use sync_core::session::remote::{connect_ssh, Location, SshOptions, SshSession};
 use sync_core::session::{
-    self, Opening, Progress, SessionOptions, Side, SyncReport, Transport, UdpSide, PHASE_SCAN,
-    PHASE_TRANSFER,
+    self, Opening, Progress, SessionOptions, Side, SyncReport, Transport, UdpSide,
 };
 
 use crate::args::SyncArgs;
@@ -93,20 +91,20 @@ fn sync_once(
     dry_run: bool,
     quiet: bool,
 ) -> anyhow::Result<Result<(SyncReport, bool), Refused>> {
-    let show = !quiet && !a.json && output::stderr_is_tty();
+    let show = !quiet && !a.json && (a.progress || output::stderr_is_tty());
     let prepared = match Prepared::new(a, dry_run, show)? {
         Ok(p) => p,
         Err(refused) => return Ok(Err(refused)),
     };
-    let done = AtomicBool::new(false);
+    let ended = std::sync::OnceLock::new();
     let result = std::thread::scope(|s| {
         if let Some(p) = &prepared.progress {
-            s.spawn(|| show_progress(p, &done));
+            s.spawn(|| crate::progress::show(p, dry_run, a.progress, &ended));
         }
         let r = prepared
             .connect()
             .and_then(|mut conn| prepared.run(&prepared.opts, conn.as_mut()));
-        done.store(true, Ordering::Relaxed);
+        let _ = ended.set(r.as_ref().is_ok_and(|report| !report.partial()));
         r
     });
     Ok(Ok((result?, prepared.opts.itemize)))
@@ -161,6 +159,8 @@ struct Remote {
     role: Role,
     ssh: SshOptions,
     keys: Option<(PrivateKey, PublicKey)>,
+    /// `--contimeout`: the daemon's connect and handshake.
+    contimeout: Option<Duration>,
 }
 
 /// An open connection to the remote end.
@@ -283,8 +283,10 @@ impl Prepared {
                 ssh: SshOptions {
                     rsh: a.rsh.clone(),
                     remote_sluice: a.remote_sluice.clone(),
+                    connect_timeout: a.contimeout,
                 },
                 keys,
+                contimeout: a.contimeout.map(Duration::from_secs),
             }),
             src: side(src, &a.src_index),
             dst: side(dst, &a.dst_index),
@@ -318,7 +320,11 @@ impl Prepared {
             Endpoint::Daemon(host, port) => {
                 let (key, server_key) = r.keys.as_ref().expect("loaded when prepared");
                 Conn::Daemon(sync_core::daemon::client::connect(
-                    host, *port, key, server_key,
+                    host,
+                    *port,
+                    key,
+                    server_key,
+                    r.contimeout,
                 )?)
             }
         }))
@@ -596,46 +602,4 @@ fn print_report(r: &SyncReport, a: &SyncArgs, how: Printed) -> anyhow::Result<()
         }
     )?;
     Ok(())
-}
-
-/// A spinner while scanning, then a byte bar while files are written.
-fn show_progress(p: &Progress, done: &AtomicBool) {
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.enable_steady_tick(Duration::from_millis(120));
-    let mut phase = PHASE_SCAN;
-    while !done.load(Ordering::Relaxed) {
-        let now = p.phase.load(Ordering::Relaxed);
-        if now != phase && now == PHASE_TRANSFER {
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {msg}",
-                )
-                .expect("valid template"),
-            );
-            bar.reset_elapsed();
-            bar.reset_eta();
-        }
-        phase = now;
-        match phase {
-            PHASE_SCAN => bar.set_message(crate::scan_opts::progress_line(&p.scan)),
-            PHASE_TRANSFER => {
-                // A big tree is planned window by window: the total grows
-                // until every entry is planned.
-                let (planned, total) = (
-                    p.entries_planned.load(Ordering::Relaxed),
-                    p.entries_total.load(Ordering::Relaxed),
-                );
-                bar.set_length(p.bytes_total.load(Ordering::Relaxed));
-                bar.set_position(p.bytes_done.load(Ordering::Relaxed));
-                if planned < total {
-                    bar.set_message(format!("planned {planned} of {total} entries"));
-                } else {
-                    bar.set_message(format!("{total} entries planned"));
-                }
-            }
-            _ => bar.set_message("finishing: links, deletions, folder times, index"),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bar.finish_and_clear();
 }

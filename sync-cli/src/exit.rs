@@ -30,6 +30,12 @@ pub enum Code {
     Partial = 23,
     /// Deletions stopped by `--max-delete`.
     MaxDelete = 25,
+    /// The peer said nothing for too long (rsync: timeout in data
+    /// send/receive).
+    Timeout = 30,
+    /// No daemon connection within `--contimeout` (rsync: timeout waiting
+    /// for daemon connection).
+    ConnectTimeout = 35,
     /// Another run is writing to the destination (no rsync code).
     LockBusy = 40,
     /// The peer runs a sluice that speaks another protocol (no rsync code).
@@ -57,6 +63,8 @@ macro_rules! exit_codes_help {
   20  stopped by SIGINT, SIGTERM or SIGHUP
   23  partial: some entries could not be read or written (named in warnings)
   25  --max-delete limit reached; nothing was deleted
+  30  the peer said nothing for too long
+  35  no daemon connection within --contimeout
   40  another run is writing to the destination (see --wait-lock)
   41  the peer runs an incompatible sluice
   42  the daemon refused us (server key or access)
@@ -93,6 +101,8 @@ impl Code {
             Error::Start(_) => Code::Start,
             Error::Closed(_) => Code::Socket,
             Error::Refused(_) => Code::Refused,
+            Error::TimedOut(_) => Code::Timeout,
+            Error::ConnectTimeout(_) => Code::ConnectTimeout,
             _ => Code::Usage,
         }
     }

@@ -17,6 +17,7 @@ mod data_args;
 mod exit;
 mod metrics_http;
 mod output;
+mod progress;
 mod record;
 mod scan_opts;
 mod utc;
@@ -49,7 +50,10 @@ fn main() {
     } else {
         cli.verbose
     };
-    output::init_logging(verbose, cli.quiet);
+    if let Err(e) = output::init_logging(verbose, cli.quiet, cli.log_file.as_deref()) {
+        eprintln!("sluice: error: {e}");
+        std::process::exit(exit::Code::Usage as i32);
+    }
     let code = match run(cli) {
         Ok(code) => code,
         Err(err) => {

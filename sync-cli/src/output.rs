@@ -1,9 +1,15 @@
 //! Terminal output: logging setup, warnings, human-readable sizes.
 
 use std::io::IsTerminal;
+use std::path::Path;
 
-/// Sets up `tracing` output on stderr; `SLUICE_LOG` overrides the level.
-pub fn init_logging(verbose: u8, quiet: bool) {
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::Layer as _;
+
+/// Sets up `tracing` output on stderr (and appended to `log_file`, each
+/// line with its UTC time); `SLUICE_LOG` overrides the level.
+pub fn init_logging(verbose: u8, quiet: bool, log_file: Option<&Path>) -> Result<(), String> {
     let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -11,23 +17,46 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         (false, 2) => "debug",
         _ => "trace",
     };
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level))
+    };
     // Debug output (and any SLUICE_LOG filter) carries the seconds since
     // start, so that phases can be timed; the default output does not.
     let timed = verbose >= 2 || std::env::var_os("SLUICE_LOG").is_some();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr_layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(stderr_is_tty())
         .with_target(false);
-    if timed {
-        builder
+    let stderr_layer = if timed {
+        stderr_layer
             .with_timer(tracing_subscriber::fmt::time::uptime())
-            .init();
+            .boxed()
     } else {
-        builder.without_time().init();
-    }
+        stderr_layer.without_time().boxed()
+    };
+    let file_layer = match log_file {
+        None => None,
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("--log-file {}: {e}", path.display()))?;
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_ansi(false)
+                    .with_target(false)
+                    .with_filter(filter()),
+            )
+        }
+    };
+    tracing_subscriber::registry()
+        .with(stderr_layer.with_filter(filter()))
+        .with(file_layer)
+        .init();
+    Ok(())
 }
 
 /// Prints a warning line on stderr.

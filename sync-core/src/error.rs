@@ -79,6 +79,13 @@ pub enum Error {
     /// ours is not allowed on the module).
     #[error("{0}")]
     Refused(String),
+    /// The peer said nothing for longer than allowed.
+    #[error("{0}")]
+    TimedOut(String),
+    /// The daemon's connection or handshake took longer than
+    /// `--contimeout`.
+    #[error("{0}")]
+    ConnectTimeout(String),
 }
 
 impl Error {

@@ -17,8 +17,8 @@ use crossbeam_channel as chan;
 use super::assemble::{Budget, Job, Rescued, Shard, ShardContext, ShardOut};
 use super::tree::{temp_name, Tree};
 use super::{
-    io_err, is_fatal, kind_is_dir, ApplyError, ApplyOptions, ApplyReport, Fatal, IndexUpdate,
-    Reader,
+    io_err, is_fatal, kind_is_dir, ApplyError, ApplyOptions, ApplyReport, CurrentFile, Fatal,
+    IndexUpdate, Reader,
 };
 use crate::chunk::Hash;
 use crate::entry::{Entry, Kind};
@@ -71,6 +71,7 @@ pub struct Applier {
     extra_by_hash: HashMap<Hash, u32>,
     threads: Vec<std::thread::JoinHandle<ShardOut>>,
     written: Option<Arc<AtomicU64>>,
+    current: Option<Arc<CurrentFile>>,
     records: Option<chan::Sender<IndexUpdate>>,
     leftovers: Vec<RelPath>,
     report: ApplyReport,
@@ -133,6 +134,7 @@ impl Applier {
             extra_by_hash: HashMap::new(),
             threads: Vec::new(),
             written: None,
+            current: None,
             records: None,
             leftovers: Vec::new(),
             report: ApplyReport::default(),
@@ -144,6 +146,12 @@ impl Applier {
     /// [`Applier::start`]).
     pub fn count_into(&mut self, counter: Arc<AtomicU64>) {
         self.written = Some(counter);
+    }
+
+    /// Shows the path of a file as it starts being written, when `current`
+    /// asks (call before [`Applier::start`]).
+    pub fn show_current(&mut self, current: Arc<CurrentFile>) {
+        self.current = Some(current);
     }
 
     /// Sends the index records of files as they are put in place, in
@@ -190,6 +198,7 @@ impl Applier {
                 tag: Arc::clone(&self.tag),
                 rescued: rescued.clone(),
                 written: self.written.clone(),
+                current: self.current.clone(),
                 fatal: self.feed.fatal.clone(),
                 records: self.records.clone(),
             };

@@ -257,6 +257,8 @@ pub(super) struct ShardContext {
     pub tag: Arc<str>,
     pub rescued: Option<Arc<Rescued>>,
     pub written: Option<Arc<AtomicU64>>,
+    /// Where a progress display samples the file being written.
+    pub current: Option<Arc<super::CurrentFile>>,
     pub fatal: Fatal,
     /// Where index records go as files are put in place (else all at the end).
     pub records: Option<chan::Sender<IndexUpdate>>,
@@ -410,6 +412,11 @@ impl Shard {
             }
             self.open += 1;
             let fresh = !self.files[i].created;
+            if fresh {
+                if let Some(c) = &self.cx.current {
+                    c.offer(|| path.display());
+                }
+            }
             self.files[i].created = true;
             self.files[i].file = Some(file);
             if fresh {

@@ -23,6 +23,7 @@
 
 mod applier;
 mod assemble;
+mod current;
 pub mod journal;
 pub mod tree;
 
@@ -40,6 +41,7 @@ use crate::manifest::ChunkLocation;
 use crate::path::RelPath;
 
 pub use applier::{Applier, Feed, MAX_WRITERS};
+pub use current::CurrentFile;
 pub use tree::Tree;
 
 /// What the user chose that changes how a plan is applied.

@@ -20,12 +20,15 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Connects to `host[:port]` (a `user@` prefix is ignored: the daemon knows
-/// clients by key) and authenticates both ways.
+/// clients by key) and authenticates both ways, within `timeout` for each
+/// of the connect and the handshake (`None`: [`CONNECT_TIMEOUT`] and
+/// [`HANDSHAKE_TIMEOUT`]); running out of it is [`Error::ConnectTimeout`].
 pub fn connect(
     host: &str,
     port: Option<u16>,
     key: &PrivateKey,
     server_key: &PublicKey,
+    timeout: Option<Duration>,
 ) -> Result<NoiseTransport> {
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -35,26 +38,41 @@ pub fn connect(
         .to_socket_addrs()
         .map_err(|e| cannot(e.to_string()))?;
     let mut last = "no address".to_string();
+    let mut timed_out = false;
     let mut stream = None;
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+        match TcpStream::connect_timeout(&addr, timeout.unwrap_or(CONNECT_TIMEOUT)) {
             Ok(s) => {
                 stream = Some(s);
                 break;
             }
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                timed_out = true;
+                last = e.to_string();
+            }
             Err(e) => last = e.to_string(),
         }
     }
-    let stream = stream.ok_or_else(|| cannot(last))?;
+    let stream = match stream {
+        Some(s) => s,
+        None if timed_out => {
+            return Err(Error::ConnectTimeout(format!(
+                "no connection to {host} port {port} within {} s",
+                timeout.unwrap_or(CONNECT_TIMEOUT).as_secs()
+            )))
+        }
+        None => return Err(cannot(last)),
+    };
     let _ = stream.set_nodelay(true);
     keepalive(&stream);
-    let mut t = initiate(
-        stream,
-        key,
-        server_key,
-        &Preamble::ours(),
-        HANDSHAKE_TIMEOUT,
-    )?;
+    let limit = timeout.unwrap_or(HANDSHAKE_TIMEOUT);
+    let mut t = initiate(stream, key, server_key, &Preamble::ours(), limit).map_err(|e| match e {
+        Error::TimedOut(_) => Error::ConnectTimeout(format!(
+            "{host} port {port} accepted the connection but did not complete the handshake within {} s",
+            limit.as_secs()
+        )),
+        e => e,
+    })?;
     t.set_deadline(None)?;
     Ok(t)
 }

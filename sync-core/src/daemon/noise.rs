@@ -90,7 +90,7 @@ fn closed() -> Error {
 }
 
 fn timed_out() -> Error {
-    Error::Closed("timed out waiting for the other side".into())
+    Error::TimedOut("timed out waiting for the other side".into())
 }
 
 pub(super) fn conn(e: std::io::Error) -> Error {

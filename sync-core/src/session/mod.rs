@@ -244,6 +244,8 @@ pub struct Progress {
     pub entries_planned: AtomicU64,
     /// Bytes of files written so far.
     pub bytes_done: Arc<AtomicU64>,
+    /// The file being written, sampled when the display asks.
+    pub current: Arc<crate::apply::CurrentFile>,
     /// Scan counters (both trees of a local sync add up here).
     pub scan: Arc<crate::scan::ScanProgress>,
 }

@@ -458,6 +458,7 @@ fn start_apply<'s, 'i: 's>(
     let mut applier = Applier::new(tree, Arc::clone(&plan), apply_opts);
     if let Some(p) = &side.progress {
         applier.count_into(Arc::clone(&p.bytes_done));
+        applier.show_current(Arc::clone(&p.current));
     }
     let (records, updates) = chan::unbounded::<IndexUpdate>();
     let indexer = s.spawn(move || {

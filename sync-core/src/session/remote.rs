@@ -73,6 +73,9 @@ pub struct SshOptions {
     pub rsh: String,
     /// The sluice binary on the remote host (`--remote-sluice`).
     pub remote_sluice: String,
+    /// `--contimeout`: passed to ssh as `-o ConnectTimeout=N` when the
+    /// command is ssh.
+    pub connect_timeout: Option<u64>,
 }
 
 impl Default for SshOptions {
@@ -80,6 +83,7 @@ impl Default for SshOptions {
         SshOptions {
             rsh: "ssh".into(),
             remote_sluice: "sluice".into(),
+            connect_timeout: None,
         }
     }
 }
@@ -106,6 +110,9 @@ pub fn connect_ssh(host: &str, opts: &SshOptions) -> Result<SshSession> {
         .next()
         .ok_or_else(|| Error::Usage("--rsh is empty".into()))?;
     let mut cmd = Command::new(program);
+    if let Some(secs) = opts.connect_timeout.filter(|_| program.ends_with("ssh")) {
+        cmd.arg("-o").arg(format!("ConnectTimeout={secs}"));
+    }
     cmd.args(words)
         .arg(host)
         .arg(&opts.remote_sluice)

@@ -10,6 +10,7 @@ mod index;
 mod jobs;
 mod metrics;
 mod operator;
+mod progress;
 mod safety;
 mod ssh;
 mod sync;

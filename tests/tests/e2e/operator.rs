@@ -234,3 +234,79 @@ fn an_incompatible_daemon_exits_41() {
     assert!(stderr.contains("99.0"), "{stderr}");
     server.join().unwrap();
 }
+
+/// 35: a daemon that takes the connection but never completes the
+/// handshake, with --contimeout 1.
+#[test]
+fn a_silent_daemon_exits_35_after_contimeout() {
+    let d = Dir::new();
+    let src = d.path("src");
+    write(&src.join("a"), b"a");
+    let keygen = |name: &str| {
+        let out = d.sluice(&[
+            "keygen".as_ref(),
+            "--out".as_ref(),
+            d.path(name).as_os_str(),
+        ]);
+        assert_exit(&out, 0);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    keygen("client");
+    let server_pub = keygen("server");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        // Holds the connection, says nothing, until the client gives up.
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = std::io::Read::read(&mut &s, &mut [0u8; 64]);
+    });
+    let key = d.path("client");
+    let url = format!("sluice://127.0.0.1:{port}/rw");
+    let t0 = Instant::now();
+    let out = d.sluice(&[
+        "sync".as_ref(),
+        "--contimeout".as_ref(),
+        "1".as_ref(),
+        "--key".as_ref(),
+        key.as_os_str(),
+        "--server-key".as_ref(),
+        server_pub.as_ref(),
+        src.as_os_str(),
+        url.as_ref(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(35), "{stderr}");
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    server.join().unwrap();
+}
+
+/// --log-file appends the log with times; an unwritable one is a usage
+/// error before anything runs, as is a --contimeout of 0.
+#[test]
+fn the_log_goes_to_a_file_too() {
+    let d = Dir::new();
+    let (src, dst) = (d.path("src"), d.path("dst"));
+    write(&src.join("a"), b"a");
+    let log = d.path("sluice.log");
+    let out = d.sluice(&[
+        "sync".as_ref(),
+        "-vv".as_ref(),
+        "--log-file".as_ref(),
+        log.as_os_str(),
+        src.as_os_str(),
+        dst.as_os_str(),
+    ]);
+    assert_exit(&out, 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let first = text.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with("20") && first.contains("Z DEBUG"),
+        "{text}"
+    );
+    let (code, stderr) = sync(&d, &src, &dst, &["--log-file", "/nonexistent/dir/x.log"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--log-file"), "{stderr}");
+    let (code, stderr) = sync(&d, &src, &dst, &["--contimeout", "0"]);
+    assert_eq!(code, 1, "{stderr}");
+}
