@@ -185,60 +185,14 @@ fn a_stopped_sync_exits_20_and_leaves_only_whole_files() {
     assert_same_tree(&src, &dst);
 }
 
-/// 41: a daemon of another protocol version (a fake one that only says
-/// its preamble).
-#[test]
-fn an_incompatible_daemon_exits_41() {
-    use std::io::{Read, Write};
-    let d = Dir::new();
-    let src = d.path("src");
-    write(&src.join("a"), b"a");
-    let keygen = |name: &str| {
-        let out = d.sluice(&[
-            "keygen".as_ref(),
-            "--out".as_ref(),
-            d.path(name).as_os_str(),
-        ]);
-        assert_exit(&out, 0);
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    keygen("client");
-    let server_pub = keygen("server");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        let mut pre = b"\0sluiced".to_vec();
-        pre.extend_from_slice(&999u16.to_be_bytes());
-        pre.extend_from_slice(&0u32.to_be_bytes());
-        pre.push(11);
-        pre.extend_from_slice(b"sluice 99.0");
-        pre.extend_from_slice(&0u16.to_be_bytes());
-        s.write_all(&pre).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let _ = s.read(&mut [0u8; 512]);
-    });
-    let key = d.path("client");
-    let url = format!("sluice://127.0.0.1:{port}/rw");
-    let out = d.sluice(&[
-        "sync".as_ref(),
-        "--key".as_ref(),
-        key.as_os_str(),
-        "--server-key".as_ref(),
-        server_pub.as_ref(),
-        src.as_os_str(),
-        url.as_ref(),
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(41), "{stderr}");
-    assert!(stderr.contains("99.0"), "{stderr}");
-    server.join().unwrap();
-}
-
-/// 35: a daemon that takes the connection but never completes the
-/// handshake, with --contimeout 1.
-#[test]
-fn a_silent_daemon_exits_35_after_contimeout() {
+/// A fake daemon on 127.0.0.1 that does `behave` with the one connection
+/// it takes; then `sluice sync EXTRA... SRC sluice://...` to it with real
+/// client and server keys. Returns the exit code, stderr and the run's
+/// wall time.
+fn sync_to_fake_daemon(
+    behave: impl FnOnce(std::net::TcpStream) + Send + 'static,
+    extra: &[&str],
+) -> (Option<i32>, String, Duration) {
     let d = Dir::new();
     let src = d.path("src");
     write(&src.join("a"), b"a");
@@ -257,17 +211,14 @@ fn a_silent_daemon_exits_35_after_contimeout() {
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
         let (s, _) = listener.accept().unwrap();
-        // Holds the connection, says nothing, until the client gives up.
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let _ = std::io::Read::read(&mut &s, &mut [0u8; 64]);
+        behave(s);
     });
     let key = d.path("client");
     let url = format!("sluice://127.0.0.1:{port}/rw");
-    let t0 = Instant::now();
-    let out = d.sluice(&[
-        "sync".as_ref(),
-        "--contimeout".as_ref(),
-        "1".as_ref(),
+    let mut args: Vec<&std::ffi::OsStr> = vec!["sync".as_ref()];
+    args.extend(extra.iter().map(|a| std::ffi::OsStr::new(*a)));
+    args.extend([
         "--key".as_ref(),
         key.as_os_str(),
         "--server-key".as_ref(),
@@ -275,10 +226,52 @@ fn a_silent_daemon_exits_35_after_contimeout() {
         src.as_os_str(),
         url.as_ref(),
     ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(35), "{stderr}");
-    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    let t0 = Instant::now();
+    let out = d.sluice(&args);
+    let took = t0.elapsed();
     server.join().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        took,
+    )
+}
+
+/// 41: a daemon of another protocol version (a fake one that only says
+/// its preamble).
+#[test]
+fn an_incompatible_daemon_exits_41() {
+    use std::io::{Read, Write};
+    let (code, stderr, _) = sync_to_fake_daemon(
+        |mut s| {
+            let mut pre = b"\0sluiced".to_vec();
+            pre.extend_from_slice(&999u16.to_be_bytes());
+            pre.extend_from_slice(&0u32.to_be_bytes());
+            pre.push(11);
+            pre.extend_from_slice(b"sluice 99.0");
+            pre.extend_from_slice(&0u16.to_be_bytes());
+            s.write_all(&pre).unwrap();
+            let _ = s.read(&mut [0u8; 512]);
+        },
+        &[],
+    );
+    assert_eq!(code, Some(41), "{stderr}");
+    assert!(stderr.contains("99.0"), "{stderr}");
+}
+
+/// 35: a daemon that takes the connection but never completes the
+/// handshake, with --contimeout 1.
+#[test]
+fn a_silent_daemon_exits_35_after_contimeout() {
+    let (code, stderr, took) = sync_to_fake_daemon(
+        |s| {
+            // Holds the connection, says nothing, until the client gives up.
+            let _ = std::io::Read::read(&mut &s, &mut [0u8; 64]);
+        },
+        &["--contimeout", "1"],
+    );
+    assert_eq!(code, Some(35), "{stderr}");
+    assert!(took < Duration::from_secs(8), "{took:?}");
 }
 
 /// --log-file appends the log with times; an unwritable one is a usage
