@@ -107,7 +107,8 @@ fn sync_once(
         let _ = ended.set(r.as_ref().is_ok_and(|report| !report.partial()));
         r
     });
-    Ok(Ok((result?, prepared.opts.itemize)))
+    let listed = prepared.opts.itemize || prepared.opts.change_list > 0;
+    Ok(Ok((result?, listed)))
 }
 
 /// SIGINT, SIGTERM or SIGHUP end a sync with exit 20, as rsync's. Nothing
@@ -129,6 +130,12 @@ fn exit_on_signal() {
         }
     });
 }
+
+/// Change lines a run that is not itemised still lists, for its history
+/// row: about 2 MB held by the receiver at most, so a first sync of a
+/// million files keeps within its memory bound (the history itself would
+/// take up to `history::MAX_CHANGES` from an itemised run).
+const HISTORY_CHANGES: u32 = 10_000;
 
 /// The exit code a finished sync earns.
 pub fn outcome(report: &SyncReport) -> Code {
@@ -253,6 +260,7 @@ impl Prepared {
             data,
             scopes: None,
             wait_lock: a.wait_lock,
+            change_list: if a.no_history { 0 } else { HISTORY_CHANGES },
         };
         let udp = match &remote {
             None => UdpSide::local(),

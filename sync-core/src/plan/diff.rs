@@ -45,7 +45,7 @@ impl Elsewhere for Nowhere {
 
 /// Computes the plan that makes `dst` mirror `src`.
 pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
-    let mut planner = Planner::new(opts.clone(), true);
+    let mut planner = Planner::new(opts.clone(), usize::MAX);
     let mut plan = planner.window(src, dst, &Nowhere);
     let last = planner.finish();
     plan.deletes = last.deletes;
@@ -67,9 +67,10 @@ struct Doomed {
 /// Plans a tree window by window; see the module comment.
 pub struct Planner {
     opts: PlanOptions,
-    /// Keep every change line (false: deletions only, which `--max-delete`
-    /// reports).
-    keep_changes: bool,
+    /// How many change lines to keep (`usize::MAX`: all of them; 0:
+    /// deletions only, which `--max-delete` reports). A bound keeps the
+    /// first lines of a huge run for its history without holding them all.
+    keep_changes: usize,
     extra: HashMap<Hash, ChunkLocation>,
     conflicts: Vec<(RelPath, String)>,
     /// First path of each hard-linked source file, by (device, inode).
@@ -89,7 +90,7 @@ pub struct Planner {
 }
 
 impl Planner {
-    pub fn new(mut opts: PlanOptions, keep_changes: bool) -> Planner {
+    pub fn new(mut opts: PlanOptions, keep_changes: usize) -> Planner {
         let mut extra = HashMap::new();
         for (hash, loc) in std::mem::take(&mut opts.extra_sources) {
             extra.entry(hash).or_insert(loc);
@@ -364,7 +365,8 @@ impl Planner {
                     let kind = match (d, replaces) {
                         (None, _) => {
                             plan.stats.files_created += 1;
-                            if let Some(h) = s.hash.filter(|_| self.keep_changes) {
+                            let room = self.created_by_hash.len() < self.keep_changes;
+                            if let Some(h) = s.hash.filter(|_| room) {
                                 self.created_by_hash
                                     .entry(h)
                                     .or_insert_with(|| path.clone());
@@ -402,9 +404,8 @@ impl Planner {
             self.touch(p);
         }
         add_stats(&mut self.stats, &plan.stats);
-        if self.keep_changes {
-            self.changes.extend(plan.changes.iter().cloned());
-        }
+        let room = self.keep_changes.saturating_sub(self.changes.len());
+        self.changes.extend(plan.changes.iter().take(room).cloned());
         plan
     }
 

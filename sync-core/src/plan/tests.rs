@@ -256,7 +256,7 @@ fn outcome(plans: &[Plan], last: &Plan, lines: Vec<String>, stats: &PlanStats) -
 /// Plans `src` against `dst` in windows that end at the positions `cuts`
 /// of the source's path order, as a session does.
 fn in_windows(src: &Manifest, dst: &Manifest, opts: &PlanOptions, cuts: &[usize]) -> Outcome {
-    let mut planner = Planner::new(opts.clone(), true);
+    let mut planner = Planner::new(opts.clone(), usize::MAX);
     let index = Emulated(std::cell::RefCell::new(dst.clone()));
     let entries: Vec<&Entry> = src.entries.values().collect();
     let mut plans = Vec::new();
@@ -391,4 +391,18 @@ fn a_tree_split_at_any_boundary_plans_the_same() {
             );
         }
     }
+}
+
+/// A bounded change list keeps the first lines only (and the rename
+/// bookkeeping stays within the same bound).
+#[test]
+fn a_bounded_change_list_keeps_the_first_lines() {
+    let src = tree(&[("a", b"1"), ("b", b"2"), ("c", b"3"), ("d", b"4")]);
+    let dst = tree(&[]);
+    let mut planner = Planner::new(PlanOptions::default(), 2);
+    planner.window(&src, &dst, &Nowhere);
+    planner.finish();
+    let kept = planner.take_changes();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(planner.stats.files_created, 4);
 }

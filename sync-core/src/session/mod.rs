@@ -85,6 +85,9 @@ pub struct SessionOptions {
     /// Seconds the receiver waits for another run's lock on the
     /// destination (`--wait-lock`; 0: refuse at once).
     pub wait_lock: u64,
+    /// Without `itemize`: the report still lists the first this many
+    /// changes (for the run history; 0: none).
+    pub change_list: u32,
 }
 
 /// How shipped chunks travel (`--transport`, `--rate`, ...).

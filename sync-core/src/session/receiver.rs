@@ -118,7 +118,11 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             protect: head.protect,
             extra_sources,
         },
-        opts.itemize,
+        if opts.itemize {
+            usize::MAX
+        } else {
+            opts.change_list as usize
+        },
     );
     let mut link = Link {
         opts: &opts,
@@ -313,6 +317,12 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             .collect()
     } else if opts.max_delete.is_some() {
         delete_lines
+    } else if opts.change_list > 0 {
+        planner
+            .take_changes()
+            .iter()
+            .map(ChangeLine::from)
+            .collect()
     } else {
         Vec::new()
     };

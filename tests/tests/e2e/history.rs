@@ -137,17 +137,21 @@ fn filters_by_time_and_count() {
 }
 
 #[test]
-fn a_run_without_itemised_changes_says_so() {
+fn a_plain_run_records_its_changes_too() {
     let d = Dir::new();
     let (src, dst) = (d.path("src"), d.path("dst"));
     small_tree(&src);
+    // Not itemised on the terminal (no -i, no --json)...
     let out = d.sluice(&["sync".as_ref(), src.as_os_str(), dst.as_os_str()]);
     assert_exit(&out, 0);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("+ "));
+    // ...but its changes are in the history all the same.
     let r = &runs(&d, &[])[0];
-    assert_eq!(r["itemized"], false, "{r}");
+    assert_eq!(r["itemized"], true, "{r}");
     assert_eq!(r["counts"]["files_created"], 2, "{r}");
     let text = log_text(&d, &["show", &r["id"].to_string()]);
-    assert!(text.contains("did not itemise"), "{text}");
+    assert!(!text.contains("did not itemise"), "{text}");
+    assert!(text.contains("+ "), "{text}");
 }
 
 #[test]
