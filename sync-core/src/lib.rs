@@ -23,6 +23,8 @@
 //! to the paths its events named: both sides scan, send and compare only
 //! those. [`daemon`] serves sessions to authenticated clients. Both keep
 //! their figures (runs, bytes, latency) in a [`metrics::Metrics`] registry.
+//! Every run leaves a row in the [`history`] database (`sluice log`), and a
+//! receiver holds its destination's lock ([`session::lock`]) while it writes.
 //!
 //! Paths everywhere are [`path::RelPath`]: raw bytes relative to a root,
 //! validated once so nothing downstream can be steered outside the tree.

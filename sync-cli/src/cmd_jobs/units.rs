@@ -127,12 +127,10 @@ impl fmt::Display for Every {
 
 impl Every {
     /// The interval as a count of the largest unit that divides it.
-    // `u64::is_multiple_of` needs Rust 1.87; the workspace supports 1.80.
-    #[allow(clippy::manual_is_multiple_of)]
     fn span(self) -> (u64, &'static str) {
         let (size, unit) = SPAN_UNITS
             .iter()
-            .find(|(size, _)| self.secs % size == 0)
+            .find(|(size, _)| self.secs.is_multiple_of(*size))
             .expect("seconds divide any span");
         (self.secs / size, unit)
     }
