@@ -369,7 +369,7 @@ impl Index {
     }
 }
 
-/// What a rescan needs of one recorded path, in 24 bytes (a [`Recorded`]
+/// What a rescan needs of one recorded path, in 24 bytes (a full record
 /// with its path takes about 250): so a rescan of a million entries holds
 /// about 45 MB instead of 500.
 #[derive(Clone, Copy, Debug)]
