@@ -332,7 +332,7 @@ impl Watch {
         if self.conn.is_none() {
             match self.prepared.connect() {
                 Ok(c) => self.conn = c,
-                Err(e) => return self.failed(e, batch, id),
+                Err(e) => return self.failed(e, id),
             }
         }
         let started = Instant::now();
@@ -354,7 +354,7 @@ impl Watch {
                 self.print(&report, &batch, full, started);
                 self.record(id, &report, opts.itemize);
             }
-            Err(e) => self.failed(e, batch, id),
+            Err(e) => self.failed(e, id),
         }
     }
 
@@ -374,7 +374,7 @@ impl Watch {
     /// full sync (which also covers the changes made meanwhile).
     /// Only the first failure of a series keeps its row in the history:
     /// the retries until it works say nothing new.
-    fn failed(&mut self, e: sync_core::Error, _covered_by_the_retry: Batch, id: Option<RunId>) {
+    fn failed(&mut self, e: sync_core::Error, id: Option<RunId>) {
         self.conn = None;
         self.metrics.run_failed();
         let wait = match self.retry {

@@ -45,6 +45,7 @@ pub mod proto;
 pub mod scan;
 pub mod scope;
 pub mod session;
+mod sqlite_file;
 pub mod watch;
 
 pub use error::{Error, Result};

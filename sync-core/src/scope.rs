@@ -52,8 +52,8 @@ impl Scopes {
             }
         }
         folders.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        // None is inside a kept tree: its tree would be inside that one.
         folders.dedup();
-        folders.retain(|f| !covered(&kept, f));
         Scopes {
             trees: kept,
             folders,

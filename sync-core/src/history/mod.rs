@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::types::Type;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::entry::Kind;
 use crate::error::{Error, Result};
@@ -106,13 +106,7 @@ impl History {
     /// Opens (creating if missing) the history at `path`, refusing foreign
     /// and newer files without modifying them, and migrating older ones.
     pub fn open(path: &Path) -> Result<History> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::history(path, e))?;
+        let conn = crate::sqlite_file::open(path, |e| Error::history(path, e))?;
         let mut h = History {
             conn,
             path: path.to_path_buf(),
@@ -198,23 +192,13 @@ impl History {
 
     fn migrate(&mut self) -> Result<()> {
         let path = self.path.clone();
-        let sql = |e| Error::history(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Exclusive)
-            .map_err(sql)?;
-        // Re-read inside the lock: another process may have migrated first.
-        let now: u32 = tx
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(sql)?;
-        for m in &schema::MIGRATIONS[now.min(schema::LATEST) as usize..] {
-            tx.execute_batch(m).map_err(sql)?;
-        }
-        tx.pragma_update(None, "application_id", schema::APPLICATION_ID)
-            .map_err(sql)?;
-        tx.pragma_update(None, "user_version", schema::LATEST)
-            .map_err(sql)?;
-        tx.commit().map_err(sql)
+        crate::sqlite_file::migrate(
+            &mut self.conn,
+            schema::APPLICATION_ID,
+            schema::MIGRATIONS,
+            |e| Error::history(&path, e),
+            |_, _| Ok(()),
+        )
     }
 
     /// The schema version of the open file.

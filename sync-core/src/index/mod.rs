@@ -36,7 +36,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::chunk::{ChunkParams, ChunkRef, Hash};
 use crate::entry::{Entry, Kind, Meta};
@@ -67,10 +67,7 @@ impl Index {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
         check_header(path)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags).map_err(|e| Error::sqlite(path, e))?;
+        let conn = crate::sqlite_file::open(path, |e| Error::sqlite(path, e))?;
         let mut index = Index {
             conn,
             path: path.to_path_buf(),
@@ -166,32 +163,24 @@ impl Index {
 
     fn migrate(&mut self, from: u32) -> Result<()> {
         let path = self.path.clone();
-        let sql = |e| Error::sqlite(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
-            .map_err(sql)?;
-        // Re-read inside the lock: another process may have migrated first.
-        let now: u32 = tx
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(sql)?;
-        if now < from {
-            return Err(Error::NotAnIndex {
-                path,
-                reason: "its version went backwards while opening".into(),
-            });
-        }
-        for m in &schema::MIGRATIONS[now.min(schema::LATEST) as usize..] {
-            tx.execute_batch(m).map_err(sql)?;
-        }
-        tx.pragma_update(None, "application_id", schema::APPLICATION_ID)
-            .map_err(sql)?;
-        tx.pragma_update(None, "user_version", schema::LATEST)
-            .map_err(sql)?;
-        // Also readable with any SQLite tool, beside the pragma.
-        tx.execute(SET_META, ["format_version", &schema::LATEST.to_string()])
-            .map_err(sql)?;
-        tx.commit().map_err(sql)
+        crate::sqlite_file::migrate(
+            &mut self.conn,
+            schema::APPLICATION_ID,
+            schema::MIGRATIONS,
+            |e| Error::sqlite(&path, e),
+            |tx, now| {
+                if now < from {
+                    return Err(Error::NotAnIndex {
+                        path: path.clone(),
+                        reason: "its version went backwards while opening".into(),
+                    });
+                }
+                // Also readable with any SQLite tool, beside the pragma.
+                tx.execute(SET_META, ["format_version", &schema::LATEST.to_string()])
+                    .map(drop)
+                    .map_err(|e| Error::sqlite(&path, e))
+            },
+        )
     }
 
     /// The schema version of the open file.
