@@ -55,7 +55,8 @@ pub enum Command {
     #[command(after_help = ITEMISED_HELP)]
     Diff(SyncArgs),
     /// Keep DST a mirror of SRC: a first sync, then a round for each burst
-    /// of changes, until stopped (SIGINT or SIGTERM; SIGHUP syncs in full).
+    /// of changes, until stopped (SIGINT or SIGTERM; SIGHUP syncs in full,
+    /// after reading the job's configuration again under --job).
     ///
     /// SRC must be on this host; DST may be local, ssh or a daemon (one
     /// connection, kept open between rounds). Each round looks only at the

@@ -64,6 +64,12 @@ pub fn run(a: WatchArgs, quiet: bool) -> anyhow::Result<Code> {
     if let Some(addr) = a.metrics {
         crate::metrics_http::start(addr, a.metrics_public, Arc::clone(&metrics))?;
     }
+    // Started as `watch --job NAME`: SIGHUP reads the job's configuration
+    // again (see Watch::reload).
+    let from_job = std::env::args_os().any(|a| {
+        use std::os::unix::ffi::OsStrExt;
+        a == "--job" || a.as_bytes().starts_with(b"--job=")
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -141,6 +147,9 @@ pub fn run(a: WatchArgs, quiet: bool) -> anyhow::Result<Code> {
         }
         let now = Instant::now();
         if hup.swap(false, Ordering::Relaxed) {
+            if from_job {
+                w.reload();
+            }
             w.debounce.rescan("SIGHUP".into(), now);
         }
         if now >= next_rescan {
@@ -222,6 +231,30 @@ struct Watch {
 impl Watch {
     fn say(&self, what: &str) {
         eprintln!("sluice: warning: {what}");
+    }
+
+    /// Reads the job's configuration again by starting this same command
+    /// line afresh in this process (exec): options, paths and excludes are
+    /// then the file's as it is now. The connection is closed and this
+    /// watch's history row ended first; the lock and the watches are
+    /// descriptors that close with the exec, and the new start takes them
+    /// again and syncs in full. If the exec fails, the watch goes on as it
+    /// was (and syncs in full).
+    fn reload(&mut self) {
+        use std::os::unix::process::CommandExt;
+        self.say("SIGHUP: reading the job's configuration again");
+        self.conn = None;
+        self.history.finish_watch(self.watch_id, self.round);
+        let _ = std::io::stdout().flush();
+        let err = match std::env::current_exe() {
+            Ok(exe) => std::process::Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .exec(),
+            Err(e) => e,
+        };
+        self.say(&format!(
+            "cannot start again to read the configuration ({err}); going on with the old one"
+        ));
     }
 
     fn poll_from(&mut self, now: Instant) {

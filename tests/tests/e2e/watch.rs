@@ -49,12 +49,20 @@ impl Watching {
         dst: &str,
         starting: Option<RwLockReadGuard<'static, ()>>,
     ) -> Watching {
+        let mut argv: Vec<&std::ffi::OsStr> = vec!["watch".as_ref(), "--json".as_ref()];
+        argv.extend(args.iter().map(std::ffi::OsStr::new));
+        argv.extend([src.as_os_str(), dst.as_ref()]);
+        Watching::start_argv(d, &argv, starting)
+    }
+
+    /// `sluice ARGV...` (a watch, however it is named).
+    fn start_argv(
+        d: &Dir,
+        argv: &[&std::ffi::OsStr],
+        starting: Option<RwLockReadGuard<'static, ()>>,
+    ) -> Watching {
         let mut child = Command::new(sluice_bin())
-            .arg("watch")
-            .arg("--json")
-            .args(args)
-            .arg(src)
-            .arg(dst)
+            .args(argv)
             .env("XDG_STATE_HOME", d.path("state"))
             .env_remove("SLUICE_LOG")
             .stdout(Stdio::piped())
@@ -405,4 +413,53 @@ fn an_event_queue_overflow_brings_a_full_sync() {
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Started from a job, a watch reads the job's configuration again on
+/// SIGHUP: an exclude added to the file takes effect.
+#[test]
+fn sighup_reads_the_jobs_configuration_again() {
+    let d = Dir::new();
+    let (src, dst) = (d.path("src"), d.path("dst"));
+    write(&src.join("a"), b"a");
+    let config = d.path("config.toml");
+    let job = |extra: &str| {
+        format!(
+            "[job.mirror]\nsrc = \"{}\"\ndst = \"{}\"\n{extra}",
+            src.display(),
+            dst.display()
+        )
+    };
+    std::fs::write(&config, job("")).unwrap();
+    let starting = QUEUE_SIZE.read().unwrap_or_else(|e| e.into_inner());
+    let argv: Vec<&std::ffi::OsStr> = vec![
+        "--config".as_ref(),
+        config.as_os_str(),
+        "watch".as_ref(),
+        "--json".as_ref(),
+        "--job".as_ref(),
+        "mirror".as_ref(),
+    ];
+    let mut w = Watching::start_argv(&d, &argv, Some(starting));
+    w.round(SHOW_UP);
+    w.until_same(&src, &dst);
+    std::fs::write(&config, job("exclude = [\"*.skip\"]\n")).unwrap();
+    w.signal(libc::SIGHUP);
+    // The restarted watch begins with a full sync.
+    let r = w.round(SHOW_UP);
+    assert_eq!(r["full"], true, "{r}");
+    write(&src.join("b.keep"), b"b");
+    write(&src.join("c.skip"), b"c");
+    let deadline = Instant::now() + SHOW_UP;
+    while !dst.join("b.keep").exists() {
+        assert!(Instant::now() < deadline, "{}", w.stderr_so_far());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!dst.join("c.skip").exists(), "the new exclude is in force");
+    let said = w.stderr_so_far();
+    assert!(
+        said.contains("reading the job's configuration again"),
+        "{said}"
+    );
 }
