@@ -223,6 +223,12 @@ pub struct SyncArgs {
     /// connect and handshake (exit 35), ssh's ConnectTimeout (exit 5).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
     pub contimeout: Option<u64>,
+    /// End the run (exit 30) when nothing arrives from or can be sent to
+    /// the remote end for SECONDS. Both ends send keepalives every
+    /// SECONDS/4 (at most every 10 s) while they work, so a long scan does
+    /// not count as silence. Default: wait as long as it takes.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub timeout: Option<u32>,
     /// Private key for sluice:// daemons [default: ~/.config/sluice/id]
     /// (make one with `sluice keygen`).
     #[arg(long, value_name = "FILE")]

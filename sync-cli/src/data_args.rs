@@ -31,6 +31,35 @@ pub struct DataArgs {
     /// networks and benchmarks.
     #[arg(long, value_enum, default_value = "aes")]
     pub cipher: CipherArg,
+    /// Compress shipped chunks with zstd: auto (when the other end is
+    /// on another host, not for local folders or a remote end reached on
+    /// loopback), on, or off. Chunks that do not compress (media,
+    /// archives, random data) are recognised cheaply and sent as they
+    /// are. A round's chunks for UDP are compressed before it starts.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub compress: CompressArg,
+    /// zstd level for --compress (1 fastest .. 19 smallest).
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub compress_level: i32,
+    /// Send changed files' chunks whole, never as deltas against the
+    /// destination's old version (the default for two local folders, as
+    /// with rsync).
+    #[arg(short = 'W', long, overrides_with = "no_whole_file")]
+    pub whole_file: bool,
+    /// Send only the parts of a changed file's chunks that the
+    /// destination's old version lacks (deltas; the default when one end
+    /// is remote, and for two local folders with this flag). Deltas travel
+    /// on the ssh or daemon connection, beside UDP.
+    #[arg(long, overrides_with = "whole_file")]
+    pub no_whole_file: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressArg {
+    Auto,
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -54,7 +83,9 @@ pub enum CipherArg {
 
 impl DataArgs {
     /// Validates combinations and builds the session's data options.
-    pub fn options(&self) -> Result<DataOptions, String> {
+    /// `remote`: one end is reached over ssh or a daemon (deltas by
+    /// default); `far`: and not on this host (auto compression).
+    pub fn options(&self, remote: bool, far: bool) -> Result<DataOptions, String> {
         if matches!(self.policy, PolicyArg::Fixed) && self.rate.is_none() {
             return Err("--policy fixed needs --rate".into());
         }
@@ -77,6 +108,16 @@ impl DataArgs {
             },
             packet_size: self.packet_size,
             encrypt: matches!(self.cipher, CipherArg::Aes),
+            compress: match self.compress {
+                CompressArg::On => Some(self.compress_level),
+                CompressArg::Auto if far => Some(self.compress_level),
+                _ => None,
+            },
+            delta: if self.whole_file {
+                false
+            } else {
+                remote || self.no_whole_file
+            },
         })
     }
 }

@@ -28,10 +28,14 @@ pub enum Code {
     Interrupted = 20,
     /// Partial: some entries could not be read or written; the rest was done.
     Partial = 23,
+    /// Partial only because source files vanished during the run (rsync:
+    /// partial transfer due to vanished source files). Any other problem
+    /// makes it [`Code::Partial`].
+    Vanished = 24,
     /// Deletions stopped by `--max-delete`.
     MaxDelete = 25,
-    /// The peer said nothing for too long (rsync: timeout in data
-    /// send/receive).
+    /// Nothing came from or could be sent to the remote end for
+    /// `--timeout` (rsync: timeout in data send/receive).
     Timeout = 30,
     /// No daemon connection within `--contimeout` (rsync: timeout waiting
     /// for daemon connection).
@@ -62,8 +66,9 @@ macro_rules! exit_codes_help {
   12  protocol error
   20  stopped by SIGINT, SIGTERM or SIGHUP
   23  partial: some entries could not be read or written (named in warnings)
+  24  partial only because source files vanished during the run
   25  --max-delete limit reached; nothing was deleted
-  30  the peer said nothing for too long
+  30  nothing came from or could be sent to the remote end for --timeout SECONDS
   35  no daemon connection within --contimeout
   40  another run is writing to the destination (see --wait-lock)
   41  the peer runs an incompatible sluice

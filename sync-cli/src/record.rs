@@ -81,8 +81,8 @@ impl Recorder {
                 report: Some(report),
                 itemized,
                 error: None,
-                loss_pct: None,
-                rtt_ms: None,
+                loss_pct: report.loss_pct,
+                rtt_ms: report.rtt_ms,
             },
         );
     }
@@ -148,11 +148,12 @@ impl Recorder {
 }
 
 /// How a run that exited with `code` ended: `--max-delete` stopped only
-/// the deletions, so like a partial run the rest was done.
+/// the deletions, and vanished source files left only themselves unsynced,
+/// so like a partial run the rest was done.
 pub fn outcome_of(code: Code) -> Outcome {
     match code {
         Code::Ok => Outcome::Ok,
-        Code::Partial | Code::MaxDelete => Outcome::Partial,
+        Code::Partial | Code::Vanished | Code::MaxDelete => Outcome::Partial,
         _ => Outcome::Failed,
     }
 }

@@ -15,6 +15,7 @@
 //!    destination's index.
 //! 4. The missing chunks travel over the control connection or as UDP
 //!    blocks ([`proto`], the sans-IO protocol; [`net`], its sockets).
+//!    [`delta`] shrinks a chunk first: zstd, or a delta against old pieces.
 //! 5. [`apply`] executes each window's plan at the destination: temp file
 //!    beside the target, verified, renamed into place.
 //!
@@ -32,6 +33,7 @@
 pub mod apply;
 pub mod chunk;
 pub mod daemon;
+pub mod delta;
 pub mod entry;
 pub mod error;
 pub mod history;

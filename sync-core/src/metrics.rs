@@ -10,8 +10,8 @@
 //! counted but not yet its bytes; the next scrape is whole. A histogram's
 //! `_count` is the sum of its buckets as read, so it always matches `+Inf`.
 //!
-//! Not here yet: datagram loss and round-trip time, which [`SyncReport`]
-//! does not carry.
+//! Not here yet: datagram loss and round-trip time ([`SyncReport`] carries
+//! them now, as `loss_pct` and `rtt_ms`).
 
 use std::fmt::{Display, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -11,13 +11,15 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::rate::Pacer;
 use crate::error::{Error, Result};
 use crate::session::msg::{protocol, Msg};
-use crate::session::transport::{decode, encode, MsgRead, MsgWrite, Transport, MAX_FRAME};
+use crate::session::transport::{
+    decode, encode, skip_keepalives, MsgRead, MsgWrite, Pinger, Transport, MAX_FRAME,
+};
 
 /// The Noise protocol name.
 pub const PATTERN: &str = "Noise_XK_25519_ChaChaPoly_BLAKE2s";
@@ -114,9 +116,11 @@ pub(super) fn noise_err(what: &str) -> impl Fn(snow::Error) -> Error + '_ {
 /// threads at once.
 pub struct NoiseTransport {
     stream: TcpStream,
-    noise: snow::StatelessTransportState,
+    noise: Arc<snow::StatelessTransportState>,
     reader: Reader,
-    writer: Writer,
+    /// Shared with the [`Pinger`], so keepalives and messages never
+    /// interleave.
+    writer: Arc<Mutex<Writer>>,
     pacer: Option<Arc<Pacer>>,
 }
 
@@ -135,6 +139,9 @@ struct Reader {
     start: usize,
     cipher: Vec<u8>,
     deadline: Option<Instant>,
+    /// When set, each frame must arrive within this of the previous one
+    /// (keepalives count); it re-arms `deadline`.
+    idle: Option<Duration>,
 }
 
 impl Writer {
@@ -228,25 +235,41 @@ impl Reader {
         self.start = 4 + len;
         decode(&self.plain[4..4 + len])
     }
+
+    /// The next message that is not a keepalive.
+    fn next(
+        &mut self,
+        noise: &snow::StatelessTransportState,
+        stream: &mut TcpStream,
+        pacer: Option<&Pacer>,
+    ) -> Result<Msg> {
+        skip_keepalives(|| {
+            if let Some(idle) = self.idle {
+                self.deadline = Some(Instant::now() + idle);
+            }
+            self.recv(noise, stream, pacer)
+        })
+    }
 }
 
 impl NoiseTransport {
     pub(super) fn new(stream: TcpStream, noise: snow::StatelessTransportState) -> NoiseTransport {
         NoiseTransport {
             stream,
-            noise,
+            noise: Arc::new(noise),
             reader: Reader {
                 nonce: 0,
                 plain: Vec::new(),
                 start: 0,
                 cipher: Vec::new(),
                 deadline: None,
+                idle: None,
             },
-            writer: Writer {
+            writer: Arc::new(Mutex::new(Writer {
                 nonce: 0,
                 out: Vec::new(),
                 sent: 0,
-            },
+            })),
             pacer: None,
         }
     }
@@ -254,10 +277,23 @@ impl NoiseTransport {
     /// Reads fail once `deadline` passes (`None`: the socket's own timeout).
     pub fn set_deadline(&mut self, deadline: Option<Instant>) -> Result<()> {
         self.reader.deadline = deadline;
+        self.reader.idle = None;
         if deadline.is_none() {
             self.stream.set_read_timeout(None).map_err(conn)?;
         }
         Ok(())
+    }
+
+    /// `--timeout`: a read or write on the socket that cannot proceed for
+    /// `timeout` fails ([`Error::TimedOut`]).
+    pub fn set_io_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.stream.set_read_timeout(timeout).map_err(conn)?;
+        self.stream.set_write_timeout(timeout).map_err(conn)
+    }
+
+    /// Reads fail when no frame (a keepalive counts) arrives for `idle`.
+    pub fn set_idle(&mut self, idle: Duration) {
+        self.reader.idle = Some(idle);
     }
 
     /// Paces every byte sent and received through `pacer`.
@@ -274,24 +310,38 @@ impl NoiseTransport {
     #[cfg(test)]
     pub(crate) fn send_raw(&mut self, bytes: &[u8]) -> Result<()> {
         let pacer = self.pacer.as_deref();
-        self.writer
-            .write_plain(&self.noise, &self.stream, pacer, bytes)
+        lock(&self.writer).write_plain(&self.noise, &self.stream, pacer, bytes)
     }
+}
+
+/// A poisoned lock only means a writer panicked mid-message; the stream
+/// is then unusable anyway, and the next write reports it.
+fn lock(m: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Transport for NoiseTransport {
     fn send(&mut self, msg: &Msg) -> Result<()> {
         let pacer = self.pacer.as_deref();
-        self.writer.send(&self.noise, &self.stream, pacer, msg)
+        lock(&self.writer).send(&self.noise, &self.stream, pacer, msg)
     }
 
     fn recv(&mut self) -> Result<Msg> {
         let pacer = self.pacer.as_deref();
-        self.reader.recv(&self.noise, &mut self.stream, pacer)
+        self.reader.next(&self.noise, &mut self.stream, pacer)
     }
 
     fn wire_bytes_sent(&self) -> u64 {
-        self.writer.sent
+        lock(&self.writer).sent
+    }
+
+    fn pinger(&mut self) -> Option<Pinger> {
+        let stream = self.stream.try_clone().ok()?;
+        let (noise, writer) = (Arc::clone(&self.noise), Arc::clone(&self.writer));
+        let pacer = self.pacer.clone();
+        Some(Box::new(move || {
+            lock(&writer).send(&noise, &stream, pacer.as_deref(), &Msg::Keepalive)
+        }))
     }
 
     /// Two halves over one Noise state: the transport state is stateless
@@ -308,7 +358,7 @@ impl Transport for NoiseTransport {
                 pacer,
             }),
             Box::new(NoiseWrite {
-                writer: &mut self.writer,
+                writer: &self.writer,
                 noise: &self.noise,
                 stream: &self.stream,
                 pacer,
@@ -326,12 +376,12 @@ struct NoiseRead<'a> {
 
 impl MsgRead for NoiseRead<'_> {
     fn recv(&mut self) -> Result<Msg> {
-        self.reader.recv(self.noise, &mut self.stream, self.pacer)
+        self.reader.next(self.noise, &mut self.stream, self.pacer)
     }
 }
 
 struct NoiseWrite<'a> {
-    writer: &'a mut Writer,
+    writer: &'a Mutex<Writer>,
     noise: &'a snow::StatelessTransportState,
     stream: &'a TcpStream,
     pacer: Option<&'a Pacer>,
@@ -339,7 +389,7 @@ struct NoiseWrite<'a> {
 
 impl MsgWrite for NoiseWrite<'_> {
     fn send(&mut self, msg: &Msg) -> Result<()> {
-        self.writer.send(self.noise, self.stream, self.pacer, msg)
+        lock(self.writer).send(self.noise, self.stream, self.pacer, msg)
     }
 }
 

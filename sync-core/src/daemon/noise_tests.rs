@@ -86,13 +86,13 @@ fn round_trip_both_ways_with_large_frames() {
         })
         .sum();
     assert_eq!(client.wire_bytes_sent(), expect);
-    server
-        .send(&Msg::SenderDone { wire_bytes_sent: 5 })
-        .unwrap();
-    assert_eq!(
-        client.recv().unwrap(),
-        Msg::SenderDone { wire_bytes_sent: 5 }
-    );
+    let done = Msg::SenderDone {
+        wire_bytes_sent: 5,
+        vanished: 0,
+        link: None,
+    };
+    server.send(&done).unwrap();
+    assert_eq!(client.recv().unwrap(), done);
 }
 
 #[test]
@@ -187,4 +187,28 @@ fn bad_frames_after_the_handshake_are_errors() {
     client.send_raw(&[0, 0, 1, 0, 1]).unwrap();
     drop(client);
     assert!(matches!(server.recv(), Err(Error::Closed(_))));
+}
+
+/// Between a watch's rounds the daemon waits with an idle timeout: each
+/// keepalive re-arms it (they are not handed up), and silence ends it.
+#[test]
+fn keepalives_rearm_the_idle_timeout_and_silence_ends_it() {
+    let s = setup();
+    let (mut server, _, mut client) = connected(&s);
+    server.set_idle(Duration::from_millis(300));
+    let mut ping = client.pinger().expect("a noise transport can ping");
+    let talker = std::thread::spawn(move || {
+        for _ in 0..8 {
+            std::thread::sleep(Duration::from_millis(100));
+            ping().unwrap();
+        }
+        client.send(&Msg::WantDone).unwrap();
+        client
+    });
+    // 800 ms of keepalives, more than twice the idle timeout.
+    assert_eq!(server.recv().unwrap(), Msg::WantDone);
+    let _client = talker.join().unwrap();
+    let started = std::time::Instant::now();
+    assert!(matches!(server.recv(), Err(Error::TimedOut(_))));
+    assert!(started.elapsed() >= Duration::from_millis(300));
 }

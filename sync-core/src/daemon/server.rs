@@ -9,7 +9,8 @@
 //! keepalives detect a vanished client, and a client that stops reading for
 //! [`SESSION_WRITE_TIMEOUT`] is dropped. After a session the connection may
 //! carry the next one (a watch's rounds): the client keeps it alive with
-//! keepalive messages, and silence past `idle_timeout_secs` closes it.
+//! keepalive messages, and silence past `idle_timeout_secs` since the last
+//! of them closes it.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -214,9 +215,8 @@ fn handle(shared: &Shared, stream: TcpStream, peer: &str) {
         }
         // A watch sends its next round on the same connection, and
         // keepalives while it waits: silence past the idle timeout ends it.
-        let next = t
-            .set_deadline(Some(Instant::now() + idle))
-            .and_then(|_| next_hello(&mut t));
+        t.set_idle(idle);
+        let next = next_hello(&mut t);
         hello = match next {
             Ok(Some(h)) => h,
             Ok(None) => return,

@@ -229,8 +229,17 @@ pub struct SenderStats {
     pub dropped_datagrams: u64,
     pub blocks_confirmed: u64,
     pub srtt: Duration,
+    /// False while `srtt` is still the configured guess (no sample yet).
+    pub rtt_measured: bool,
     pub rate: u64,
     pub loss: f64,
+    /// The receiver's counts as its freshest feedback reported them: the
+    /// authentic datagrams it took, and the packet numbers up to the
+    /// highest it saw (both 0 before any feedback). The difference is
+    /// what did not reach it (lost, or dropped by a receiver whose disk
+    /// fell behind).
+    pub peer_received: u64,
+    pub peer_spanned: u64,
 }
 
 /// Why a block is being sent.
@@ -670,9 +679,12 @@ impl Sender {
     pub fn stats(&self) -> SenderStats {
         SenderStats {
             srtt: self.rtt.srtt(),
+            rtt_measured: self.rtt.has_sample(),
             rate: self.pacer.rate(),
             loss: self.loss,
             blocks_confirmed: self.confirmed.count_ones(),
+            peer_received: self.loss_seen.0,
+            peer_spanned: self.loss_seen.1,
             ..self.stats.clone()
         }
     }

@@ -64,6 +64,7 @@ impl WalkThread<'_> {
             path,
             message,
             io_error,
+            vanished: false,
         }))
     }
 }
@@ -148,6 +149,12 @@ impl walk::Visitor for WalkThread<'_> {
                 message,
                 io_error,
             } => self.warn(path, message, io_error),
+            walk::Trouble::Vanished { path } => self.push(Found::Warn(ScanWarning {
+                path,
+                message: "vanished while being scanned".into(),
+                io_error: false,
+                vanished: true,
+            })),
         }
     }
 

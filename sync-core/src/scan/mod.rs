@@ -84,6 +84,9 @@ pub struct ScanWarning {
     pub message: String,
     /// True when this is an I/O error (the scan is "partial").
     pub io_error: bool,
+    /// True when the entry was listed, then gone when looked at or read
+    /// (rsync's "file has vanished"): not an error.
+    pub vanished: bool,
 }
 
 /// What a scan did.
@@ -112,6 +115,11 @@ impl ScanReport {
     /// True when an I/O error left part of the tree unindexed.
     pub fn partial(&self) -> bool {
         self.warnings.iter().any(|w| w.io_error)
+    }
+
+    /// Entries that vanished while the scan looked at them.
+    pub fn vanished(&self) -> u64 {
+        self.warnings.iter().filter(|w| w.vanished).count() as u64
     }
 }
 

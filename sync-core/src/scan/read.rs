@@ -69,6 +69,15 @@ fn capture(
             path: job.path.display(),
             message,
             io_error,
+            vanished: false,
+        })
+    };
+    let vanished = || {
+        Found::Warn(ScanWarning {
+            path: job.path.display(),
+            message: "vanished while being read".into(),
+            io_error: false,
+            vanished: true,
         })
     };
     let mut expect = job.meta;
@@ -78,18 +87,14 @@ fn capture(
             match stat_job(&job) {
                 Ok(Some(m)) if m.kind == Kind::File => expect = m,
                 Ok(_) => return warn("changed type while being read; skipped".into(), true),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return warn("vanished while being read".into(), false)
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return vanished(),
                 Err(e) => return warn(e.to_string(), true),
             }
         }
         let checked_ns = now_ns();
         let file = match open_job(&job) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return warn("vanished while being read".into(), false)
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return vanished(),
             Err(e) => return warn(e.to_string(), true),
         };
         let before = match file.metadata().map(|m| Meta::from_std(&m)) {

@@ -61,6 +61,7 @@ pub(super) fn write_results(
                     path: path.display(),
                     message: "kept changing while being read; left out of this run".into(),
                     io_error: true,
+                    vanished: false,
                 });
                 report.unstable.push(path);
             }

@@ -118,12 +118,15 @@ pub(super) enum Trouble {
     /// A folder or an ignore file could not be read: part of the tree is
     /// unaccounted for.
     Unreadable { path: String, message: String },
-    /// An entry that is skipped (vanished, or its name cannot be stored).
+    /// An entry that is skipped (its name cannot be stored, or it cannot
+    /// be looked at).
     Skipped {
         path: String,
         message: String,
         io_error: bool,
     },
+    /// An entry listed in its folder and gone when looked at.
+    Vanished { path: String },
 }
 
 /// The per-entry work a walk drives: one per walker thread.
@@ -305,10 +308,16 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
             Ok(st) => st,
             Err(e) => {
                 let e = std::io::Error::from(e);
-                let go = visitor.trouble(Trouble::Skipped {
-                    path: rel.display(),
-                    message: e.to_string(),
-                    io_error: e.kind() != std::io::ErrorKind::NotFound,
+                let go = visitor.trouble(if e.kind() == std::io::ErrorKind::NotFound {
+                    Trouble::Vanished {
+                        path: rel.display(),
+                    }
+                } else {
+                    Trouble::Skipped {
+                        path: rel.display(),
+                        message: e.to_string(),
+                        io_error: true,
+                    }
                 });
                 if !go {
                     return (subfolders, false);

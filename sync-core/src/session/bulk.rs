@@ -119,7 +119,7 @@ fn send_blob(t: &mut dyn Transport, msgs: &[Msg], blob: &[u8], path: &BulkPath) 
     let started = std::time::Instant::now();
     let mut sent = 0;
     match udp::send(t, &offer, &needs, path.data, path.side, &mut &blob[..]) {
-        Ok(bytes) => sent = bytes.unwrap_or(0),
+        Ok(stats) => sent = stats.map_or(0, |s| s.bytes),
         // The receiver decides what follows (BulkDone says).
         Err(e) => tracing::warn!("UDP bulk phase failed: {e}"),
     }
@@ -273,6 +273,10 @@ impl Transport for Unbundle<'_> {
         // NeedDone, when every queued message has been read.
         debug_assert!(self.queue.is_empty());
         self.inner.split()
+    }
+
+    fn pinger(&mut self) -> Option<transport::Pinger> {
+        self.inner.pinger()
     }
 }
 

@@ -22,7 +22,7 @@
 //!   │                                   failed local verification)
 //!   └                     ◀─────────── NeedDone{count: 0}; commit the
 //!                                       window to DST's index
-//!   SenderDone ───────────────────────▶  deletions, folder metadata
+//!   Vanished… SenderDone ─────────────▶  deletions, folder metadata
 //!                         ◀─────────── ReportLines… Report
 //!
 //! No message grows with the tree: lists are cut into messages of about
@@ -30,13 +30,16 @@
 //! what must span it: deletions, hard-link leaders, folders' metadata).
 //! ```
 
+pub mod alive;
 mod bulk;
+mod figures;
 pub mod lock;
 pub mod msg;
 mod receiver;
 pub mod remote;
 mod sender;
 pub mod serve;
+mod shrink;
 pub mod transport;
 mod udp;
 
@@ -52,6 +55,7 @@ use crate::error::{Error, Result};
 use crate::plan::{Change, ChangeKind};
 use crate::scan::{Excludes, ScanOptions};
 
+pub use figures::LinkFigures;
 pub use receiver::run_receiver;
 pub use sender::run_sender;
 pub use transport::{MemoryTransport, StreamTransport, Transport};
@@ -88,6 +92,10 @@ pub struct SessionOptions {
     /// Without `itemize`: the report still lists the first this many
     /// changes (for the run history; 0: none).
     pub change_list: u32,
+    /// `--timeout`: the initiator gives up when nothing arrives or can be
+    /// sent for this many seconds, and both halves send keepalives while
+    /// they work (0: no timeout, no keepalives; see [`alive`]).
+    pub timeout: u32,
 }
 
 /// How shipped chunks travel (`--transport`, `--rate`, ...).
@@ -103,6 +111,12 @@ pub struct DataOptions {
     pub packet_size: u16,
     /// Encrypt and authenticate datagrams (false: `--cipher none`).
     pub encrypt: bool,
+    /// zstd level for chunks on the control connection (`None`: sent as
+    /// they are; `--compress`).
+    pub compress: Option<i32>,
+    /// Changed files' chunks on the control connection travel as deltas
+    /// against the destination's old version (`--no-whole-file`).
+    pub delta: bool,
 }
 
 impl Default for DataOptions {
@@ -114,6 +128,8 @@ impl Default for DataOptions {
             policy: Policy::Fair,
             packet_size: 1500,
             encrypt: true,
+            compress: None,
+            delta: false,
         }
     }
 }
@@ -301,6 +317,15 @@ pub struct SyncReport {
     pub meta_updated: u64,
     /// Chunk payload the sender shipped (would ship, in a dry run).
     pub chunk_bytes_sent: u64,
+    /// The shipped chunks' bytes as they travelled: compressed with zstd,
+    /// or as deltas against the destination's old version of their file
+    /// (`--compress`, `--no-whole-file`); equal to `chunk_bytes_sent` when
+    /// neither applied, 0 in a dry run.
+    pub chunk_bytes_encoded: u64,
+    /// Chunks that travelled as deltas, and the bytes that saved (their
+    /// length less what their deltas took).
+    pub delta_chunks: u64,
+    pub delta_bytes_saved: u64,
     /// All bytes the sender put on the wire, framing and control included.
     pub wire_bytes_sent: u64,
     /// Bytes assembled from chunks already at the destination.
@@ -308,7 +333,19 @@ pub struct SyncReport {
     /// How the chunks travelled: "udp", "control connection" (TCP, ssh or
     /// the in-process pipe of a local sync), or "none" when nothing was sent.
     pub data_path: String,
+    /// Mean datagram loss of the UDP data phases, in percent: datagrams
+    /// the receiver did not take per datagram the sender numbered, summed
+    /// over the phases ([`LinkFigures`]). `None` when no chunk went by UDP.
+    pub loss_pct: Option<f64>,
+    /// The sender's smoothed round-trip time at the end of the last UDP
+    /// data phase, in milliseconds (`None`: no UDP phase measured one).
+    pub rtt_ms: Option<f64>,
     pub duration_s: f64,
+    /// Source entries that vanished during the run (rsync's "file has
+    /// vanished"): listed, then gone when the scan or the sender came to
+    /// read them. They are not synced this run, and not errors: each has a
+    /// warning, and a run whose only problems they are exits 24.
+    pub vanished: u64,
     /// Deletions skipped: more than `--max-delete`.
     pub max_delete_hit: bool,
     /// Deletions skipped: the source scan was incomplete.

@@ -24,8 +24,10 @@ use super::{SessionOptions, SyncReport};
 /// wanted chunk lists and needed chunks are sent as runs. 5: the tree goes
 /// window by window ([`Msg::WindowEnd`]), and no message grows with it.
 /// 6: sessions may be scoped ([`SessionOptions::scopes`]), one connection
-/// may carry several in turn, with [`Msg::Keepalive`] between them.
-pub const PROTOCOL_VERSION: u32 = 6;
+/// may carry several in turn, with [`Msg::Keepalive`] between them. 7:
+/// keepalives during sessions (`--timeout`), compressed chunks and deltas
+/// ([`Msg::Packed`], [`Msg::Delta`]), vanished source files.
+pub const PROTOCOL_VERSION: u32 = 7;
 /// Bytes a list message (entries, chunk lists, requests, report lines)
 /// aims at: far under [`super::transport::MAX_FRAME`], so no list ever
 /// outgrows a frame, and large enough that framing costs nothing.
@@ -287,9 +289,14 @@ pub enum Msg {
     RoundDone {
         round: u32,
     },
-    /// The sender's last word: what it put on the wire.
+    /// The sender's last word: what it put on the wire, how many source
+    /// entries vanished during the run (the paths of those found gone when
+    /// their chunks were read came before, in [`Msg::Vanished`]), and what
+    /// its UDP data phases measured (`None`: no chunk went by UDP).
     SenderDone {
         wire_bytes_sent: u64,
+        vanished: u64,
+        link: Option<super::LinkFigures>,
     },
     /// The receiver's final report, its lists sent before it in
     /// [`Msg::ReportLines`].
@@ -314,12 +321,41 @@ pub enum Msg {
     BulkDone {
         ok: bool,
     },
-    /// Between two sessions on one connection (a watch that waits for
-    /// changes): the initiator is still there. Never answered.
+    /// The sender is still there: between two sessions on one connection
+    /// (a watch that waits for changes), and during a session run with
+    /// `--timeout`. Never answered; transports drop it on reading.
     Keepalive,
     /// Instead of the receiver's hello: another run holds the
     /// destination's lock (the text names it).
     Busy(String),
+    /// Source files that were gone when the sender came to read their
+    /// chunks (printable paths); before [`Msg::SenderDone`].
+    Vanished(Vec<String>),
+    /// Receiver, before a round's `Need` runs on the control connection:
+    /// the destination's old bytes for the shipped chunks `chunks` (stream
+    /// indices), as small-piece hashes. The sender may answer each of them
+    /// once with [`Msg::Delta`].
+    Base {
+        chunks: Vec<u32>,
+        sig: crate::delta::fine::Signature,
+    },
+    /// One chunk, compressed with zstd (its length and hash are the
+    /// request's).
+    Packed {
+        idx: u32,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// One chunk, as a delta against its [`Msg::Base`].
+    Delta {
+        idx: u32,
+        delta: crate::delta::fine::Delta,
+    },
+    /// Sender, after a `NeedDone` that offers UDP, when chunks are
+    /// compressed: each requested chunk's length in the datagram stream,
+    /// in request order (shorter than the chunk: one zstd frame; equal: as
+    /// it is). In batches, until there is one per request.
+    Sizes(Vec<u32>),
 }
 
 impl Msg {
@@ -341,6 +377,10 @@ impl Msg {
             Msg::Proto(_) => "Proto",
             Msg::DataDone { .. } => "DataDone",
             Msg::Data { .. } => "Data",
+            Msg::Base { .. } => "Base",
+            Msg::Packed { .. } => "Packed",
+            Msg::Delta { .. } => "Delta",
+            Msg::Sizes(_) => "Sizes",
             Msg::Unavailable { .. } => "Unavailable",
             Msg::RoundDone { .. } => "RoundDone",
             Msg::SenderDone { .. } => "SenderDone",
@@ -352,6 +392,7 @@ impl Msg {
             Msg::BulkDone { .. } => "BulkDone",
             Msg::Keepalive => "Keepalive",
             Msg::Busy(_) => "Busy",
+            Msg::Vanished(_) => "Vanished",
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The receiving half: scan the destination, plan, apply, report.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 
 use crossbeam_channel as chan;
@@ -12,11 +12,11 @@ use super::msg::{
     batches, check_chunks, check_entry, protocol, size, spans, Msg, Need, NeedRun, Role,
     SourceInfo, TreeCheck, MAX_CHUNKS, MAX_WINDOW,
 };
-use super::udp;
 use super::{
-    index_skips, open_index, ChangeLine, Opening, SessionOptions, Side, SyncReport, Transport,
-    PARTIAL_MARK,
+    index_skips, open_index, ChangeLine, LinkFigures, Opening, SessionOptions, Side, SyncReport,
+    Transport, PARTIAL_MARK,
 };
+use super::{shrink, udp};
 use crate::apply::{Applier, ApplyOptions, ApplyReport, IndexUpdate, Tree};
 use crate::chunk::{ChunkParams, Hash};
 use crate::entry::Kind;
@@ -54,6 +54,9 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         side.locks.acquire(&super::index_path(side)?, wait)
     })?;
     let opts = negotiated.options.clone();
+    super::alive::test_stall("silent");
+    let _beats = super::alive::beats(t, &opts);
+    super::alive::test_stall("busy");
     // Bulky runs of the sender's messages may come as datagrams.
     let bulk_udp_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut unbundle = Unbundle::new(
@@ -132,6 +135,9 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         bulk_udp_failed: Arc::clone(&bulk_udp_failed),
         data_path: None,
         fallback_said: false,
+        encoded_bytes: 0,
+        delta_chunks: 0,
+        delta_saved: 0,
     };
     let apply_opts = ApplyOptions {
         max_delete: opts.max_delete,
@@ -196,6 +202,11 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             let elsewhere = IndexElsewhere::new(&reader, recent.as_deref());
             let plan = planner.window(&src, &dst.manifest, &elsewhere);
             elsewhere.result()?;
+            let bases = if opts.data.delta && !opts.dry_run {
+                shrink::base_specs(&plan, &dst.manifest)
+            } else {
+                Vec::new()
+            };
             drop((src, dst));
             tracing::debug!(
                 ms = started.elapsed().as_millis() as u64,
@@ -241,7 +252,9 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
                     apply_opts.clone(),
                     plan,
                     &[],
-                    |applier, plan| transfer(t, applier, plan, &listed, &mut link, &mut warnings),
+                    |applier, plan| {
+                        transfer(t, applier, plan, &listed, &mut link, &mut warnings, bases)
+                    },
                 );
                 report.warnings.extend(warnings);
                 if exchanged {
@@ -294,7 +307,8 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             index.build_hash_index()?;
         }
     }
-    report.wire_bytes_sent = expect_sender_done(t)?;
+    let done = expect_sender_done(t, check.count())?;
+    report.wire_bytes_sent = done.wire_bytes_sent;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "applied");
 
     let s = &planner.stats;
@@ -339,10 +353,14 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             report.entries_deleted = 0;
         }
         report.chunk_bytes_sent = applied.chunk_bytes_received;
+        report.chunk_bytes_encoded = link.encoded_bytes;
+        report.delta_chunks = link.delta_chunks;
+        report.delta_bytes_saved = link.delta_saved;
         report.max_delete_hit = applied.max_delete_hit;
         report.deletes_skipped |= applied.deletes_skipped;
         report.errors = applied.errors;
     }
+    done.settle(&mut report);
     report.data_path = link.data_path.unwrap_or("none").to_string();
     report.duration_s = started.elapsed().as_secs_f64();
     send_report(t, &report)?;
@@ -500,14 +518,65 @@ fn start_apply<'s, 'i: 's>(
     (finishing, exchanged)
 }
 
-fn expect_sender_done(t: &mut dyn Transport) -> Result<u64> {
-    match t.recv()? {
-        Msg::SenderDone { wire_bytes_sent } => Ok(wire_bytes_sent),
-        Msg::Error(e) => Err(Error::Peer(e)),
-        other => Err(protocol(format!(
-            "expected SenderDone, got {}",
-            other.name()
-        ))),
+/// What the sender's last word said ([`Msg::Vanished`]…, [`Msg::SenderDone`]).
+struct SenderDone {
+    wire_bytes_sent: u64,
+    /// Source entries that vanished during the run, in all.
+    vanished: u64,
+    /// Files the sender found gone when it came to read their chunks.
+    gone: BTreeSet<String>,
+    link: Option<LinkFigures>,
+}
+
+impl SenderDone {
+    /// Puts the sender's figures in the report. A file gone from the source
+    /// is no error (rsync's exit 24, not 23): its error, from the chunks
+    /// the sender could not supply, becomes a warning.
+    fn settle(self, report: &mut SyncReport) {
+        report.vanished = self.vanished;
+        report.loss_pct = self.link.and_then(|l| l.loss_pct());
+        report.rtt_ms = self.link.and_then(|l| l.rtt_ms());
+        report.errors.retain(|e| !self.gone.contains(&e.path));
+        report.warnings.extend(
+            self.gone
+                .into_iter()
+                .map(|p| format!("{p}: vanished from the source during the transfer; not synced")),
+        );
+    }
+}
+
+/// Reads the sender's last word; `entries`, the manifest's length, bounds
+/// the files it may say were gone.
+fn expect_sender_done(t: &mut dyn Transport, entries: usize) -> Result<SenderDone> {
+    let mut gone = BTreeSet::new();
+    loop {
+        match t.recv()? {
+            Msg::Vanished(paths) => {
+                gone.extend(paths);
+                if gone.len() > entries {
+                    return Err(protocol("more files vanished than the source listed"));
+                }
+            }
+            Msg::SenderDone {
+                wire_bytes_sent,
+                vanished,
+                link,
+            } => {
+                return Ok(SenderDone {
+                    wire_bytes_sent,
+                    vanished,
+                    gone,
+                    link,
+                })
+            }
+            Msg::Error(e) => return Err(Error::Peer(e)),
+            other => {
+                return Err(protocol(format!(
+                    "expected SenderDone, got {}",
+                    other.name()
+                )))
+            }
+        }
     }
 }
 
@@ -784,6 +853,11 @@ struct Link<'a> {
     bulk_udp_failed: Arc<std::sync::atomic::AtomicBool>,
     data_path: Option<&'static str>,
     fallback_said: bool,
+    /// Chunk bytes as they travelled (compressed, or as deltas); chunks
+    /// that came as deltas and the bytes that saved.
+    encoded_bytes: u64,
+    delta_chunks: u64,
+    delta_saved: u64,
 }
 
 /// One window's rounds of Need → Data until everything arrived or nothing
@@ -795,7 +869,12 @@ fn transfer(
     listed: &HashMap<Hash, u32>,
     link: &mut Link,
     warnings: &mut Vec<String>,
+    bases: Vec<shrink::BaseSpec>,
 ) -> Result<()> {
+    let mut bases = Some(bases);
+    let mut shrunk = shrink::Bases::default();
+    // Chunks whose delta did not check out: asked for again, whole.
+    let mut again: Vec<u32> = Vec::new();
     let mut needs: Vec<Need> = plan
         .stream
         .iter()
@@ -820,12 +899,15 @@ fn transfer(
         warnings.push(fallback.clone());
     }
     while !needs.is_empty() && round <= MAX_ROUNDS {
-        for part in batches(need_runs(&needs, listed)?, |_| size::need_run()) {
-            t.send(&Msg::Need(part))?;
-        }
         let (opts, side) = (link.opts, link.side);
         let use_udp =
             !link.udp_failed && link.peer_udp && udp::wanted(&opts.data, side, t.split().is_some());
+        if let Some(specs) = bases.take() {
+            shrunk = shrink::Bases::send(t, specs, &side.root)?;
+        }
+        for part in batches(need_runs(&needs, listed)?, |_| size::need_run()) {
+            t.send(&Msg::Need(part))?;
+        }
         let prepared = if use_udp {
             Some(udp::prepare(&opts.data, side)?)
         } else {
@@ -837,9 +919,42 @@ fn transfer(
             udp: prepared.as_ref().map(|p| p.offer().clone()),
         })?;
         if let Some(prepared) = prepared {
-            match udp::receive(t, prepared, &needs, &opts.data, side, applier.feed())? {
+            let wire = if shrink::sized(&opts.data) {
+                // Deltas first (on this connection), then every size.
+                let mut sizes = Vec::with_capacity(needs.len());
+                while sizes.len() < needs.len() {
+                    match t.recv()? {
+                        Msg::Sizes(part) => sizes.extend(part),
+                        Msg::Delta { idx, delta } => {
+                            match shrunk.rebuild(idx, &delta, expected(plan, idx)?)? {
+                                Some(bytes) => applier.feed().chunk(idx, bytes, true)?,
+                                None => again.push(idx),
+                            }
+                        }
+                        Msg::Error(e) => return Err(Error::Peer(e)),
+                        other => {
+                            return Err(protocol(format!("expected Sizes, got {}", other.name())))
+                        }
+                    }
+                }
+                shrink::wire_needs(&needs, &sizes)?
+            } else {
+                needs.clone()
+            };
+            // Every chunk came as a delta: no phase (the sender agrees).
+            let received = wire.is_empty()
+                || udp::receive(
+                    t,
+                    prepared,
+                    (&needs, &wire),
+                    &opts.data,
+                    side,
+                    applier.feed(),
+                )?;
+            match received {
                 true => {
                     link.data_path.get_or_insert("udp");
+                    link.encoded_bytes += wire.iter().map(|n| u64::from(n.length)).sum::<u64>();
                 }
                 false => {
                     // Ask for the same chunks again, on the control connection.
@@ -856,7 +971,20 @@ fn transfer(
             link.data_path.get_or_insert("control connection");
             loop {
                 match t.recv()? {
-                    Msg::Data { idx, bytes } => applier.receive_chunk(idx, bytes)?,
+                    Msg::Data { idx, bytes } => {
+                        shrunk.encoded_bytes += bytes.len() as u64;
+                        applier.receive_chunk(idx, bytes)?
+                    }
+                    Msg::Packed { idx, bytes } => {
+                        let bytes = shrunk.unpack(&bytes, expected(plan, idx)?)?;
+                        applier.receive_chunk(idx, bytes)?
+                    }
+                    Msg::Delta { idx, delta } => {
+                        match shrunk.rebuild(idx, &delta, expected(plan, idx)?)? {
+                            Some(bytes) => applier.feed().chunk(idx, bytes, true)?,
+                            None => again.push(idx),
+                        }
+                    }
                     Msg::Unavailable { idx } => applier.chunk_unavailable(idx)?,
                     Msg::RoundDone { round: r } if r == round => break,
                     Msg::Error(e) => return Err(Error::Peer(e)),
@@ -876,13 +1004,26 @@ fn transfer(
         } else {
             Vec::new()
         };
+        for idx in again.drain(..) {
+            needs.push(Need::new(idx, expected(plan, idx)?));
+        }
         round += 1;
     }
+    link.encoded_bytes += shrunk.encoded_bytes;
+    link.delta_chunks += shrunk.deltas;
+    link.delta_saved += shrunk.delta_saved;
     t.send(&Msg::NeedDone {
         round,
         count: 0,
         udp: None,
     })
+}
+
+/// The length and hash of shipped chunk `idx`.
+fn expected(plan: &Plan, idx: u32) -> Result<&crate::plan::StreamChunk> {
+    plan.stream
+        .get(idx as usize)
+        .ok_or_else(|| protocol(format!("peer sent chunk {idx}, which was never requested")))
 }
 
 /// Records what the apply step wrote in the destination's index, batch by

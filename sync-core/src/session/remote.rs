@@ -7,7 +7,9 @@
 use std::io::{BufReader, BufWriter, Read};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
 
+use super::alive::Timed;
 use super::serve::PREAMBLE;
 use super::StreamTransport;
 use crate::error::{Error, Result};
@@ -76,6 +78,9 @@ pub struct SshOptions {
     /// `--contimeout`: passed to ssh as `-o ConnectTimeout=N` when the
     /// command is ssh.
     pub connect_timeout: Option<u64>,
+    /// `--timeout`: once the remote sluice has answered, a read or write
+    /// on its pipes that cannot proceed for this long fails.
+    pub io_timeout: Option<Duration>,
 }
 
 impl Default for SshOptions {
@@ -84,6 +89,7 @@ impl Default for SshOptions {
             rsh: "ssh".into(),
             remote_sluice: "sluice".into(),
             connect_timeout: None,
+            io_timeout: None,
         }
     }
 }
@@ -91,7 +97,7 @@ impl Default for SshOptions {
 /// A running ssh child and the transport over its pipes.
 pub struct SshSession {
     pub child: Child,
-    pub transport: StreamTransport<BufReader<ChildStdout>, BufWriter<ChildStdin>>,
+    pub transport: StreamTransport<BufReader<Timed<ChildStdout>>, BufWriter<Timed<ChildStdin>>>,
 }
 
 impl Drop for SshSession {
@@ -125,7 +131,7 @@ pub fn connect_ssh(host: &str, opts: &SshOptions) -> Result<SshSession> {
         .map_err(|e| Error::Start(format!("cannot run {program:?} (set --rsh): {e}")))?;
     let stdout = child.stdout.take().expect("piped");
     let stdin = child.stdin.take().expect("piped");
-    let mut reader = BufReader::new(stdout);
+    let mut reader = BufReader::new(Timed::new(stdout));
     let mut got = Vec::with_capacity(PREAMBLE.len());
     let read = (&mut reader)
         .take(PREAMBLE.len() as u64)
@@ -156,9 +162,17 @@ pub fn connect_ssh(host: &str, opts: &SshOptions) -> Result<SshSession> {
              remove that output from the login scripts on {host} (banners belong on stderr)"
         )));
     }
+    let mut writer = Timed::new(stdin);
+    let timeouts = reader
+        .get_mut()
+        .set_timeout(opts.io_timeout)
+        .and_then(|_| writer.set_timeout(opts.io_timeout));
+    if let Err(e) = timeouts {
+        return Err(Error::io("<ssh pipes>", e));
+    }
     Ok(SshSession {
         child,
-        transport: StreamTransport::new(reader, BufWriter::new(stdin)),
+        transport: StreamTransport::new(reader, BufWriter::new(writer)),
     })
 }
 

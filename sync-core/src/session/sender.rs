@@ -4,13 +4,15 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use super::bulk::{self, BulkPath};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crossbeam_channel as chan;
 
 use super::msg::{batches, protocol, size, Msg, Need, Role, SourceInfo, WireEntry, MAX_CHUNKS};
 use super::udp;
-use super::{index_skips, open_index, Opening, Side, SyncReport, Transport, PARTIAL_MARK};
+use super::{
+    index_skips, open_index, LinkFigures, Opening, Side, SyncReport, Transport, PARTIAL_MARK,
+};
 use crate::apply::Tree;
 use crate::chunk::Hash;
 use crate::entry::Entry;
@@ -33,6 +35,7 @@ pub fn run_sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Resul
 
 fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncReport> {
     let started = std::time::Instant::now();
+    let mut beats = None;
     // A side that starts the session knows the options already: it scans
     // while the connection opens (an ssh handshake is 15 round trips).
     let (negotiated, scanned) = match &opening {
@@ -49,12 +52,16 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         }
         Opening::Answer(_) => {
             let negotiated = opening.open(t, Role::Sender)?;
+            // The initiator waits while this side scans: say it is alive.
+            beats = Some(super::alive::beats(t, &negotiated.options));
             let scanned = scan_source(side, &negotiated.options);
             (Ok(negotiated), scanned)
         }
     };
     let negotiated = negotiated?;
+    let _beats = beats.unwrap_or_else(|| super::alive::beats(t, &negotiated.options));
     let (index, scan) = scanned?;
+    vanish_for_tests(side);
     let opts = negotiated.options.clone();
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "scanned SRC");
     let path = BulkPath {
@@ -94,7 +101,9 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         tree: &mut tree,
         open: None,
         buf: Vec::new(),
+        vanished: BTreeSet::new(),
     };
+    let mut link = None;
     // The next window is read from the index and encoded while the
     // receiver plans this one: a connection of its own, on its own thread.
     let lists = Index::open_reader(index.path())?;
@@ -115,7 +124,8 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
             drop(run);
             let (listed, bytes) = send_chunk_lists(t, &mut entries, &lists, &path)?;
             datagram_bytes += bytes;
-            datagram_bytes += ship_window(t, &entries, &listed, &opts, side, &mut reader)?;
+            datagram_bytes +=
+                ship_window(t, &entries, &listed, &opts, side, &mut reader, &mut link)?;
             tracing::debug!(entries = entries.len(), last, "sent a window");
             if last {
                 return Ok(());
@@ -126,10 +136,17 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
         ms = started.elapsed().as_millis() as u64,
         "sent every window"
     );
+    let gone: Vec<String> = std::mem::take(&mut reader.vanished).into_iter().collect();
+    let vanished = scan.vanished() + gone.len() as u64;
+    for part in batches(gone, |p| size::bytes(p.as_bytes())) {
+        t.send(&Msg::Vanished(part))?;
+    }
     // Datagrams count as wire bytes too (headers and tags included).
     let wire = t.wire_bytes_sent() + datagram_bytes;
     t.send(&Msg::SenderDone {
         wire_bytes_sent: wire,
+        vanished,
+        link,
     })?;
     let mut lines = SyncReport::default();
     loop {
@@ -222,7 +239,8 @@ fn read_windows(
 }
 
 /// Ships one window's chunks, round by round, until the receiver's empty
-/// round; returns the datagram bytes sent.
+/// round; returns the datagram bytes sent. What its UDP phases measured is
+/// added to `link`.
 fn ship_window(
     t: &mut dyn Transport,
     page: &[(i64, Entry)],
@@ -230,11 +248,14 @@ fn ship_window(
     opts: &super::SessionOptions,
     side: &Side,
     reader: &mut ChunkReader<'_>,
+    link: &mut Option<LinkFigures>,
 ) -> Result<u64> {
     let mut datagram_bytes = 0;
     // Where each chunk is in the source; built on the first request (a
     // no-change sync never needs it).
     let mut locations = HashMap::new();
+    // Deltas and compression for what goes on the control connection.
+    let mut shrink = super::shrink::Shrink::new(opts.data.compress);
     loop {
         let mut needs = Vec::new();
         let (round, count, udp_offer) = loop {
@@ -260,6 +281,7 @@ fn ship_window(
                         }
                     }
                 }
+                Msg::Base { chunks, sig } => shrink.base(chunks, sig)?,
                 Msg::NeedDone { round, count, udp } => break (round, count, udp),
                 Msg::Error(e) => return Err(Error::Peer(e)),
                 other => return Err(protocol(format!("expected Need, got {}", other.name()))),
@@ -278,9 +300,32 @@ fn ship_window(
             locations = crate::manifest::chunk_locations(page.iter().map(|(_, e)| e));
         }
         if let Some(offer) = udp_offer {
-            let mut source = StreamSource::new(&needs, &locations, reader);
+            // Compressed chunks: their lengths make the stream's layout,
+            // so the round is compressed before its phase starts.
+            let (needs, packed) = if super::shrink::sized(&opts.data) {
+                let Packed { sizes, packed } =
+                    pack_round(t, &needs, &locations, reader, &mut shrink)?;
+                let wire = super::shrink::wire_needs(&needs, &sizes)?;
+                for part in batches(sizes, |_| 5) {
+                    t.send(&Msg::Sizes(part))?;
+                }
+                (wire, packed)
+            } else {
+                (needs, Vec::new())
+            };
+            if needs.is_empty() {
+                // Every chunk went as a delta: no phase (the receiver agrees).
+                continue;
+            }
+            let inner = StreamSource::new(&needs, &locations, reader);
+            let mut source = PackedSource::new(inner, &needs, packed);
             match udp::send(t, &offer, &needs, &opts.data, side, &mut source) {
-                Ok(sent) => datagram_bytes += sent.unwrap_or(0),
+                Ok(Some(stats)) => {
+                    datagram_bytes += stats.bytes;
+                    link.get_or_insert_with(LinkFigures::default)
+                        .add_phase(&stats);
+                }
+                Ok(None) => {}
                 // The receiver decides: it repeats the round on the control
                 // connection, or gives up and says why.
                 Err(e) => tracing::warn!("UDP data phase failed: {e}"),
@@ -293,16 +338,25 @@ fn ship_window(
                 .filter(|l| l.length == need.length)
             {
                 Some(loc) => match reader.read(loc) {
-                    Some(bytes) => t.send(&Msg::Data {
-                        idx: need.idx,
-                        bytes: bytes.to_vec(),
-                    })?,
+                    Some(bytes) => t.send(&shrink.encode(need.idx, bytes))?,
                     None => t.send(&Msg::Unavailable { idx: need.idx })?,
                 },
                 None => t.send(&Msg::Unavailable { idx: need.idx })?,
             }
         }
         t.send(&Msg::RoundDone { round })?;
+    }
+}
+
+/// Test hook, never set outside tests: `SLUICE_TEST_VANISH=PATH` (relative
+/// to the source) deletes that file once the scan has listed it, so a test
+/// can make a source file vanish mid-run at a known point.
+fn vanish_for_tests(side: &Side) {
+    let Some(path) = std::env::var_os("SLUICE_TEST_VANISH") else {
+        return;
+    };
+    if let Ok(rel) = RelPath::new(std::os::unix::ffi::OsStringExt::into_vec(path)) {
+        let _ = std::fs::remove_file(rel.under(&side.root));
     }
 }
 
@@ -386,19 +440,162 @@ struct ChunkReader<'a> {
     tree: &'a mut Tree,
     open: Option<(RelPath, File)>,
     buf: Vec<u8>,
+    /// Files gone when their chunks were to be read (printable paths).
+    vanished: BTreeSet<String>,
 }
 
 impl ChunkReader<'_> {
-    /// The chunk's bytes, or `None` if the file is gone or shorter now. The
-    /// receiver checks the hash: a file changed since the scan is caught there.
+    /// The chunk's bytes, or `None` if the file is gone (then noted in
+    /// `vanished`) or shorter now. The receiver checks the hash: a file
+    /// changed since the scan is caught there.
     fn read(&mut self, loc: &ChunkLocation) -> Option<&[u8]> {
         if !matches!(&self.open, Some((p, _)) if *p == loc.path) {
-            self.open = Some((loc.path.clone(), self.tree.open_read(&loc.path).ok()?));
+            let file = match self.tree.open_read(&loc.path) {
+                Ok(f) => f,
+                Err(e) => {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        self.vanished.insert(loc.path.display());
+                    }
+                    return None;
+                }
+            };
+            self.open = Some((loc.path.clone(), file));
         }
         let (_, f) = self.open.as_ref()?;
         self.buf.resize(loc.length as usize, 0);
         f.read_exact_at(&mut self.buf, loc.offset).ok()?;
         Some(&self.buf)
+    }
+}
+
+/// Prepares a UDP round's chunks ahead of its phase (the stream's layout
+/// needs their lengths): sends those that have a base as deltas on the
+/// control connection, and compresses the others when asked to. Returns
+/// each chunk's size in the stream (0: sent as a delta) and the bytes of
+/// those that shrank, in stream order (held in memory, up to
+/// [`super::shrink::PACK_MEMORY`]; the rest go as they are, read again
+/// during the phase).
+fn pack_round(
+    t: &mut dyn Transport,
+    needs: &[super::msg::Need],
+    locations: &HashMap<Hash, ChunkLocation>,
+    reader: &mut ChunkReader<'_>,
+    shrink: &mut super::shrink::Shrink,
+) -> Result<Packed> {
+    let mut held = 0u64;
+    let mut sizes = Vec::with_capacity(needs.len());
+    let mut packed = Vec::new();
+    for n in needs {
+        let bytes = locations
+            .get(&n.hash)
+            .filter(|l| l.length == n.length)
+            .and_then(|loc| reader.read(loc));
+        let Some(bytes) = bytes else {
+            // Gone: the phase's read reports it.
+            sizes.push(n.length);
+            packed.push(None);
+            continue;
+        };
+        if let Some(m) = shrink.delta(n.idx, bytes) {
+            t.send(&m)?;
+            sizes.push(0);
+            continue;
+        }
+        let shrunk = (held < super::shrink::PACK_MEMORY)
+            .then(|| shrink.pack(bytes))
+            .flatten();
+        held += shrunk.as_ref().map_or(0, |b| b.len() as u64);
+        sizes.push(shrunk.as_ref().map_or(n.length, |b| b.len() as u32));
+        packed.push(shrunk);
+    }
+    Ok(Packed { sizes, packed })
+}
+
+/// A UDP round prepared by [`pack_round`].
+struct Packed {
+    /// Each chunk's size in the stream (0: sent as a delta).
+    sizes: Vec<u32>,
+    /// The compressed bytes of each chunk that shrank.
+    packed: Vec<Option<Vec<u8>>>,
+}
+
+/// A UDP round's stream with compressed chunks served from memory and the
+/// others from the source files.
+struct PackedSource<S> {
+    inner: S,
+    starts: Vec<u64>,
+    packed: Vec<Option<Vec<u8>>>,
+}
+
+impl<S> PackedSource<S> {
+    /// `needs` with their stream lengths; `packed` empty when nothing was
+    /// compressed.
+    fn new(inner: S, needs: &[super::msg::Need], packed: Vec<Option<Vec<u8>>>) -> Self {
+        let mut at = 0;
+        let starts = needs
+            .iter()
+            .map(|n| {
+                let s = at;
+                at += u64::from(n.length);
+                s
+            })
+            .collect();
+        PackedSource {
+            inner,
+            starts,
+            packed,
+        }
+    }
+
+    /// The compressed chunk holding stream byte `at`, by its position.
+    fn packed_at(&self, at: u64) -> Option<usize> {
+        if self.packed.is_empty() {
+            return None;
+        }
+        let k = self.starts.partition_point(|&s| s <= at).checked_sub(1)?;
+        self.packed.get(k)?.as_ref().map(|_| k)
+    }
+
+    /// Where the chunk holding stream byte `at` ends.
+    fn end_of(&self, at: u64) -> Option<u64> {
+        let k = self.starts.partition_point(|&s| s <= at);
+        self.starts.get(k).copied()
+    }
+}
+
+impl<S: crate::proto::sender::BlockSource> crate::proto::sender::BlockSource for PackedSource<S> {
+    fn read(&mut self, stream_offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            let at = stream_offset + done as u64;
+            let n = if let Some(k) = self.packed_at(at) {
+                let bytes = self.packed[k].as_deref().unwrap_or_default();
+                let from = (at - self.starts[k]) as usize;
+                let n = (bytes.len() - from).min(buf.len() - done);
+                buf[done..done + n].copy_from_slice(&bytes[from..from + n]);
+                n
+            } else {
+                let end = self.end_of(at).unwrap_or(u64::MAX);
+                let n = ((end - at) as usize).min(buf.len() - done);
+                self.inner.read(at, &mut buf[done..done + n])?;
+                n
+            };
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn lend(&mut self, stream_offset: u64, len: usize) -> Option<&[u8]> {
+        match self.packed_at(stream_offset) {
+            Some(k) => {
+                let from = (stream_offset - self.starts[k]) as usize;
+                self.packed[k].as_deref()?.get(from..from.checked_add(len)?)
+            }
+            None => self.inner.lend(stream_offset, len),
+        }
     }
 }
 

@@ -23,7 +23,7 @@ pub const PREAMBLE: &[u8; 16] = b"\0sluice-serve-1\n";
 /// Serves sessions over stdin/stdout, one after another (a watch runs one
 /// per round on the same connection), until the client closes it; returns
 /// the last session's report.
-pub fn serve_stdio<R: Read + Send, W: Write + Send>(
+pub fn serve_stdio<R: Read + Send, W: Write + Send + 'static>(
     input: R,
     mut output: W,
     threads: usize,

@@ -5,8 +5,12 @@
 //! length, then the postcard encoding), so the in-memory pipe of a local
 //! sync moves exactly the bytes an ssh pipe or a TCP connection would, and
 //! `wire_bytes_sent` means the same everywhere.
+//!
+//! [`Msg::Keepalive`] frames (see [`super::alive`]) are read and dropped
+//! here, so the session code never sees them.
 
 use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel as chan;
 
@@ -31,6 +35,25 @@ pub trait Transport: Send {
     fn split(&mut self) -> Option<(Box<dyn MsgRead + '_>, Box<dyn MsgWrite + '_>)> {
         None
     }
+    /// A way to send keepalives from another thread while this transport
+    /// is in use (`None`: this transport cannot).
+    fn pinger(&mut self) -> Option<Pinger> {
+        None
+    }
+}
+
+/// Sends one [`Msg::Keepalive`] on a transport, from any thread; frames
+/// never interleave with the transport's own.
+pub type Pinger = Box<dyn FnMut() -> Result<()> + Send>;
+
+/// Reads messages until one is not a keepalive.
+pub fn skip_keepalives(mut read: impl FnMut() -> Result<Msg>) -> Result<Msg> {
+    loop {
+        match read()? {
+            Msg::Keepalive => continue,
+            m => return Ok(m),
+        }
+    }
 }
 
 /// The reading half of a split transport.
@@ -48,9 +71,15 @@ struct MemWrite<'a>(&'a chan::Sender<Vec<u8>>, &'a mut u64);
 
 impl MsgRead for MemRead<'_> {
     fn recv(&mut self) -> Result<Msg> {
-        let frame = self.0.recv().map_err(|_| closed())?;
-        decode(&frame[4..])
+        mem_recv(self.0)
     }
+}
+
+fn mem_recv(rx: &chan::Receiver<Vec<u8>>) -> Result<Msg> {
+    skip_keepalives(|| {
+        let frame = rx.recv().map_err(|_| closed())?;
+        decode(&frame[4..])
+    })
 }
 
 impl MsgWrite for MemWrite<'_> {
@@ -62,19 +91,38 @@ impl MsgWrite for MemWrite<'_> {
 }
 
 struct StreamRead<'a, R>(&'a mut R, Vec<u8>);
-struct StreamWrite<'a, W>(&'a mut W, &'a mut u64);
+struct StreamWrite<'a, W>(&'a Mutex<Counted<W>>);
 
 impl<R: Read + Send> MsgRead for StreamRead<'_, R> {
     fn recv(&mut self) -> Result<Msg> {
-        read_frame(self.0, &mut self.1)
+        skip_keepalives(|| read_frame(self.0, &mut self.1))
     }
 }
 
 impl<W: Write + Send> MsgWrite for StreamWrite<'_, W> {
     fn send(&mut self, msg: &Msg) -> Result<()> {
-        *self.1 += write_frame(self.0, msg)?;
+        lock(self.0).send(msg)
+    }
+}
+
+/// A stream's writing end and the bytes written through it, shared with
+/// the transport's [`Pinger`].
+struct Counted<W> {
+    writer: W,
+    sent: u64,
+}
+
+impl<W: Write> Counted<W> {
+    fn send(&mut self, msg: &Msg) -> Result<()> {
+        self.sent += write_frame(&mut self.writer, msg)?;
         Ok(())
     }
+}
+
+/// A poisoned lock only means a writer panicked mid-frame; the stream is
+/// then unusable anyway, and the next write reports it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn read_frame<R: Read>(reader: &mut R, buf: &mut Vec<u8>) -> Result<Msg> {
@@ -174,8 +222,7 @@ impl Transport for MemoryTransport {
     }
 
     fn recv(&mut self) -> Result<Msg> {
-        let frame = self.rx.recv().map_err(|_| closed())?;
-        decode(&frame[4..])
+        mem_recv(&self.rx)
     }
 
     fn wire_bytes_sent(&self) -> u64 {
@@ -188,54 +235,65 @@ impl Transport for MemoryTransport {
             Box::new(MemWrite(&self.tx, &mut self.sent)),
         ))
     }
+
+    fn pinger(&mut self) -> Option<Pinger> {
+        let tx = self.tx.clone();
+        let frame = encode(&Msg::Keepalive).ok()?;
+        Some(Box::new(move || {
+            tx.send(frame.clone()).map_err(|_| closed())
+        }))
+    }
 }
 
 /// A transport over a byte stream (a TCP socket, an ssh child's pipes).
 pub struct StreamTransport<R, W> {
     reader: R,
-    writer: W,
+    writer: Arc<Mutex<Counted<W>>>,
     buf: Vec<u8>,
-    sent: u64,
 }
 
-impl<R: Read + Send, W: Write + Send> StreamTransport<R, W> {
+impl<R: Read + Send, W: Write + Send + 'static> StreamTransport<R, W> {
     pub fn new(reader: R, writer: W) -> Self {
         StreamTransport {
             reader,
-            writer,
+            writer: Arc::new(Mutex::new(Counted { writer, sent: 0 })),
             buf: Vec::new(),
-            sent: 0,
         }
     }
 }
 
 fn io(e: std::io::Error) -> Error {
-    if e.kind() == std::io::ErrorKind::UnexpectedEof || e.kind() == std::io::ErrorKind::BrokenPipe {
-        closed()
-    } else {
-        Error::io("<connection>", e)
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::UnexpectedEof | K::BrokenPipe => closed(),
+        K::TimedOut | K::WouldBlock => Error::TimedOut(e.to_string()),
+        _ => Error::io("<connection>", e),
     }
 }
 
-impl<R: Read + Send, W: Write + Send> Transport for StreamTransport<R, W> {
+impl<R: Read + Send, W: Write + Send + 'static> Transport for StreamTransport<R, W> {
     fn send(&mut self, msg: &Msg) -> Result<()> {
-        self.sent += write_frame(&mut self.writer, msg)?;
-        Ok(())
+        lock(&self.writer).send(msg)
     }
 
     fn recv(&mut self) -> Result<Msg> {
-        read_frame(&mut self.reader, &mut self.buf)
+        skip_keepalives(|| read_frame(&mut self.reader, &mut self.buf))
     }
 
     fn wire_bytes_sent(&self) -> u64 {
-        self.sent
+        lock(&self.writer).sent
     }
 
     fn split(&mut self) -> Option<(Box<dyn MsgRead + '_>, Box<dyn MsgWrite + '_>)> {
         Some((
             Box::new(StreamRead(&mut self.reader, Vec::new())),
-            Box::new(StreamWrite(&mut self.writer, &mut self.sent)),
+            Box::new(StreamWrite(&self.writer)),
         ))
+    }
+
+    fn pinger(&mut self) -> Option<Pinger> {
+        let writer = Arc::clone(&self.writer);
+        Some(Box::new(move || lock(&writer).send(&Msg::Keepalive)))
     }
 }
 

@@ -39,7 +39,7 @@ use crate::proto::control::ControlMsg;
 use crate::proto::crypto::{Cipher, SessionSecret};
 use crate::proto::layout::{ChunkSpec, Layout, LayoutConfig, IPV4_UDP_OVERHEAD, IPV6_UDP_OVERHEAD};
 use crate::proto::receiver::{Receiver, ReceiverConfig};
-use crate::proto::sender::{BlockSource, Sender, SenderConfig};
+use crate::proto::sender::{BlockSource, Sender, SenderConfig, SenderStats};
 
 /// Socket buffer size asked of the kernel (it may cap it; the driver logs).
 const SOCKET_BUFFER: usize = 32 << 20;
@@ -162,11 +162,16 @@ struct ChunkSink<'a> {
     overflow: Option<File>,
     /// The apply engine's error that stopped the phase (a full disk, say).
     failure: &'a Mutex<Option<Error>>,
+    /// Each chunk's own length: one that is shorter in the stream came
+    /// compressed.
+    raw_lens: Vec<u32>,
+    dctx: crate::delta::Decompressor,
 }
 
 impl<'a> ChunkSink<'a> {
-    /// A sink for the chunks of `layout` (the applier's `needs`), holding at
-    /// most `memory_limit` bytes of incomplete chunks in memory.
+    /// A sink for the chunks of `layout` (the applier's `needs`, with
+    /// their own lengths: longer than in the stream when compressed),
+    /// holding at most `memory_limit` bytes of incomplete chunks in memory.
     fn new(
         feed: &'a mut Feed,
         needs: &[Need],
@@ -179,6 +184,8 @@ impl<'a> ChunkSink<'a> {
         ChunkSink {
             feed,
             ids: needs.iter().map(|n| n.idx).collect(),
+            raw_lens: needs.iter().map(|n| n.length).collect(),
+            dctx: crate::delta::Decompressor::new(),
             chunk_hint: 0,
             parts: (0..n).map(|_| Part::Empty).collect(),
             layout: Arc::clone(layout),
@@ -206,6 +213,27 @@ fn overflow_file<'f>(overflow: &'f mut Option<File>, tree: &mut Tree) -> io::Res
         *overflow = Some(file);
     }
     Ok(overflow.as_ref().expect("just made"))
+}
+
+/// Checks a chunk's stream bytes against its hash, decompressing them
+/// first when they came compressed (shorter than the chunk's `raw` length):
+/// `None` when they are wrong, else the decompressed bytes if any.
+fn check(
+    dctx: &mut crate::delta::Decompressor,
+    raw: u32,
+    buf: &[u8],
+    hash: &[u8; 32],
+) -> Option<Option<Vec<u8>>> {
+    let unpacked = if buf.len() < raw as usize {
+        let mut out = Vec::new();
+        let enc = crate::delta::Encoding::Zstd;
+        crate::delta::decode(enc, buf, raw as usize, &mut out, dctx).ok()?;
+        Some(out)
+    } else {
+        None
+    };
+    let bytes = unpacked.as_deref().unwrap_or(buf);
+    (blake3::hash(bytes).as_bytes() == hash).then_some(unpacked)
 }
 
 impl BlockSink for ChunkSink<'_> {
@@ -253,23 +281,23 @@ impl BlockSink for ChunkSink<'_> {
     fn complete(&mut self, c: usize, range: Range<u64>, hash: &[u8; 32]) -> io::Result<bool> {
         let data = match &self.parts[c] {
             Part::Memory(buf) => {
-                if blake3::hash(buf).as_bytes() != hash {
+                let Some(unpacked) = check(&mut self.dctx, self.raw_lens[c], buf, hash) else {
                     return Ok(false);
-                }
+                };
                 self.in_memory -= buf.len() as u64;
                 match std::mem::replace(&mut self.parts[c], Part::Done) {
-                    Part::Memory(buf) => buf,
+                    Part::Memory(buf) => unpacked.unwrap_or(buf),
                     _ => unreachable!("matched above"),
                 }
             }
             Part::Spilled => {
                 let mut buf = vec![0; (range.end - range.start) as usize];
                 self.overflow()?.read_exact_at(&mut buf, range.start)?;
-                if blake3::hash(&buf).as_bytes() != hash {
+                let Some(unpacked) = check(&mut self.dctx, self.raw_lens[c], &buf, hash) else {
                     return Ok(false);
-                }
+                };
                 self.parts[c] = Part::Done;
-                buf
+                unpacked.unwrap_or(buf)
             }
             Part::Done => return Ok(true),
             // An empty chunk is complete before any block arrives.
@@ -297,18 +325,41 @@ impl BlockSink for ChunkSink<'_> {
 /// Runs the receiving side, handing chunks to `feed` as they complete;
 /// `Ok(true)` when every chunk arrived, `Ok(false)` when `auto` gave up on
 /// UDP.
+///
+/// `wire` are the requests with their lengths in the stream (shorter than
+/// in `needs` for chunks that come compressed; see [`Msg::Sizes`]).
+///
+/// [`Msg::Sizes`]: super::msg::Msg::Sizes
 pub fn receive(
     t: &mut dyn Transport,
     prepared: Prepared,
-    needs: &[Need],
+    (needs, wire): (&[Need], &[Need]),
     data: &DataOptions,
     side: &Side,
     feed: &mut Feed,
 ) -> Result<bool> {
-    let layout = offer_layout(needs, &prepared.offer)?;
+    let layout = offer_layout(wire, &prepared.offer)?;
     let tree = Tree::open(&side.root).map_err(|e| Error::io(&side.root, e))?;
     let failure = Mutex::new(None);
-    let sink = ChunkSink::new(feed, needs, &layout, ASSEMBLY_MEMORY, tree, &failure);
+    // `wire` is `needs` less the chunks that came as deltas, in order.
+    let mut own = needs.iter();
+    let stream_needs: Vec<Need> = wire
+        .iter()
+        .filter_map(|w| own.find(|n| n.idx == w.idx).copied())
+        .collect();
+    if stream_needs.len() != wire.len() {
+        return Err(protocol(
+            "the stream's chunks are not among those asked for",
+        ));
+    }
+    let sink = ChunkSink::new(
+        feed,
+        &stream_needs,
+        &layout,
+        ASSEMBLY_MEMORY,
+        tree,
+        &failure,
+    );
     let result = receive_into(t, prepared, layout, data, sink).map(|sink| sink.is_some());
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
@@ -362,9 +413,9 @@ pub fn offer_layout(needs: &[Need], offer: &UdpOffer) -> Result<Arc<Layout>> {
     layout(needs, offer.packet_size, offer.ip_overhead)
 }
 
-/// Runs the sending side of a UDP round; returns the datagram bytes sent,
-/// or `Ok(None)` when the receiver gave up on UDP (the round is repeated on
-/// the control connection).
+/// Runs the sending side of a UDP round; returns the sender's stats at its
+/// end (`bytes`: the datagram bytes sent), or `Ok(None)` when the receiver
+/// gave up on UDP (the round is repeated on the control connection).
 pub fn send(
     t: &mut dyn Transport,
     offer: &UdpOffer,
@@ -372,7 +423,34 @@ pub fn send(
     data: &DataOptions,
     side: &Side,
     source: &mut dyn BlockSource,
-) -> Result<Option<u64>> {
+) -> Result<Option<SenderStats>> {
+    let (socket, sender, to) = match start_sender(offer, needs, data, side) {
+        Ok(x) => x,
+        Err(e) => {
+            // The receiver has begun its phase: end ours at once, so both
+            // sides meet again after the DataDone messages.
+            let _ = with_link(t, |_| Err::<(), _>(io::Error::other(e.to_string())))?;
+            return Err(e);
+        }
+    };
+    let result = with_link(t, |link| net::run_sender(&socket, to, sender, source, link))?;
+    match result {
+        Ok(stats) => {
+            tracing::info!(?stats, "UDP data phase complete");
+            Ok(Some(stats))
+        }
+        Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => Ok(None),
+        Err(e) => Err(Error::Peer(format!("UDP transfer failed: {e}"))),
+    }
+}
+
+/// The socket and state machine of a sending phase, and where to send.
+fn start_sender(
+    offer: &UdpOffer,
+    needs: &[Need],
+    data: &DataOptions,
+    side: &Side,
+) -> Result<(UdpSocket, Sender, SocketAddr)> {
     let Some(peer) = side.udp.peer else {
         return Err(protocol(
             "offered UDP, but this side does not know the peer's address",
@@ -392,16 +470,7 @@ pub fn send(
         ..SenderConfig::default()
     };
     let sender = Sender::new(config, layout, &SessionSecret(offer.secret), Instant::now());
-    let to = SocketAddr::new(peer, offer.port);
-    let result = with_link(t, |link| net::run_sender(&socket, to, sender, source, link))?;
-    match result {
-        Ok(stats) => {
-            tracing::info!(?stats, "UDP data phase complete");
-            Ok(Some(stats.bytes))
-        }
-        Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => Ok(None),
-        Err(e) => Err(Error::Peer(format!("UDP transfer failed: {e}"))),
-    }
+    Ok((socket, sender, SocketAddr::new(peer, offer.port)))
 }
 
 /// The congestion controller for the user's options (rates in bytes/s).
@@ -636,7 +705,12 @@ mod tests {
                 peer.send(&keepalive()).unwrap();
             }
             peer.send(&Msg::DataDone { ok: true }).unwrap();
-            peer.send(&Msg::SenderDone { wire_bytes_sent: 7 }).unwrap();
+            peer.send(&Msg::SenderDone {
+                wire_bytes_sent: 7,
+                vanished: 0,
+                link: None,
+            })
+            .unwrap();
             ours_done
         });
         let out = with_link(&mut ours, |link| {
@@ -651,7 +725,10 @@ mod tests {
         assert_eq!(out, 5);
         assert!(matches!(
             ours.recv().unwrap(),
-            Msg::SenderDone { wire_bytes_sent: 7 }
+            Msg::SenderDone {
+                wire_bytes_sent: 7,
+                ..
+            }
         ));
         assert!(matches!(
             peer_side.join().unwrap(),

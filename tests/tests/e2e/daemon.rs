@@ -561,3 +561,34 @@ fn a_watch_to_a_daemon_keeps_one_connection() {
     assert_eq!(log.matches("new connection").count(), 1, "{log}");
     assert!(log.matches("(watch round)").count() >= 4, "{log}");
 }
+
+/// `--timeout` against a daemon: a receiver busy past the timeout keeps
+/// the run alive with keepalives; one silent past it ends the run (30).
+#[test]
+fn a_daemon_busy_past_the_timeout_is_not_silent() {
+    for (stall, code) in [("busy:2500", 0), ("silent:20000", 30)] {
+        let d = Dir::new();
+        let (client, _) = client_keys(&d);
+        let store = d.path("store");
+        std::fs::create_dir_all(&store).unwrap();
+        let env = format!("SLUICE_TEST_STALL={stall}");
+        let settings = module("rw", &store, "read-write", &[&client]);
+        let daemon = start_in(&d, &settings, &["env", &env], "127.0.0.1");
+        let src = d.path("src");
+        sample(&src);
+        let url = daemon.url("rw/tree");
+        let started = Instant::now();
+        let (got, _, stderr) = daemon.sync(
+            &d,
+            "keys/client",
+            src.as_os_str(),
+            url.as_ref(),
+            &["--timeout", "1"],
+        );
+        assert_eq!(got, code, "{stall}: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(15), "{stall}");
+        if code == 0 {
+            assert_same_tree(&src, &store.join("tree"));
+        }
+    }
+}

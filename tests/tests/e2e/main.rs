@@ -14,6 +14,7 @@ mod progress;
 mod safety;
 mod ssh;
 mod sync;
+mod timeout;
 mod util;
 mod wan;
 mod watch;

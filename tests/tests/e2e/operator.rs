@@ -98,8 +98,8 @@ fn fake_remote(d: &Dir, name: &str, reply: &str, then: &str) -> String {
     script.display().to_string()
 }
 
-/// The exit codes not provoked elsewhere (23 and 40 are in this file's
-/// and index.rs's tests, 11 in safety.rs, 25 in sync.rs, 41 and 42 in
+/// The exit codes not provoked elsewhere (23, 24 and 40 are in this
+/// file's and index.rs's tests, 11 in safety.rs, 25 in sync.rs, 41 and 42 in
 /// daemon.rs, 43 in index.rs).
 #[test]
 fn each_failure_has_its_exit_code() {
@@ -131,6 +131,41 @@ fn each_failure_has_its_exit_code() {
     let (code, stderr) = sync(&d, &src, "host:dst".as_ref(), &["--rsh", &garbage]);
     assert_eq!(code, 12, "{stderr}");
     assert!(!dst.exists());
+}
+
+/// Issue 24's exit 24 (rsync's "partial transfer due to vanished source
+/// files"): a source file that vanishes after the scan listed it (the test
+/// hook SLUICE_TEST_VANISH deletes it then, before its chunks are read) is
+/// counted, named in a warning and not synced, the rest is, and the run
+/// exits 24. With another problem in the same run, 23 wins, as in rsync.
+#[test]
+fn a_source_file_that_vanishes_mid_run_exits_24() {
+    let d = Dir::new();
+    let (src, dst) = (d.path("src"), d.path("dst"));
+    write(&src.join("stays"), &noise(1, 300_000));
+    write(&src.join("gone"), &noise(2, 300_000));
+    let vanish = [("SLUICE_TEST_VANISH", "gone")];
+    let (code, report, stderr) = d.sync_env(src.as_os_str(), dst.as_os_str(), &[], &vanish);
+    assert_eq!(code, 24, "{stderr}");
+    assert_eq!(report["exit_code"], 24, "{report}");
+    assert_eq!(report["vanished"], 1, "{report}");
+    assert_eq!(report["errors"], serde_json::json!([]), "{report}");
+    assert!(
+        stderr.contains("warning: gone: vanished from the source"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(dst.join("stays")).unwrap(), noise(1, 300_000));
+    assert!(!dst.join("gone").exists());
+
+    // A file where the destination has a non-empty folder (no --delete):
+    // a partial run whatever vanished.
+    write(&src.join("gone"), &noise(3, 300_000));
+    write(&src.join("blocked"), b"a file");
+    write(&dst.join("blocked/inside"), b"a folder in the way");
+    let (code, report, stderr) = d.sync_env(src.as_os_str(), dst.as_os_str(), &[], &vanish);
+    assert_eq!(code, 23, "{stderr}");
+    assert_eq!(report["vanished"], 1, "{report}");
+    assert!(!dst.join("gone").exists());
 }
 
 /// SIGTERM in the middle of a sync: exit 20, and nothing half-written is

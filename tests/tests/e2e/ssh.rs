@@ -333,6 +333,12 @@ fn remote_data_goes_over_udp_and_falls_back_when_blocked() {
     let (code, report, stderr) = d.sync_to(&src, &remote(&dst), &extra);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(report["data_path"], "udp", "{report}");
+    // The link's figures cross back in the remote receiver's report.
+    assert!(
+        report["loss_pct"].as_f64().is_some_and(|p| p >= 0.0),
+        "{report}"
+    );
+    assert!(report["rtt_ms"].as_f64().is_some(), "{report}");
     assert_same_tree(&src, &dst);
 
     // Pull, receiving on an address the remote sender does not send to:
@@ -342,6 +348,7 @@ fn remote_data_goes_over_udp_and_falls_back_when_blocked() {
     let (code, report, stderr) = d.sync_from(&remote(&dst), &back, &blocked);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(report["data_path"], "control connection", "{report}");
+    assert!(report["loss_pct"].is_null(), "{report}");
     assert!(
         report["warnings"]
             .to_string()

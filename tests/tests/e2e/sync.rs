@@ -409,6 +409,61 @@ fn a_local_sync_over_udp_mirrors_exactly() {
     assert_same_tree(&src, &dst);
 }
 
+/// Issue 24: a run whose chunks went by UDP reports the link's mean loss
+/// and round-trip time (in --json, the summary and its history row); one
+/// whose chunks stayed in the process has none to report.
+#[test]
+fn a_udp_run_reports_loss_and_rtt_and_an_in_process_one_null() {
+    let d = Dir::new();
+    let (src, dst) = (d.path("src"), d.path("dst"));
+    write(&src.join("big.bin"), &noise(7, 2 << 20));
+    let (code, report, stderr) = d.sync(&src, &dst, &["--transport", "udp"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["data_path"], "udp");
+    let loss = report["loss_pct"].as_f64().expect("numeric loss_pct");
+    assert!((0.0..=100.0).contains(&loss), "{report}");
+    let rtt = report["rtt_ms"].as_f64().expect("numeric rtt_ms");
+    // Loopback, queues included: well under a second.
+    assert!((0.0..1000.0).contains(&rtt), "{report}");
+    let id = report["history_id"].to_string();
+    let shown = d.sluice(&[
+        "log".as_ref(),
+        "show".as_ref(),
+        id.as_ref(),
+        "--json".as_ref(),
+    ]);
+    let row: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(row["loss_pct"], report["loss_pct"], "{row}");
+    assert_eq!(row["rtt_ms"], report["rtt_ms"], "{row}");
+
+    // The summary's line for it.
+    write(&src.join("more.bin"), &noise(8, 1 << 20));
+    let out = d.sluice(&[
+        "sync".as_ref(),
+        "--transport".as_ref(),
+        "udp".as_ref(),
+        src.as_os_str(),
+        dst.as_os_str(),
+    ]);
+    assert_exit(&out, 0);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with("link: ")).unwrap_or("");
+    assert!(
+        line.starts_with("link: loss ") && line.contains(" %, rtt ") && line.ends_with(" ms"),
+        "{text}"
+    );
+
+    write(&src.join("third.bin"), &noise(9, 1 << 20));
+    let (code, report, stderr) = d.sync(&src, &dst, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["data_path"], "control connection");
+    assert!(
+        report["loss_pct"].is_null() && report["rtt_ms"].is_null(),
+        "{report}"
+    );
+    assert_same_tree(&src, &dst);
+}
+
 /// A tree whose manifest and chunk lists outgrow the bulk threshold
 /// (256 KiB) sends them as datagrams too; files sharing content make the
 /// needed chunks non-consecutive in the lists, and a second sync after
