@@ -1,6 +1,6 @@
 //! The receiving half: scan the destination, plan, apply, report.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
 use crossbeam_channel as chan;
@@ -942,30 +942,35 @@ fn transfer(
                 needs.clone()
             };
             // Every chunk came as a delta: no phase (the sender agrees).
-            let received = wire.is_empty()
-                || udp::receive(
-                    t,
-                    prepared,
-                    (&needs, &wire),
-                    &opts.data,
-                    side,
-                    applier.feed(),
-                )?;
-            match received {
-                true => {
-                    link.data_path.get_or_insert("udp");
-                    link.encoded_bytes += wire.iter().map(|n| u64::from(n.length)).sum::<u64>();
+            if wire.is_empty() {
+                link.data_path.get_or_insert("control connection");
+            } else if udp::receive(
+                t,
+                prepared,
+                (&needs, &wire),
+                &opts.data,
+                side,
+                applier.feed(),
+            )? {
+                link.data_path.get_or_insert("udp");
+                link.encoded_bytes += wire.iter().map(|n| u64::from(n.length)).sum::<u64>();
+            } else {
+                // Ask for the same chunks again, on the control connection
+                // (not those that came as deltas).
+                let streamed: HashSet<u32> = wire.iter().map(|n| n.idx).collect();
+                needs.retain(|n| streamed.contains(&n.idx));
+                needs.extend(
+                    again
+                        .drain(..)
+                        .map(|idx| Need::new(idx, &plan.stream[idx as usize])),
+                );
+                link.udp_failed = true;
+                if !link.fallback_said {
+                    link.fallback_said = true;
+                    warnings.push(fallback.clone());
                 }
-                false => {
-                    // Ask for the same chunks again, on the control connection.
-                    link.udp_failed = true;
-                    if !link.fallback_said {
-                        link.fallback_said = true;
-                        warnings.push(fallback.clone());
-                    }
-                    round += 1;
-                    continue;
-                }
+                round += 1;
+                continue;
             }
         } else {
             link.data_path.get_or_insert("control connection");

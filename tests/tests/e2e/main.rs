@@ -12,6 +12,7 @@ mod metrics;
 mod operator;
 mod progress;
 mod safety;
+mod shrink;
 mod ssh;
 mod sync;
 mod timeout;
