@@ -9,7 +9,8 @@
 #   bench/fetch-kernel.sh && bench/upgrade.sh
 #
 # Knobs: RUNS (default 1; bytes do not vary, times do), MODES (default
-# all: "w tcp-w delta zstd tcp-zstd"), CARGO_TARGET_DIR, BUILD (default 1).
+# all: "w tcp-w delta zstd tcp-zstd"), RSYNC (default 1; 0 skips rsync),
+# CARGO_TARGET_DIR, BUILD (default 1).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -46,6 +47,8 @@ private_sshd_keys "$keys" 127.0.0.1 "$port"
 in_ns /usr/sbin/sshd -D -f "$keys/sshd_config" &
 sshd_pid=$!
 cleanup() {
+    # sshd's own pid (it re-executes itself under `ip netns exec`).
+    [ -f "$keys/sshd.pid" ] && kill "$(cat "$keys/sshd.pid")" 2>/dev/null || true
     kill "$sshd_pid" 2>/dev/null || true
     wait "$sshd_pid" 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
@@ -97,6 +100,8 @@ for i in $(seq "$runs"); do
             delta) args=(--compress off) ;;
             zstd) args=(--compress on) ;;
             tcp-zstd) args=(--compress on --transport tcp) ;;
+            tcp-zstd[0-9]*) args=(--compress on --transport tcp --compress-level "${mode#tcp-zstd}") ;;
+            zstd[0-9]*) args=(--compress on --compress-level "${mode#zstd}") ;;
             *) echo "unknown mode $mode" >&2; exit 1 ;;
         esac
         fresh_sluice
@@ -105,6 +110,7 @@ for i in $(seq "$runs"); do
         diff -r -q --no-dereference "$new" "$dst" >/dev/null || { echo "sluice $mode: trees differ" >&2; exit 1; }
         cp "$out/sluice_$mode.out" "$out/sluice_$mode.json"
     done
+    [ "${RSYNC:-1}" = 1 ] || continue
     for z in "" z; do
         fresh_rsync
         measured "rsync$z" rsync -a$z --delete --no-whole-file --stats -e "$rsh" "$new/" "root@127.0.0.1:$dst/"
@@ -125,6 +131,7 @@ echo "|---|---|---|---|---|"
 for mode in $modes; do
     echo "| sluice $mode | $(mb "$(json "$mode" chunk_bytes_sent)") | $(mb "$(json "$mode" chunk_bytes_encoded)") | $(mb "$(col3 "sluice_$mode")") | $(col2 "sluice_$mode") |"
 done
+[ "${RSYNC:-1}" = 1 ] || exit 0
 for z in "" z; do
     echo "| rsync -a$z --no-whole-file | $(mb "$(rs "$z" 'Literal data')") | sent $(mb "$(rs "$z" 'Total bytes sent')"), received $(mb "$(rs "$z" 'Total bytes received')") | $(mb "$(col3 "rsync$z")") | $(col2 "rsync$z") |"
 done

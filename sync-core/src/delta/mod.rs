@@ -7,6 +7,8 @@
 //!
 //! * [`compress`]: per-chunk zstd, with a sample test that sends random or
 //!   already-compressed data raw at almost no CPU cost.
+//! * [`stream`]: one zstd frame across the chunks sent on the control
+//!   connection, so each has the ones before it as history.
 //! * [`fine`]: for a chunk whose file has an older version at the
 //!   destination. The destination cuts the old bytes it no longer needs into
 //!   small content-defined pieces and sends a [`fine::Signature`] (8 bytes a
@@ -23,6 +25,7 @@
 
 pub mod compress;
 pub mod fine;
+pub mod stream;
 
 #[cfg(test)]
 mod tests;

@@ -62,6 +62,14 @@ impl BulkPath<'_> {
 /// receiver takes them, else on the control connection. Returns the
 /// datagram bytes sent.
 pub fn send_run(t: &mut dyn Transport, msgs: &[Msg], path: &BulkPath) -> Result<u64> {
+    let zipped;
+    let msgs = match path.data.compress {
+        Some(level) => {
+            zipped = zip_run(msgs, level)?;
+            &zipped[..]
+        }
+        None => msgs,
+    };
     if !path.allowed() {
         return send_plain(t, msgs);
     }
@@ -136,6 +144,62 @@ fn send_blob(t: &mut dyn Transport, msgs: &[Msg], blob: &[u8], path: &BulkPath) 
         Msg::Error(e) => Err(Error::Peer(e)),
         other => Err(protocol(format!("expected BulkDone, got {}", other.name()))),
     }
+}
+
+/// Decoded bytes a run compressed as one [`Msg::Zipped`] may hold: a
+/// zipped run of the tree's entries stays far below [`MAX_FRAME`] even
+/// when its text barely compresses.
+pub const ZIP_MAX: usize = 16 << 20;
+/// Runs shorter than this are not worth a zstd frame.
+const ZIP_MIN: usize = 4 << 10;
+
+/// `msgs` with each stretch of up to [`ZIP_MAX`] encoded bytes compressed
+/// into one [`Msg::Zipped`] (short stretches stay as they are).
+fn zip_run(msgs: &[Msg], level: i32) -> Result<Vec<Msg>> {
+    let mut out = Vec::new();
+    let mut blob = Vec::new();
+    let mut from = 0;
+    let zip = |blob: &[u8], plain: &[Msg], out: &mut Vec<Msg>| -> Result<()> {
+        if blob.len() < ZIP_MIN {
+            out.extend_from_slice(plain);
+            return Ok(());
+        }
+        let bytes = zstd::bulk::compress(blob, level).map_err(|e| Error::io("<zstd>", e))?;
+        out.push(Msg::Zipped {
+            length: blob.len() as u32,
+            bytes,
+        });
+        Ok(())
+    };
+    for (i, m) in msgs.iter().enumerate() {
+        let frame = transport::encode(m)?;
+        if !blob.is_empty() && blob.len() + frame.len() > ZIP_MAX {
+            zip(&blob, &msgs[from..i], &mut out)?;
+            blob.clear();
+            from = i;
+        }
+        blob.extend_from_slice(&frame);
+    }
+    zip(&blob, &msgs[from..], &mut out)?;
+    Ok(out)
+}
+
+/// The messages of a [`Msg::Zipped`] run.
+fn unzip_run(length: u32, bytes: &[u8]) -> Result<Vec<Msg>> {
+    let length = length as usize;
+    if length > ZIP_MAX + 4 + MAX_FRAME {
+        return Err(protocol(format!("a zipped run of {length} bytes")));
+    }
+    // zstd writes into room for `length` bytes and no more.
+    let blob = zstd::bulk::decompress(bytes, length)
+        .map_err(|e| protocol(format!("a zipped run does not decompress: {e}")))?;
+    if blob.len() != length {
+        return Err(protocol(format!(
+            "a zipped run of {length} bytes decompresses to {}",
+            blob.len()
+        )));
+    }
+    decode_run(&blob, true)
 }
 
 fn send_plain(t: &mut dyn Transport, msgs: &[Msg]) -> Result<u64> {
@@ -218,13 +282,14 @@ impl<'a> Unbundle<'a> {
             return self.inner.send(&Msg::BulkDone { ok: false });
         };
         self.inner.send(&Msg::BulkDone { ok: true })?;
-        self.queue.extend(decode_run(&blob)?);
+        self.queue.extend(decode_run(&blob, false)?);
         Ok(())
     }
 }
 
-/// The messages of a bulk run: frames back to back.
-fn decode_run(mut blob: &[u8]) -> Result<Vec<Msg>> {
+/// The messages of a bulk run (`zipped`: of a [`Msg::Zipped`] one):
+/// frames back to back.
+fn decode_run(mut blob: &[u8], zipped: bool) -> Result<Vec<Msg>> {
     let mut out = Vec::new();
     while !blob.is_empty() {
         let Some((len, rest)) = blob.split_first_chunk::<4>() else {
@@ -238,7 +303,11 @@ fn decode_run(mut blob: &[u8]) -> Result<Vec<Msg>> {
             )));
         }
         let msg = transport::decode(&rest[..len])?;
-        if matches!(msg, Msg::Bulk(_) | Msg::BulkReady(_) | Msg::BulkDone { .. }) {
+        // A bulk run may carry zipped runs; a zipped run only messages.
+        let zipped_in_zipped = zipped && matches!(msg, Msg::Zipped { .. });
+        if zipped_in_zipped
+            || matches!(msg, Msg::Bulk(_) | Msg::BulkReady(_) | Msg::BulkDone { .. })
+        {
             return Err(protocol("a bulk run holds another bulk message"));
         }
         out.push(msg);
@@ -254,11 +323,18 @@ impl Transport for Unbundle<'_> {
 
     fn recv(&mut self) -> Result<Msg> {
         loop {
-            if let Some(m) = self.queue.pop_front() {
-                return Ok(m);
-            }
-            match self.inner.recv()? {
+            let m = match self.queue.pop_front() {
+                Some(m) => m,
+                None => self.inner.recv()?,
+            };
+            match m {
                 Msg::Bulk(pieces) => self.take(pieces)?,
+                // A zipped run came first: its messages come next.
+                Msg::Zipped { length, bytes } => {
+                    for m in unzip_run(length, &bytes)?.into_iter().rev() {
+                        self.queue.push_front(m);
+                    }
+                }
                 m => return Ok(m),
             }
         }
@@ -295,12 +371,39 @@ mod tests {
         for m in &msgs {
             blob.extend_from_slice(&transport::encode(m).unwrap());
         }
-        assert_eq!(decode_run(&blob).unwrap(), msgs);
-        assert!(decode_run(&blob[..blob.len() - 1]).is_err());
-        assert!(decode_run(&blob[..2]).is_err());
+        assert_eq!(decode_run(&blob, false).unwrap(), msgs);
+        assert!(decode_run_plain(&blob[..blob.len() - 1]).is_err());
+        assert!(decode_run_plain(&blob[..2]).is_err());
         let nested = transport::encode(&Msg::BulkDone { ok: true }).unwrap();
-        assert!(decode_run(&nested).is_err());
+        assert!(decode_run_plain(&nested).is_err());
         let huge = (u32::MAX).to_be_bytes();
-        assert!(decode_run(&huge).is_err());
+        assert!(decode_run_plain(&huge).is_err());
+    }
+
+    fn decode_run_plain(blob: &[u8]) -> Result<Vec<Msg>> {
+        decode_run(blob, false)
+    }
+
+    #[test]
+    fn zipped_runs_decode_to_their_messages_and_refuse_bombs_and_nesting() {
+        let msgs: Vec<Msg> = (0..500)
+            .map(|i| Msg::Error(format!("drivers/net/ethernet/intel/e1000e/file{i}.c")))
+            .collect();
+        let zipped = zip_run(&msgs, 3).unwrap();
+        assert_eq!(zipped.len(), 1);
+        let Msg::Zipped { length, bytes } = &zipped[0] else {
+            panic!("not zipped: {zipped:?}")
+        };
+        assert!(bytes.len() * 4 < *length as usize);
+        assert_eq!(unzip_run(*length, bytes).unwrap(), msgs);
+        // A frame that claims less than it holds, or more than allowed.
+        assert!(unzip_run(length - 1, bytes).is_err());
+        assert!(unzip_run(u32::MAX, bytes).is_err());
+        // A zipped run inside a zipped run.
+        let inner = transport::encode(&zipped[0]).unwrap();
+        let outer = zstd::bulk::compress(&inner, 3).unwrap();
+        assert!(unzip_run(inner.len() as u32, &outer).is_err());
+        // A handful of messages is not worth a frame.
+        assert_eq!(zip_run(&msgs[..2], 3).unwrap(), msgs[..2].to_vec());
     }
 }

@@ -26,7 +26,8 @@ use super::{SessionOptions, SyncReport};
 /// 6: sessions may be scoped ([`SessionOptions::scopes`]), one connection
 /// may carry several in turn, with [`Msg::Keepalive`] between them. 7:
 /// keepalives during sessions (`--timeout`), compressed chunks and deltas
-/// ([`Msg::Packed`], [`Msg::Delta`]), vanished source files.
+/// ([`Msg::Streamed`], [`Msg::Delta`], [`Msg::Sizes`]), vanished source
+/// files and the report's new figures.
 pub const PROTOCOL_VERSION: u32 = 7;
 /// Bytes a list message (entries, chunk lists, requests, report lines)
 /// aims at: far under [`super::transport::MAX_FRAME`], so no list ever
@@ -339,17 +340,25 @@ pub enum Msg {
         chunks: Vec<u32>,
         sig: crate::delta::fine::Signature,
     },
-    /// One chunk, compressed with zstd (its length and hash are the
-    /// request's).
-    Packed {
-        idx: u32,
-        #[serde(with = "serde_bytes")]
-        bytes: Vec<u8>,
-    },
     /// One chunk, as a delta against its [`Msg::Base`].
     Delta {
         idx: u32,
         delta: crate::delta::fine::Delta,
+    },
+    /// One chunk on the control connection, as the next piece of the
+    /// window's zstd stream ([`crate::delta::stream`]).
+    Streamed {
+        idx: u32,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
+    /// A run of the sender's messages (manifest entries, chunk lists),
+    /// encoded back to back and compressed with zstd as one frame of
+    /// `length` bytes when decoded (at most [`super::bulk::ZIP_MAX`]).
+    Zipped {
+        length: u32,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
     },
     /// Sender, after a `NeedDone` that offers UDP, when chunks are
     /// compressed: each requested chunk's length in the datagram stream,
@@ -378,9 +387,10 @@ impl Msg {
             Msg::DataDone { .. } => "DataDone",
             Msg::Data { .. } => "Data",
             Msg::Base { .. } => "Base",
-            Msg::Packed { .. } => "Packed",
             Msg::Delta { .. } => "Delta",
             Msg::Sizes(_) => "Sizes",
+            Msg::Streamed { .. } => "Streamed",
+            Msg::Zipped { .. } => "Zipped",
             Msg::Unavailable { .. } => "Unavailable",
             Msg::RoundDone { .. } => "RoundDone",
             Msg::SenderDone { .. } => "SenderDone",

@@ -980,8 +980,8 @@ fn transfer(
                         shrunk.encoded_bytes += bytes.len() as u64;
                         applier.receive_chunk(idx, bytes)?
                     }
-                    Msg::Packed { idx, bytes } => {
-                        let bytes = shrunk.unpack(&bytes, expected(plan, idx)?)?;
+                    Msg::Streamed { idx, bytes } => {
+                        let bytes = shrunk.unstream(&bytes, expected(plan, idx)?)?;
                         applier.receive_chunk(idx, bytes)?
                     }
                     Msg::Delta { idx, delta } => {

@@ -338,7 +338,7 @@ fn ship_window(
                 .filter(|l| l.length == need.length)
             {
                 Some(loc) => match reader.read(loc) {
-                    Some(bytes) => t.send(&shrink.encode(need.idx, bytes))?,
+                    Some(bytes) => t.send(&shrink.encode(need.idx, bytes)?)?,
                     None => t.send(&Msg::Unavailable { idx: need.idx })?,
                 },
                 None => t.send(&Msg::Unavailable { idx: need.idx })?,
@@ -485,12 +485,29 @@ fn pack_round(
     let mut held = 0u64;
     let mut sizes = Vec::with_capacity(needs.len());
     let mut packed = Vec::new();
+    // Whether each file's data compresses, judged by the first of its
+    // chunks seen: a video or an archive is not read twice.
+    let mut verdicts: HashMap<RelPath, bool> = HashMap::new();
     for n in needs {
-        let bytes = locations
-            .get(&n.hash)
-            .filter(|l| l.length == n.length)
-            .and_then(|loc| reader.read(loc));
-        let Some(bytes) = bytes else {
+        let loc = locations.get(&n.hash).filter(|l| l.length == n.length);
+        let pack = shrink.compresses()
+            && held < super::shrink::PACK_MEMORY
+            && loc.is_some_and(|l| match verdicts.get(&l.path) {
+                Some(&v) => v,
+                None => {
+                    let v = reader
+                        .read(l)
+                        .is_some_and(crate::delta::compress::looks_compressible);
+                    verdicts.insert(l.path.clone(), v);
+                    v
+                }
+            });
+        if !pack && !shrink.has_base(n.idx) {
+            sizes.push(n.length);
+            packed.push(None);
+            continue;
+        }
+        let Some(bytes) = loc.and_then(|l| reader.read(l)) else {
             // Gone: the phase's read reports it.
             sizes.push(n.length);
             packed.push(None);
@@ -498,12 +515,11 @@ fn pack_round(
         };
         if let Some(m) = shrink.delta(n.idx, bytes) {
             t.send(&m)?;
+            // Not in the stream, so no entry in `packed`.
             sizes.push(0);
             continue;
         }
-        let shrunk = (held < super::shrink::PACK_MEMORY)
-            .then(|| shrink.pack(bytes))
-            .flatten();
+        let shrunk = if pack { shrink.pack(bytes) } else { None };
         held += shrunk.as_ref().map_or(0, |b| b.len() as u64);
         sizes.push(shrunk.as_ref().map_or(n.length, |b| b.len() as u32));
         packed.push(shrunk);

@@ -5,15 +5,16 @@
 //! files that have an old version at the same path, reads the old chunks
 //! the new version no longer uses, and sends their small-piece signature
 //! ([`Msg::Base`], see [`crate::delta::fine`]). The sender answers those
-//! chunks with [`Msg::Delta`], once each, and compresses the others with
-//! zstd ([`Msg::Packed`]) when asked to. The receiver rebuilds, checks
+//! chunks with [`Msg::Delta`], once each, and compresses the others when
+//! asked to: as one zstd stream on the control connection
+//! ([`Msg::Streamed`]), a frame each in a UDP round. The receiver rebuilds, checks
 //! BLAKE3, and asks again for a chunk whose delta does not check out (a
 //! truncated piece hash collided): that request gets the whole chunk.
 //!
 //! What travels is bounded on both sides: [`BASE_MAX`] old bytes per file
-//! and [`WINDOW_BASE_MAX`] per window on the receiver (it keeps them until
-//! the window's chunks have arrived), [`MAX_BASE_PIECES`] signature pieces
-//! per window on the sender.
+//! and [`WINDOW_BASE_MAX`] per window on the receiver, [`MAX_BASE_PIECES`]
+//! signature pieces per window on the sender (about 16 bytes of memory
+//! each).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -25,6 +26,7 @@ use super::msg::{protocol, Msg, Need};
 use super::transport::Transport;
 use crate::apply::tree::Tree;
 use crate::delta::fine::{self, Delta, SigIndex, Signature};
+use crate::delta::stream::{StreamCompressor, StreamDecompressor};
 use crate::delta::{compress, Compressor, Decompressor, DeltaError, Encoding};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -35,8 +37,10 @@ use crate::plan::{Piece, Plan, StreamChunk};
 /// are more than this gets a base of the first this many bytes of them
 /// (the dictionary a delta may use is bounded by [`fine::MAX_DICT`] anyway).
 pub const BASE_MAX: u64 = 8 << 20;
-/// Old bytes the receiver holds for one window's bases.
-pub const WINDOW_BASE_MAX: u64 = 256 << 20;
+/// Old bytes one window's bases may cover: it bounds the signatures the
+/// sender holds ([`MAX_BASE_PIECES`]). The receiver reads the old bytes
+/// again when a delta comes, and holds one base at a time.
+pub const WINDOW_BASE_MAX: u64 = 1 << 30;
 /// Signature pieces a sender accepts for one window (8 bytes each, plus
 /// its hash table): [`WINDOW_BASE_MAX`] at the smallest average piece.
 pub const MAX_BASE_PIECES: usize = (WINDOW_BASE_MAX as usize) / fine::PIECE_MIN;
@@ -137,16 +141,22 @@ pub fn wire_needs(needs: &[Need], sizes: &[u32]) -> Result<Vec<Need>> {
     Ok(wire)
 }
 
-/// The receiver's side: the old bytes behind the bases it sent, and the
-/// decoders.
+/// The receiver's side: where the old bytes behind the bases it sent
+/// are, and the decoders.
 #[derive(Default)]
 pub struct Bases {
-    /// Old bytes and their piece cuts, per base.
-    old: Vec<(Vec<u8>, Vec<Range<usize>>)>,
+    /// The destination, to read old bytes from again when their deltas
+    /// come (they stay in place until the new version is complete).
+    tree: Option<Tree>,
+    specs: Vec<BaseSpec>,
+    /// The base read last, with its piece cuts: a file's chunks come
+    /// one after another.
+    cached: Option<(usize, Vec<u8>, Vec<Range<usize>>)>,
     /// Shipped chunk → its base.
     of: HashMap<u32, usize>,
     dctx: Decompressor,
-    /// Bytes of chunk data received after encoding (`Data`, `Packed`,
+    stream: Option<StreamDecompressor>,
+    /// Bytes of chunk data received after encoding (`Data`, `Streamed`,
     /// `Delta` payloads), for the report.
     pub encoded_bytes: u64,
     /// Chunks that arrived as deltas, and the bytes that saved.
@@ -157,7 +167,7 @@ pub struct Bases {
 impl Bases {
     /// Reads each base's old bytes under `root` (confined like every
     /// destination read) and sends its signature. A file that cannot be
-    /// read, or changed size under us, just gets no base.
+    /// read gets no base.
     pub fn send(t: &mut dyn Transport, specs: Vec<BaseSpec>, root: &Path) -> Result<Bases> {
         let mut bases = Bases::default();
         if specs.is_empty() {
@@ -168,32 +178,31 @@ impl Bases {
             let Some(old) = read_old(&mut tree, &spec) else {
                 continue;
             };
-            let cuts = Signature::cuts(&old);
-            let sig = Signature::from_cuts(&old, &cuts);
+            let sig = Signature::of(&old);
             t.send(&Msg::Base {
                 chunks: spec.chunks.clone(),
                 sig,
             })?;
-            let n = bases.old.len();
-            bases.old.push((old, cuts));
-            for c in spec.chunks {
+            let n = bases.specs.len();
+            for &c in &spec.chunks {
                 bases.of.insert(c, n);
             }
+            bases.specs.push(spec);
         }
+        bases.tree = Some(tree);
         Ok(bases)
     }
 
-    /// A compressed chunk's bytes, checked against its declared length.
-    pub fn unpack(&mut self, bytes: &[u8], expect: &StreamChunk) -> Result<Vec<u8>> {
+    /// The next chunk of the window's compression stream.
+    pub fn unstream(&mut self, bytes: &[u8], expect: &StreamChunk) -> Result<Vec<u8>> {
         self.encoded_bytes += bytes.len() as u64;
+        if self.stream.is_none() {
+            let d = StreamDecompressor::new().map_err(|e| Error::io("<zstd>", e))?;
+            self.stream = Some(d);
+        }
         let mut out = Vec::new();
-        compress::decode(
-            Encoding::Zstd,
-            bytes,
-            expect.length as usize,
-            &mut out,
-            &mut self.dctx,
-        )?;
+        let stream = self.stream.as_mut().expect("made above");
+        stream.decompress(bytes, expect.length as usize, &mut out)?;
         Ok(out)
     }
 
@@ -212,9 +221,20 @@ impl Bases {
                 "peer sent a delta for chunk {idx}, which has no base"
             )));
         };
-        let (old, cuts) = &self.old[n];
         let length = expect.length as usize;
-        match fine::apply(delta, old, cuts, length, &expect.hash, &mut self.dctx) {
+        let Bases {
+            tree,
+            specs,
+            cached,
+            dctx,
+            ..
+        } = self;
+        let rebuilt = match old_of(tree, specs, cached, n) {
+            Some((old, cuts)) => fine::apply(delta, old, cuts, length, &expect.hash, dctx),
+            // The old version went away: ask for the whole chunk.
+            None => Err(DeltaError::HashMismatch),
+        };
+        match rebuilt {
             Ok(bytes) => {
                 self.deltas += 1;
                 self.delta_saved += u64::from(expect.length).saturating_sub(took);
@@ -227,6 +247,24 @@ impl Bases {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// Base `n`'s old bytes and cuts, read again unless it was the last one
+/// (`None`: unreadable now).
+fn old_of<'c>(
+    tree: &mut Option<Tree>,
+    specs: &[BaseSpec],
+    cached: &'c mut Option<(usize, Vec<u8>, Vec<Range<usize>>)>,
+    n: usize,
+) -> Option<(&'c [u8], &'c [Range<usize>])> {
+    if cached.as_ref().is_none_or(|(k, ..)| *k != n) {
+        *cached = None;
+        let old = read_old(tree.as_mut()?, specs.get(n)?)?;
+        let cuts = Signature::cuts(&old);
+        *cached = Some((n, old, cuts));
+    }
+    let (_, old, cuts) = cached.as_ref()?;
+    Some((old, cuts))
 }
 
 /// The old bytes of a base, or `None` when they cannot be had as indexed.
@@ -250,6 +288,8 @@ pub struct Shrink {
     bases: HashMap<u32, Arc<SigIndex>>,
     pieces: usize,
     cctx: Compressor,
+    /// The window's compression stream on the control connection.
+    stream: Option<StreamCompressor>,
 }
 
 impl Shrink {
@@ -259,6 +299,7 @@ impl Shrink {
             bases: HashMap::new(),
             pieces: 0,
             cctx: Compressor::new(),
+            stream: None,
         }
     }
 
@@ -277,19 +318,39 @@ impl Shrink {
         Ok(())
     }
 
-    /// The message that ships chunk `idx`: a delta against its base (once),
-    /// compressed, or as it is.
-    pub fn encode(&mut self, idx: u32, bytes: &[u8]) -> Msg {
+    /// The message that ships chunk `idx` on the control connection: a
+    /// delta against its base (once), the next piece of the window's
+    /// compression stream, or the chunk as it is.
+    pub fn encode(&mut self, idx: u32, bytes: &[u8]) -> Result<Msg> {
         if let Some(m) = self.delta(idx, bytes) {
-            return m;
+            return Ok(m);
         }
-        match self.pack(bytes) {
-            Some(bytes) => Msg::Packed { idx, bytes },
-            None => Msg::Data {
+        if let Some(level) = self.level.filter(|_| compress::looks_compressible(bytes)) {
+            if self.stream.is_none() {
+                let c = StreamCompressor::new(level).map_err(|e| Error::io("<zstd>", e))?;
+                self.stream = Some(c);
+            }
+            let stream = self.stream.as_mut().expect("made above");
+            let packed = stream.compress(bytes).map_err(|e| Error::io("<zstd>", e))?;
+            return Ok(Msg::Streamed {
                 idx,
-                bytes: bytes.to_vec(),
-            },
+                bytes: packed.to_vec(),
+            });
         }
+        Ok(Msg::Data {
+            idx,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// Whether chunks are compressed at all.
+    pub fn compresses(&self) -> bool {
+        self.level.is_some()
+    }
+
+    /// Whether chunk `idx` has a base to be a delta against.
+    pub fn has_base(&self, idx: u32) -> bool {
+        self.bases.contains_key(&idx)
     }
 
     /// Chunk `idx` as a delta against its base, if it has one (once) and
