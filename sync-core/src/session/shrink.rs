@@ -151,7 +151,7 @@ pub struct Bases {
     specs: Vec<BaseSpec>,
     /// The base read last, with its piece cuts: a file's chunks come
     /// one after another.
-    cached: Option<(usize, Vec<u8>, Vec<Range<usize>>)>,
+    cached: Option<OldBase>,
     /// Shipped chunk → its base.
     of: HashMap<u32, usize>,
     dctx: Decompressor,
@@ -249,12 +249,15 @@ impl Bases {
     }
 }
 
+/// A base's number, old bytes and piece cuts.
+type OldBase = (usize, Vec<u8>, Vec<Range<usize>>);
+
 /// Base `n`'s old bytes and cuts, read again unless it was the last one
 /// (`None`: unreadable now).
 fn old_of<'c>(
     tree: &mut Option<Tree>,
     specs: &[BaseSpec],
-    cached: &'c mut Option<(usize, Vec<u8>, Vec<Range<usize>>)>,
+    cached: &'c mut Option<OldBase>,
     n: usize,
 ) -> Option<(&'c [u8], &'c [Range<usize>])> {
     if cached.as_ref().is_none_or(|(k, ..)| *k != n) {
