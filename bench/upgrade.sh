@@ -8,8 +8,12 @@
 #
 #   bench/fetch-kernel.sh && bench/upgrade.sh
 #
+# Modes: w (-W --compress off: whole chunks), tcp-w (the same on the ssh
+# connection), delta (--compress off: deltas only), zstd (--compress on),
+# tcp-zstd (on the ssh connection), tcp-zstdN / zstdN (--compress-level N).
+#
 # Knobs: RUNS (default 1; bytes do not vary, times do), MODES (default
-# all: "w tcp-w delta zstd tcp-zstd"), RSYNC (default 1; 0 skips rsync),
+# "w tcp-w delta zstd tcp-zstd"), RSYNC (default 1; 0 skips rsync),
 # CARGO_TARGET_DIR, BUILD (default 1).
 set -euo pipefail
 
@@ -126,12 +130,12 @@ echo
 echo "Upgrade of a linux-6.1 mirror to linux-6.12 (--delete) over ssh on a private loopback; $runs run(s), medians."
 echo "Machine: $(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2; exit }'), $(nproc) cores, Linux $(uname -r); build $(cd "$repo" && git rev-parse --short HEAD)."
 echo
-echo "| tool, mode | chunk / literal data MB | after compression and deltas MB | loopback MB (both ways) | time s |"
-echo "|---|---|---|---|---|"
+echo "| tool, mode | chunk / literal data MB | after compression and deltas MB | sent by the sender MB | loopback MB (both ways) | time s |"
+echo "|---|---|---|---|---|---|"
 for mode in $modes; do
-    echo "| sluice $mode | $(mb "$(json "$mode" chunk_bytes_sent)") | $(mb "$(json "$mode" chunk_bytes_encoded)") | $(mb "$(col3 "sluice_$mode")") | $(col2 "sluice_$mode") |"
+    echo "| sluice $mode | $(mb "$(json "$mode" chunk_bytes_sent)") | $(mb "$(json "$mode" chunk_bytes_encoded)") | $(mb "$(json "$mode" wire_bytes_sent)") | $(mb "$(col3 "sluice_$mode")") | $(col2 "sluice_$mode") |"
 done
 [ "${RSYNC:-1}" = 1 ] || exit 0
 for z in "" z; do
-    echo "| rsync -a$z --no-whole-file | $(mb "$(rs "$z" 'Literal data')") | sent $(mb "$(rs "$z" 'Total bytes sent')"), received $(mb "$(rs "$z" 'Total bytes received')") | $(mb "$(col3 "rsync$z")") | $(col2 "rsync$z") |"
+    echo "| rsync -a$z --no-whole-file | $(mb "$(rs "$z" 'Literal data')") | | $(mb "$(rs "$z" 'Total bytes sent')") (received $(mb "$(rs "$z" 'Total bytes received')")) | $(mb "$(col3 "rsync$z")") | $(col2 "rsync$z") |"
 done

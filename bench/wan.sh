@@ -8,6 +8,10 @@
 #   RATES=300M RTTS=100 LOSSES=1 TOOLS="sluice-daemon iperf3-bbr" bench/wan.sh
 #   WORKLOADS=file FILE_MB=512 RUNS=3 bench/wan.sh
 #
+# Workloads: file (one random file), tree (small random files), kernel
+# (a Linux source tree, KERNEL_TREE, default bench/work/linux-6.1: text
+# that compresses; not in the default set).
+#
 # Knobs: RATES (300M 1G), RTTS in ms (20 100 200), LOSSES in % (0 1 5,
 # applied in both directions, so feedback and ACKs are lost too; LOSS_DIR=ab
 # for the data direction only, ba for the feedback direction only), TOOLS, WORKLOADS (file tree), FILE_MB
@@ -127,6 +131,7 @@ cpu_idle_total() { awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $
 # --- workloads --------------------------------------------------------------
 src_file=$OUT/src-file
 src_tree=$OUT/src-tree
+src_kernel=${KERNEL_TREE:-$here/work/linux-6.1}
 if [ "$(stat -c %s "$src_file/big.bin" 2>/dev/null)" != $((FILE_MB << 20)) ]; then
     rm -rf "$src_file"; mkdir -p "$src_file"
     head -c $((FILE_MB << 20)) /dev/urandom >"$src_file/big.bin"
@@ -147,9 +152,15 @@ fi
 bytes_of() { du -sb --apparent-size "$1" | cut -f1; }
 payload_file=$(bytes_of "$src_file/big.bin")
 payload_tree=$(find "$src_tree" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }')
+payload_kernel=0
+if [[ " $WORKLOADS " == *" kernel "* ]]; then
+    [ -d "$src_kernel" ] || { echo "wan.sh: no tree at $src_kernel (bench/fetch-kernel.sh)" >&2; exit 1; }
+    payload_kernel=$(find "$src_kernel" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f\n", s }')
+fi
 # The sender's index, built once (a repeated sync finds it there).
 export XDG_STATE_HOME=$OUT/state-snd
 "$sluice" -q index "$src_file" >/dev/null && "$sluice" -q index "$src_tree" >/dev/null || exit 1
+[ "$payload_kernel" = 0 ] || "$sluice" -q index "$src_kernel" >/dev/null || exit 1
 
 # --- servers in namespace B ---------------------------------------------------
 dst_root=$OUT/dst
@@ -184,6 +195,7 @@ run() {
     local tool=$1 workload=$2 src limit=$LIMIT dst=$dst_root/run
     delivered=0
     src=$src_file; [ "$workload" = tree ] && src=$src_tree
+    [ "$workload" = kernel ] && src=$src_kernel
     rm -rf "$dst" "$OUT/state-rcv"; sync
     # The source from memory, as for every tool (a first run would
     # otherwise read it from disk after the previous workload evicted it).
@@ -230,6 +242,7 @@ run() {
     elif [ "$complete" = 1 ]; then
         local want=$payload_file
         [ "$workload" = tree ] && want=$payload_tree
+        [ "$workload" = kernel ] && want=$payload_kernel
         delivered=$(find "$dst" -type f -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }')
         [ "$status" = 0 ] && [ "$delivered" = "$want" ] || complete=0
     fi
@@ -273,6 +286,7 @@ for rate in $RATES; do
                         cp "$WANEM_STATS" "$OUT/logs/$rate-$rtt-$loss-$tool-$workload-$r.wanem.json"
                         wire_in=$(jq '.a_to_b.bytes_in' "$WANEM_STATS")
                         want=$payload_file; [ "$workload" = tree ] && want=$payload_tree
+                        [ "$workload" = kernel ] && want=$payload_kernel
                         # A bounded run (iperf3, rsync cut off): relative to what arrived.
                         [[ $tool == iperf3-* || $complete == 0 ]] && want=$delivered
                         goodput=$(awk -v b="$delivered" -v s="$secs" 'BEGIN { printf "%.1f", (s > 0 ? b * 8 / s / 1e6 : 0) }')

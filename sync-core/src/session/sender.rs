@@ -556,6 +556,13 @@ impl<S> PackedSource<S> {
                 s
             })
             .collect();
+        // Nothing compressed (random data, say): every read goes straight
+        // to the files, without a lookup per block.
+        let packed = if packed.iter().all(Option::is_none) {
+            Vec::new()
+        } else {
+            packed
+        };
         PackedSource {
             inner,
             starts,

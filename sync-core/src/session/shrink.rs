@@ -33,9 +33,10 @@ use crate::manifest::Manifest;
 use crate::path::RelPath;
 use crate::plan::{Piece, Plan, StreamChunk};
 
-/// Old bytes of one file sent as a base: a file whose old unused chunks
-/// are more than this gets a base of the first this many bytes of them
-/// (the dictionary a delta may use is bounded by [`fine::MAX_DICT`] anyway).
+/// Old bytes of one file sent as a base (its signature is 1.2 % of
+/// that): a file whose old unused chunks are more than this gets a base of
+/// the first this many bytes of them. (64 MiB changed nothing measurable
+/// on the kernel upgrade, 2026-12-07.)
 pub const BASE_MAX: u64 = 8 << 20;
 /// Old bytes one window's bases may cover: it bounds the signatures the
 /// sender holds ([`MAX_BASE_PIECES`]). The receiver reads the old bytes
