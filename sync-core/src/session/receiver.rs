@@ -203,7 +203,7 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             let plan = planner.window(&src, &dst.manifest, &elsewhere);
             elsewhere.result()?;
             let bases = if opts.data.delta && !opts.dry_run {
-                shrink::base_specs(&plan, &dst.manifest)
+                shrink::base_specs(&plan, &src, &dst.manifest)
             } else {
                 Vec::new()
             };

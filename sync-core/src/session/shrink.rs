@@ -28,6 +28,7 @@ use crate::apply::tree::Tree;
 use crate::delta::fine::{self, Delta, SigIndex, Signature};
 use crate::delta::stream::{StreamCompressor, StreamDecompressor};
 use crate::delta::{compress, Compressor, Decompressor, DeltaError, Encoding};
+use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::path::RelPath;
@@ -60,9 +61,27 @@ pub struct BaseSpec {
 
 /// The bases of a window's changed files (the destination's index lists
 /// the old chunks: `dst`'s entries carry them when content is assembled).
-pub fn base_specs(plan: &Plan, dst: &Manifest) -> Vec<BaseSpec> {
+///
+/// A file's old version is the destination's file at the same path; for a
+/// file new at its path, as with `rsync --fuzzy`, a file of the same name
+/// that the source no longer has in this window (it was moved, or its
+/// folder renamed, and edited), the closest in size.
+pub fn base_specs(plan: &Plan, src: &Manifest, dst: &Manifest) -> Vec<BaseSpec> {
     let mut budget = WINDOW_BASE_MAX;
     let mut specs = Vec::new();
+    let mut gone: HashMap<&[u8], Vec<&Entry>> = HashMap::new();
+    for (path, e) in &dst.entries {
+        if is_file_with_chunks(e) && !src.entries.contains_key(path) {
+            gone.entry(path.file_name()).or_default().push(e);
+        }
+    }
+    let fuzzy = |f: &crate::plan::FileOp| {
+        let size = f.entry.meta.size;
+        gone.get(f.entry.path.file_name())?
+            .iter()
+            .min_by_key(|e| e.meta.size.abs_diff(size))
+            .copied()
+    };
     for f in &plan.files {
         let chunks: Vec<u32> = f
             .pieces
@@ -75,12 +94,14 @@ pub fn base_specs(plan: &Plan, dst: &Manifest) -> Vec<BaseSpec> {
         if chunks.is_empty() {
             continue;
         }
-        let Some(old) = dst.entries.get(&f.entry.path) else {
-            continue;
+        let old = match dst.entries.get(&f.entry.path) {
+            Some(e) if is_file_with_chunks(e) => e,
+            Some(_) => continue,
+            None => match fuzzy(f) {
+                Some(e) => e,
+                None => continue,
+            },
         };
-        if old.meta.kind != crate::entry::Kind::File || old.chunks.is_empty() {
-            continue;
-        }
         let kept: HashSet<_> = f.entry.chunks.iter().map(|c| c.hash).collect();
         let mut left = BASE_MAX.min(budget);
         let mut unused = Vec::new();
@@ -96,7 +117,7 @@ pub fn base_specs(plan: &Plan, dst: &Manifest) -> Vec<BaseSpec> {
         }
         budget -= BASE_MAX.min(budget) - left;
         specs.push(BaseSpec {
-            path: f.entry.path.clone(),
+            path: old.path.clone(),
             old: unused,
             chunks,
         });
@@ -105,6 +126,10 @@ pub fn base_specs(plan: &Plan, dst: &Manifest) -> Vec<BaseSpec> {
         }
     }
     specs
+}
+
+fn is_file_with_chunks(e: &Entry) -> bool {
+    e.meta.kind == crate::entry::Kind::File && !e.chunks.is_empty()
 }
 
 /// Whether a UDP round is preceded by the deltas and [`Msg::Sizes`] of

@@ -660,3 +660,25 @@ fn chunks_that_all_came_as_deltas_did_not_go_by_udp() {
     assert!(report["loss_pct"].is_null(), "{report}");
     assert_eq!(report["data_path"], "control connection", "{report}");
 }
+
+/// A folder renamed and a file in it edited, with `--delete`: the edited
+/// file's changed chunk travels as a delta against the old file of the
+/// same name that the source no longer has (rsync's `--fuzzy`), the rest
+/// of it is copied at the destination.
+#[test]
+fn a_file_in_a_renamed_folder_ships_its_edit_as_a_delta() {
+    let d = Dir::new();
+    let (src, dst) = (d.path("src"), d.path("dst"));
+    let mut a = text(61, 20_000);
+    write(&src.join("old/a.txt"), &a);
+    write(&src.join("old/b.txt"), &text(62, 30_000));
+    let extra = ["--no-whole-file", "--compress", "off", "--delete"];
+    sync_via(&d, Via::Local, &src, &dst, false, &extra);
+    std::fs::rename(src.join("old"), src.join("new")).unwrap();
+    a[10_000..10_006].copy_from_slice(b"EDITED");
+    write(&src.join("new/a.txt"), &a);
+    let report = sync_via(&d, Via::Local, &src, &dst, false, &extra);
+    assert_same_tree(&src, &dst);
+    assert_eq!(n(&report, "delta_chunks"), 1, "{report}");
+    assert!(n(&report, "chunk_bytes_encoded") < 2_000, "{report}");
+}
