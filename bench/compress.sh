@@ -79,15 +79,7 @@ fi
 if [[ " $steps " == *" ssh "* ]]; then
     [ -x /usr/sbin/sshd ] || { echo "sshd missing: apt-get install openssh-server" >&2; exit 1; }
     keys="$out/keys"
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    private_sshd_keys "$keys" 127.0.0.1 "$port"
-    /usr/sbin/sshd -D -f "$keys/sshd_config" &
-    sshd_pid=$!
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.05
-    done
-    rsh="ssh -p $port -i $keys/user -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
+    start_private_sshd "$keys"
     warm "$old_tree"
     for i in $(seq "$runs"); do
         for b in old new; do

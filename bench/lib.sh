@@ -79,6 +79,23 @@ LogLevel FATAL
 CONF
 }
 
+# start_private_sshd DIR: an sshd of our own on a free port of 127.0.0.1
+# with throwaway keys in DIR (private_sshd_keys), waited for until it
+# listens; sets sshd_pid (stop it by that pid) and rsh (the ssh command
+# that logs in to it as root).
+start_private_sshd() {
+    local keys=$1 port
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    private_sshd_keys "$keys" 127.0.0.1 "$port"
+    /usr/sbin/sshd -D -f "$keys/sshd_config" &
+    sshd_pid=$!
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.05
+    done
+    rsh="ssh -p $port -i $keys/user -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
+}
+
 # sluice_daemon_keys DIR MODULE_PATH SLUICE: client and server key pairs in
 # DIR and DIR/serve.toml serving MODULE_PATH as module `dst`, read-write,
 # to that client; sets server_pub to the key `--server-key` wants.

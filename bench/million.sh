@@ -87,15 +87,7 @@ same_tree() {
 
 if [[ " $steps " == *" ssh "* ]]; then
     keys="$out/keys"
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    private_sshd_keys "$keys" 127.0.0.1 "$port"
-    /usr/sbin/sshd -D -f "$keys/sshd_config" &
-    sshd_pid=$!
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.05
-    done
-    rsh="ssh -p $port -i $keys/user -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
+    start_private_sshd "$keys"
 fi
 
 for i in $(seq "$runs"); do

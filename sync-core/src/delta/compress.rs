@@ -206,12 +206,7 @@ pub(super) fn decode_frame(
     declared_len: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), DeltaError> {
-    if declared_len > MAX_DECODED {
-        return Err(DeltaError::TooLarge {
-            declared: declared_len,
-            max: MAX_DECODED,
-        });
-    }
+    super::check_declared(declared_len)?;
     let frame_len = zstd_safe::find_frame_compressed_size(frame).map_err(frame_error)?;
     if frame_len != frame.len() {
         return Err(DeltaError::Frame("bytes after the frame"));

@@ -42,6 +42,18 @@ use crate::error::Error;
 /// raw, which costs no amplification since their bytes are already here.
 pub const MAX_DECODED: usize = 4 << 20;
 
+/// Refuses a declared chunk length above [`MAX_DECODED`] before anything
+/// is allocated for it.
+pub(crate) fn check_declared(declared_len: usize) -> Result<(), DeltaError> {
+    if declared_len > MAX_DECODED {
+        return Err(DeltaError::TooLarge {
+            declared: declared_len,
+            max: MAX_DECODED,
+        });
+    }
+    Ok(())
+}
+
 /// A bound that a peer's compressed chunk, delta or signature broke.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DeltaError {

@@ -18,7 +18,9 @@
 
 use zstd::stream::raw::{CParameter, DParameter, Decoder, Encoder, InBuffer, Operation, OutBuffer};
 
-use super::{DeltaError, MAX_DECODED};
+use super::DeltaError;
+#[cfg(any(doc, test))]
+use super::MAX_DECODED;
 
 /// History the stream keeps: 8 MiB, far more than the neighbouring files
 /// of a tree that share text, and what the receiver must hold for it.
@@ -96,12 +98,7 @@ impl StreamDecompressor {
         declared_len: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), DeltaError> {
-        if declared_len > MAX_DECODED {
-            return Err(DeltaError::TooLarge {
-                declared: declared_len,
-                max: MAX_DECODED,
-            });
-        }
+        super::check_declared(declared_len)?;
         out.clear();
         out.resize(declared_len, 0);
         let mut input = InBuffer::around(bytes);

@@ -185,12 +185,7 @@ pub fn apply(
     expected: &Hash,
     ctx: &mut Decompressor,
 ) -> Result<Vec<u8>, DeltaError> {
-    if declared_len > MAX_DECODED {
-        return Err(DeltaError::TooLarge {
-            declared: declared_len,
-            max: MAX_DECODED,
-        });
-    }
+    crate::delta::check_declared(declared_len)?;
     // Runs and ops each cover at least one piece of the new chunk, and all
     // its pieces but the last are at least PIECE_MIN long.
     let max_steps = declared_len / PIECE_MIN + 1;
