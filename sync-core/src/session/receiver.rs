@@ -941,6 +941,7 @@ fn transfer(
             } else {
                 needs.clone()
             };
+            let phase_started = Instant::now();
             // Every chunk came as a delta: no phase (the sender agrees).
             if wire.is_empty() {
                 link.data_path.get_or_insert("control connection");
@@ -967,7 +968,14 @@ fn transfer(
                 link.udp_failed = true;
                 if !link.fallback_said {
                     link.fallback_said = true;
-                    warnings.push(fallback.clone());
+                    // Over before the wait: the sender gave up on UDP.
+                    warnings.push(if phase_started.elapsed() < udp::AUTO_FALLBACK {
+                        "the sender could not send over UDP (its log says why); \
+                         the data went over the control connection instead"
+                            .to_string()
+                    } else {
+                        fallback.clone()
+                    });
                 }
                 round += 1;
                 continue;

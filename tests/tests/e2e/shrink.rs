@@ -638,6 +638,11 @@ fn deltas_are_not_shipped_again_when_udp_falls_back() {
             "{what}"
         );
         assert!(n(&report, "wire_bytes_sent") < 100_000 + 6_000, "{what}");
+        // The fallback is told as what it was: no 5 s wait for datagrams.
+        if transport.is_empty() {
+            let warnings = report["warnings"].to_string();
+            assert!(warnings.contains("could not send over UDP"), "{what}");
+        }
     }
 }
 
