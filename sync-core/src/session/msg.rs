@@ -360,6 +360,17 @@ pub enum Msg {
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
+    /// One chunk as a delta against its [`Msg::Base`] whose new bytes
+    /// (`literal_len` of them) are the next piece of the window's zstd
+    /// stream, so they have the chunks before them as history.
+    StreamedDelta {
+        idx: u32,
+        refs: Vec<(u32, u32)>,
+        ops: Vec<crate::delta::fine::Op>,
+        literal_len: u32,
+        #[serde(with = "serde_bytes")]
+        literals: Vec<u8>,
+    },
     /// Sender, after a `NeedDone` that offers UDP, when chunks are
     /// compressed: each requested chunk's length in the datagram stream,
     /// in request order (shorter than the chunk: one zstd frame; equal: as
@@ -391,6 +402,7 @@ impl Msg {
             Msg::Sizes(_) => "Sizes",
             Msg::Streamed { .. } => "Streamed",
             Msg::Zipped { .. } => "Zipped",
+            Msg::StreamedDelta { .. } => "StreamedDelta",
             Msg::Unavailable { .. } => "Unavailable",
             Msg::RoundDone { .. } => "RoundDone",
             Msg::SenderDone { .. } => "SenderDone",

@@ -931,6 +931,25 @@ fn transfer(
                                 None => again.push(idx),
                             }
                         }
+                        Msg::StreamedDelta {
+                            idx,
+                            refs,
+                            ops,
+                            literal_len,
+                            literals,
+                        } => {
+                            let expect = expected(plan, idx)?;
+                            let delta = shrunk.unstream_delta(
+                                (refs, ops),
+                                literal_len,
+                                &literals,
+                                expect,
+                            )?;
+                            match shrunk.rebuild(idx, &delta, expect)? {
+                                Some(bytes) => applier.feed().chunk(idx, bytes, true)?,
+                                None => again.push(idx),
+                            }
+                        }
                         Msg::Error(e) => return Err(Error::Peer(e)),
                         other => {
                             return Err(protocol(format!("expected Sizes, got {}", other.name())))
@@ -994,6 +1013,21 @@ fn transfer(
                     }
                     Msg::Delta { idx, delta } => {
                         match shrunk.rebuild(idx, &delta, expected(plan, idx)?)? {
+                            Some(bytes) => applier.feed().chunk(idx, bytes, true)?,
+                            None => again.push(idx),
+                        }
+                    }
+                    Msg::StreamedDelta {
+                        idx,
+                        refs,
+                        ops,
+                        literal_len,
+                        literals,
+                    } => {
+                        let expect = expected(plan, idx)?;
+                        let delta =
+                            shrunk.unstream_delta((refs, ops), literal_len, &literals, expect)?;
+                        match shrunk.rebuild(idx, &delta, expect)? {
                             Some(bytes) => applier.feed().chunk(idx, bytes, true)?,
                             None => again.push(idx),
                         }

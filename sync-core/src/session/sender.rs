@@ -513,7 +513,7 @@ fn pack_round(
             packed.push(None);
             continue;
         };
-        if let Some(m) = shrink.delta(n.idx, bytes) {
+        if let Some(m) = shrink.delta(n.idx, bytes)? {
             t.send(&m)?;
             // Not in the stream, so no entry in `packed`.
             sizes.push(0);

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use super::msg::{protocol, Msg, Need};
 use super::transport::Transport;
 use crate::apply::tree::Tree;
-use crate::delta::fine::{self, Delta, SigIndex, Signature};
+use crate::delta::fine::{self, Body, Delta, SigIndex, Signature};
 use crate::delta::stream::{StreamCompressor, StreamDecompressor};
 use crate::delta::{compress, Compressor, Decompressor, DeltaError, Encoding};
 use crate::entry::Entry;
@@ -182,6 +182,9 @@ pub struct Bases {
     of: HashMap<u32, usize>,
     dctx: Decompressor,
     stream: Option<StreamDecompressor>,
+    /// The raw and compressed size of the new bytes of the delta about to
+    /// be rebuilt, when they came in the stream.
+    streamed_literals: Option<(u64, u64)>,
     /// Bytes of chunk data received after encoding (`Data`, `Streamed`,
     /// `Delta` payloads), for the report.
     pub encoded_bytes: u64,
@@ -222,14 +225,43 @@ impl Bases {
     /// The next chunk of the window's compression stream.
     pub fn unstream(&mut self, bytes: &[u8], expect: &StreamChunk) -> Result<Vec<u8>> {
         self.encoded_bytes += bytes.len() as u64;
+        self.unstream_raw(bytes, expect.length as usize)
+    }
+
+    /// The next `len` bytes of the window's compression stream.
+    fn unstream_raw(&mut self, bytes: &[u8], len: usize) -> Result<Vec<u8>> {
         if self.stream.is_none() {
             let d = StreamDecompressor::new().map_err(|e| Error::io("<zstd>", e))?;
             self.stream = Some(d);
         }
         let mut out = Vec::new();
         let stream = self.stream.as_mut().expect("made above");
-        stream.decompress(bytes, expect.length as usize, &mut out)?;
+        stream.decompress(bytes, len, &mut out)?;
         Ok(out)
+    }
+
+    /// A delta whose new bytes came in the window's stream, as a plain
+    /// delta (the stream advances even if the delta then fails).
+    pub fn unstream_delta(
+        &mut self,
+        (refs, ops): (Vec<(u32, u32)>, Vec<fine::Op>),
+        literal_len: u32,
+        literals: &[u8],
+        expect: &StreamChunk,
+    ) -> Result<Delta> {
+        if literal_len > expect.length {
+            return Err(protocol(format!(
+                "a delta of a {}-byte chunk with {literal_len} new bytes",
+                expect.length
+            )));
+        }
+        let wire = literals.len() as u64;
+        let literals = self.unstream_raw(literals, literal_len as usize)?;
+        self.streamed_literals = Some((u64::from(literal_len), wire));
+        Ok(Delta {
+            refs,
+            body: Body::Ops { ops, literals },
+        })
     }
 
     /// A delta's chunk, rebuilt and checked against its hash; `None` when
@@ -240,7 +272,12 @@ impl Bases {
         delta: &Delta,
         expect: &StreamChunk,
     ) -> Result<Option<Vec<u8>>> {
-        let took = delta.body.len() as u64 + 8 * delta.refs.len() as u64;
+        // New bytes that came compressed in the stream count as they came.
+        let literals = std::mem::take(&mut self.streamed_literals);
+        let took = match literals {
+            Some((raw, wire)) => delta.body.len() as u64 - raw + wire,
+            None => delta.body.len() as u64,
+        } + 8 * delta.refs.len() as u64;
         self.encoded_bytes += took;
         let Some(&n) = self.of.get(&idx) else {
             return Err(protocol(format!(
@@ -351,16 +388,14 @@ impl Shrink {
     /// delta against its base (once), the next piece of the window's
     /// compression stream, or the chunk as it is.
     pub fn encode(&mut self, idx: u32, bytes: &[u8]) -> Result<Msg> {
-        if let Some(m) = self.delta(idx, bytes) {
+        if let Some(m) = self.delta(idx, bytes)? {
             return Ok(m);
         }
         if let Some(level) = self.level.filter(|_| compress::looks_compressible(bytes)) {
-            if self.stream.is_none() {
-                let c = StreamCompressor::new(level).map_err(|e| Error::io("<zstd>", e))?;
-                self.stream = Some(c);
-            }
-            let stream = self.stream.as_mut().expect("made above");
-            let packed = stream.compress(bytes).map_err(|e| Error::io("<zstd>", e))?;
+            let packed = self
+                .stream(level)?
+                .compress(bytes)
+                .map_err(|e| Error::io("<zstd>", e))?;
             return Ok(Msg::Streamed {
                 idx,
                 bytes: packed.to_vec(),
@@ -383,11 +418,42 @@ impl Shrink {
     }
 
     /// Chunk `idx` as a delta against its base, if it has one (once) and
-    /// the delta saves bytes.
-    pub fn delta(&mut self, idx: u32, bytes: &[u8]) -> Option<Msg> {
-        let index = self.bases.remove(&idx)?;
-        let delta = fine::encode(bytes, &index, self.level, &mut self.cctx)?;
-        Some(Msg::Delta { idx, delta })
+    /// the delta saves bytes. With compression, its new bytes go into the
+    /// window's stream.
+    pub fn delta(&mut self, idx: u32, bytes: &[u8]) -> Result<Option<Msg>> {
+        let Some(index) = self.bases.remove(&idx) else {
+            return Ok(None);
+        };
+        let Some(delta) = fine::encode(bytes, &index, None, &mut self.cctx) else {
+            return Ok(None);
+        };
+        let (level, Body::Ops { ops, literals }) = (self.level, &delta.body) else {
+            return Ok(Some(Msg::Delta { idx, delta }));
+        };
+        let Some(level) = level else {
+            return Ok(Some(Msg::Delta { idx, delta }));
+        };
+        let packed = self
+            .stream(level)?
+            .compress(literals)
+            .map_err(|e| Error::io("<zstd>", e))?
+            .to_vec();
+        Ok(Some(Msg::StreamedDelta {
+            idx,
+            refs: delta.refs.clone(),
+            ops: ops.clone(),
+            literal_len: literals.len() as u32,
+            literals: packed,
+        }))
+    }
+
+    /// The window's compression stream, made on first use.
+    fn stream(&mut self, level: i32) -> Result<&mut StreamCompressor> {
+        if self.stream.is_none() {
+            let c = StreamCompressor::new(level).map_err(|e| Error::io("<zstd>", e))?;
+            self.stream = Some(c);
+        }
+        Ok(self.stream.as_mut().expect("made above"))
     }
 
     /// The chunk compressed, when compression is on and saves bytes.
