@@ -272,12 +272,14 @@ impl Bases {
         delta: &Delta,
         expect: &StreamChunk,
     ) -> Result<Option<Vec<u8>>> {
-        // New bytes that came compressed in the stream count as they came.
-        let literals = std::mem::take(&mut self.streamed_literals);
-        let took = match literals {
-            Some((raw, wire)) => delta.body.len() as u64 - raw + wire,
-            None => delta.body.len() as u64,
-        } + 8 * delta.refs.len() as u64;
+        // What the delta took in its message (its encoding, as postcard
+        // writes it); new bytes that came compressed in the stream count
+        // as they came.
+        let encoded = postcard::experimental::serialized_size(delta).unwrap_or(usize::MAX);
+        let took = match std::mem::take(&mut self.streamed_literals) {
+            Some((raw, wire)) => (encoded as u64).saturating_sub(raw) + wire,
+            None => encoded as u64,
+        };
         self.encoded_bytes += took;
         let Some(&n) = self.of.get(&idx) else {
             return Err(protocol(format!(
