@@ -81,8 +81,6 @@ impl Recorder {
                 report: Some(report),
                 itemized,
                 error: None,
-                loss_pct: report.loss_pct,
-                rtt_ms: report.rtt_ms,
             },
         );
     }
@@ -98,8 +96,6 @@ impl Recorder {
                 report: None,
                 itemized: false,
                 error: Some(message),
-                loss_pct: None,
-                rtt_ms: None,
             },
         );
     }

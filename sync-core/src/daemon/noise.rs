@@ -18,7 +18,7 @@ use super::rate::Pacer;
 use crate::error::{Error, Result};
 use crate::session::msg::{protocol, Msg};
 use crate::session::transport::{
-    decode, encode, skip_keepalives, MsgRead, MsgWrite, Pinger, Transport, MAX_FRAME,
+    decode, encode, lock, skip_keepalives, MsgRead, MsgWrite, Pinger, Transport, MAX_FRAME,
 };
 
 /// The Noise protocol name.
@@ -312,12 +312,6 @@ impl NoiseTransport {
         let pacer = self.pacer.as_deref();
         lock(&self.writer).write_plain(&self.noise, &self.stream, pacer, bytes)
     }
-}
-
-/// A poisoned lock only means a writer panicked mid-message; the stream
-/// is then unusable anyway, and the next write reports it.
-fn lock(m: &Mutex<Writer>) -> std::sync::MutexGuard<'_, Writer> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Transport for NoiseTransport {

@@ -134,9 +134,6 @@ pub struct RunEnd<'a> {
     /// otherwise its list is empty or only the deletions.
     pub itemized: bool,
     pub error: Option<&'a str>,
-    /// The data link as measured, when the report carries it.
-    pub loss_pct: Option<f64>,
-    pub rtt_ms: Option<f64>,
 }
 
 /// The figures of a run that ended with a report.

@@ -59,8 +59,6 @@ fn end(outcome: Outcome, exit_code: i32, report: Option<&SyncReport>) -> RunEnd<
         report,
         itemized: true,
         error: None,
-        loss_pct: None,
-        rtt_ms: None,
     }
 }
 

@@ -501,25 +501,21 @@ pub fn read_hello(t: &mut dyn Transport) -> Result<msg::Hello> {
 }
 
 /// What an answering side waits for after a session: the initiator's
-/// next hello on the same connection (the next round of a watch), with
-/// keepalives skipped. `None` when the initiator closed the connection
-/// (or it failed: with the session done, there is nothing to lose).
+/// next hello on the same connection (the next round of a watch; the
+/// transport drops its keepalives meanwhile). `None` when the initiator
+/// closed the connection (or it failed: with the session done, there is
+/// nothing to lose).
 pub fn next_hello(t: &mut dyn Transport) -> Result<Option<msg::Hello>> {
-    loop {
-        match t.recv() {
-            Ok(msg::Msg::Hello(h)) => return Ok(Some(h)),
-            Ok(msg::Msg::Keepalive) => continue,
-            Ok(msg::Msg::Error(e)) => return Err(Error::Peer(e)),
-            Ok(other) => {
-                return Err(msg::protocol(format!(
-                    "expected Hello or Keepalive between sessions, got {}",
-                    other.name()
-                )))
-            }
-            Err(e) => {
-                tracing::debug!("connection over after a session: {e}");
-                return Ok(None);
-            }
+    match t.recv() {
+        Ok(msg::Msg::Hello(h)) => Ok(Some(h)),
+        Ok(msg::Msg::Error(e)) => Err(Error::Peer(e)),
+        Ok(other) => Err(msg::protocol(format!(
+            "expected Hello between sessions, got {}",
+            other.name()
+        ))),
+        Err(e) => {
+            tracing::debug!("connection over after a session: {e}");
+            Ok(None)
         }
     }
 }

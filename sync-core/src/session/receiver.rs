@@ -923,33 +923,12 @@ fn transfer(
                 // Deltas first (on this connection), then every size.
                 let mut sizes = Vec::with_capacity(needs.len());
                 while sizes.len() < needs.len() {
-                    match t.recv()? {
+                    let Some(msg) = take_delta(t.recv()?, &mut shrunk, applier, plan, &mut again)?
+                    else {
+                        continue;
+                    };
+                    match msg {
                         Msg::Sizes(part) => sizes.extend(part),
-                        Msg::Delta { idx, delta } => {
-                            match shrunk.rebuild(idx, &delta, expected(plan, idx)?)? {
-                                Some(bytes) => applier.feed().chunk(idx, bytes, true)?,
-                                None => again.push(idx),
-                            }
-                        }
-                        Msg::StreamedDelta {
-                            idx,
-                            refs,
-                            ops,
-                            literal_len,
-                            literals,
-                        } => {
-                            let expect = expected(plan, idx)?;
-                            let delta = shrunk.unstream_delta(
-                                (refs, ops),
-                                literal_len,
-                                &literals,
-                                expect,
-                            )?;
-                            match shrunk.rebuild(idx, &delta, expect)? {
-                                Some(bytes) => applier.feed().chunk(idx, bytes, true)?,
-                                None => again.push(idx),
-                            }
-                        }
                         Msg::Error(e) => return Err(Error::Peer(e)),
                         other => {
                             return Err(protocol(format!("expected Sizes, got {}", other.name())))
@@ -1002,7 +981,11 @@ fn transfer(
         } else {
             link.data_path.get_or_insert("control connection");
             loop {
-                match t.recv()? {
+                let Some(msg) = take_delta(t.recv()?, &mut shrunk, applier, plan, &mut again)?
+                else {
+                    continue;
+                };
+                match msg {
                     Msg::Data { idx, bytes } => {
                         shrunk.encoded_bytes += bytes.len() as u64;
                         applier.receive_chunk(idx, bytes)?
@@ -1010,27 +993,6 @@ fn transfer(
                     Msg::Streamed { idx, bytes } => {
                         let bytes = shrunk.unstream(&bytes, expected(plan, idx)?)?;
                         applier.receive_chunk(idx, bytes)?
-                    }
-                    Msg::Delta { idx, delta } => {
-                        match shrunk.rebuild(idx, &delta, expected(plan, idx)?)? {
-                            Some(bytes) => applier.feed().chunk(idx, bytes, true)?,
-                            None => again.push(idx),
-                        }
-                    }
-                    Msg::StreamedDelta {
-                        idx,
-                        refs,
-                        ops,
-                        literal_len,
-                        literals,
-                    } => {
-                        let expect = expected(plan, idx)?;
-                        let delta =
-                            shrunk.unstream_delta((refs, ops), literal_len, &literals, expect)?;
-                        match shrunk.rebuild(idx, &delta, expect)? {
-                            Some(bytes) => applier.feed().chunk(idx, bytes, true)?,
-                            None => again.push(idx),
-                        }
                     }
                     Msg::Unavailable { idx } => applier.chunk_unavailable(idx)?,
                     Msg::RoundDone { round: r } if r == round => break,
@@ -1068,9 +1030,26 @@ fn transfer(
 
 /// The length and hash of shipped chunk `idx`.
 fn expected(plan: &Plan, idx: u32) -> Result<&crate::plan::StreamChunk> {
-    plan.stream
-        .get(idx as usize)
-        .ok_or_else(|| protocol(format!("peer sent chunk {idx}, which was never requested")))
+    shrink::expected(&plan.stream, idx)
+}
+
+/// Hands a delta message's chunk to the writers (or notes it to be asked
+/// for again, whole); any other message comes back.
+fn take_delta(
+    msg: Msg,
+    shrunk: &mut shrink::Bases,
+    applier: &mut Applier,
+    plan: &Plan,
+    again: &mut Vec<u32>,
+) -> Result<Option<Msg>> {
+    if !matches!(msg, Msg::Delta { .. } | Msg::StreamedDelta { .. }) {
+        return Ok(Some(msg));
+    }
+    match shrunk.take_delta(msg, &plan.stream)? {
+        shrink::Taken::Rebuilt(idx, bytes) => applier.feed().chunk(idx, bytes, true)?,
+        shrink::Taken::Again(idx) => again.push(idx),
+    }
+    Ok(None)
 }
 
 /// Records what the apply step wrote in the destination's index, batch by

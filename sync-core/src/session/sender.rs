@@ -490,29 +490,25 @@ fn pack_round(
     let mut verdicts: HashMap<RelPath, bool> = HashMap::new();
     for n in needs {
         let loc = locations.get(&n.hash).filter(|l| l.length == n.length);
-        let pack = shrink.compresses()
-            && held < super::shrink::PACK_MEMORY
-            && loc.is_some_and(|l| match verdicts.get(&l.path) {
-                Some(&v) => v,
-                None => {
-                    let v = reader
-                        .read(l)
-                        .is_some_and(crate::delta::compress::looks_compressible);
-                    verdicts.insert(l.path.clone(), v);
-                    v
-                }
-            });
-        if !pack && !shrink.has_base(n.idx) {
-            sizes.push(n.length);
-            packed.push(None);
-            continue;
-        }
-        let Some(bytes) = loc.and_then(|l| reader.read(l)) else {
-            // Gone: the phase's read reports it.
+        let judged = loc.and_then(|l| verdicts.get(&l.path).copied());
+        let may_pack =
+            shrink.compresses() && held < super::shrink::PACK_MEMORY && judged != Some(false);
+        let read = match loc {
+            Some(l) if may_pack || shrink.has_base(n.idx) => reader.read(l).map(|b| (l, b)),
+            _ => None,
+        };
+        let Some((l, bytes)) = read else {
+            // As it is (or gone: the phase's read reports it).
             sizes.push(n.length);
             packed.push(None);
             continue;
         };
+        let pack = may_pack
+            && judged.unwrap_or_else(|| {
+                let v = crate::delta::compress::looks_compressible(bytes);
+                verdicts.insert(l.path.clone(), v);
+                v
+            });
         if let Some(m) = shrink.delta(n.idx, bytes)? {
             t.send(&m)?;
             // Not in the stream, so no entry in `packed`.
@@ -541,6 +537,8 @@ struct PackedSource<S> {
     inner: S,
     starts: Vec<u64>,
     packed: Vec<Option<Vec<u8>>>,
+    /// The chunk the last block was in: blocks come mostly in order.
+    hint: usize,
 }
 
 impl<S> PackedSource<S> {
@@ -567,22 +565,33 @@ impl<S> PackedSource<S> {
             inner,
             starts,
             packed,
+            hint: 0,
         }
     }
 
+    /// The position of the chunk holding stream byte `at`: the last one
+    /// looked up, else found by bisection.
+    fn chunk_at(&mut self, at: u64) -> usize {
+        let end = self.starts.get(self.hint + 1).copied().unwrap_or(u64::MAX);
+        if !(self.starts.get(self.hint).is_some_and(|&s| s <= at) && at < end) {
+            self.hint = self.starts.partition_point(|&s| s <= at).saturating_sub(1);
+        }
+        self.hint
+    }
+
     /// The compressed chunk holding stream byte `at`, by its position.
-    fn packed_at(&self, at: u64) -> Option<usize> {
+    fn packed_at(&mut self, at: u64) -> Option<usize> {
         if self.packed.is_empty() {
             return None;
         }
-        let k = self.starts.partition_point(|&s| s <= at).checked_sub(1)?;
+        let k = self.chunk_at(at);
         self.packed.get(k)?.as_ref().map(|_| k)
     }
 
     /// Where the chunk holding stream byte `at` ends.
-    fn end_of(&self, at: u64) -> Option<u64> {
-        let k = self.starts.partition_point(|&s| s <= at);
-        self.starts.get(k).copied()
+    fn end_of(&mut self, at: u64) -> Option<u64> {
+        let k = self.chunk_at(at);
+        self.starts.get(k + 1).copied()
     }
 }
 

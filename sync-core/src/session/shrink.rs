@@ -47,6 +47,13 @@ pub const WINDOW_BASE_MAX: u64 = 1 << 30;
 /// its hash table): [`WINDOW_BASE_MAX`] at the smallest average piece.
 pub const MAX_BASE_PIECES: usize = (WINDOW_BASE_MAX as usize) / fine::PIECE_MIN;
 
+/// The length and hash of shipped chunk `idx` of a window's `stream`.
+pub fn expected(stream: &[StreamChunk], idx: u32) -> Result<&StreamChunk> {
+    stream
+        .get(idx as usize)
+        .ok_or_else(|| protocol(format!("peer sent chunk {idx}, which was never requested")))
+}
+
 /// Compressed bytes a sender holds for one UDP round (the phase needs
 /// every length before it starts); chunks past it go as they are.
 pub const PACK_MEMORY: u64 = 256 << 20;
@@ -167,6 +174,14 @@ pub fn wire_needs(needs: &[Need], sizes: &[u32]) -> Result<Vec<Need>> {
     Ok(wire)
 }
 
+/// What became of a message given to [`Bases::take_delta`].
+pub enum Taken {
+    /// A delta's chunk, rebuilt and checked.
+    Rebuilt(u32, Vec<u8>),
+    /// A delta that did not check out: ask for the whole chunk again.
+    Again(u32),
+}
+
 /// The receiver's side: where the old bytes behind the bases it sent
 /// are, and the decoders.
 #[derive(Default)]
@@ -182,9 +197,6 @@ pub struct Bases {
     of: HashMap<u32, usize>,
     dctx: Decompressor,
     stream: Option<StreamDecompressor>,
-    /// The raw and compressed size of the new bytes of the delta about to
-    /// be rebuilt, when they came in the stream.
-    streamed_literals: Option<(u64, u64)>,
     /// Bytes of chunk data received after encoding (`Data`, `Streamed`,
     /// `Delta` payloads), for the report.
     pub encoded_bytes: u64,
@@ -240,46 +252,58 @@ impl Bases {
         Ok(out)
     }
 
-    /// A delta whose new bytes came in the window's stream, as a plain
-    /// delta (the stream advances even if the delta then fails).
-    pub fn unstream_delta(
-        &mut self,
-        (refs, ops): (Vec<(u32, u32)>, Vec<fine::Op>),
-        literal_len: u32,
-        literals: &[u8],
-        expect: &StreamChunk,
-    ) -> Result<Delta> {
-        if literal_len > expect.length {
-            return Err(protocol(format!(
-                "a delta of a {}-byte chunk with {literal_len} new bytes",
-                expect.length
-            )));
-        }
-        let wire = literals.len() as u64;
-        let literals = self.unstream_raw(literals, literal_len as usize)?;
-        self.streamed_literals = Some((u64::from(literal_len), wire));
-        Ok(Delta {
-            refs,
-            body: Body::Ops { ops, literals },
+    /// The chunk a delta message ([`Msg::Delta`], [`Msg::StreamedDelta`])
+    /// rebuilds.
+    pub fn take_delta(&mut self, msg: Msg, stream: &[StreamChunk]) -> Result<Taken> {
+        // What a delta took is its encoding as postcard writes it; new
+        // bytes that came compressed in the stream count as they came.
+        let size = |d: &Delta| postcard::experimental::serialized_size(d).unwrap_or(usize::MAX);
+        let (idx, delta, took) = match msg {
+            Msg::Delta { idx, delta } => {
+                let took = size(&delta);
+                (idx, delta, took)
+            }
+            Msg::StreamedDelta {
+                idx,
+                refs,
+                ops,
+                literal_len,
+                literals,
+            } => {
+                let expect = expected(stream, idx)?;
+                if literal_len > expect.length {
+                    return Err(protocol(format!(
+                        "a delta of a {}-byte chunk with {literal_len} new bytes",
+                        expect.length
+                    )));
+                }
+                // The stream advances even if the delta then fails.
+                let raw = self.unstream_raw(&literals, literal_len as usize)?;
+                let delta = Delta {
+                    refs,
+                    body: Body::Ops { ops, literals: raw },
+                };
+                let took = size(&delta).saturating_sub(literal_len as usize) + literals.len();
+                (idx, delta, took)
+            }
+            other => return Err(protocol(format!("expected a delta, got {}", other.name()))),
+        };
+        let expect = expected(stream, idx)?;
+        Ok(match self.rebuild(idx, &delta, expect, took as u64)? {
+            Some(bytes) => Taken::Rebuilt(idx, bytes),
+            None => Taken::Again(idx),
         })
     }
 
     /// A delta's chunk, rebuilt and checked against its hash; `None` when
-    /// it does not check out (ask for the whole chunk again).
-    pub fn rebuild(
+    /// it does not check out. `took`: its bytes on the wire.
+    fn rebuild(
         &mut self,
         idx: u32,
         delta: &Delta,
         expect: &StreamChunk,
+        took: u64,
     ) -> Result<Option<Vec<u8>>> {
-        // What the delta took in its message (its encoding, as postcard
-        // writes it); new bytes that came compressed in the stream count
-        // as they came.
-        let encoded = postcard::experimental::serialized_size(delta).unwrap_or(usize::MAX);
-        let took = match std::mem::take(&mut self.streamed_literals) {
-            Some((raw, wire)) => (encoded as u64).saturating_sub(raw) + wire,
-            None => encoded as u64,
-        };
         self.encoded_bytes += took;
         let Some(&n) = self.of.get(&idx) else {
             return Err(protocol(format!(

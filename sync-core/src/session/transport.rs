@@ -119,9 +119,10 @@ impl<W: Write> Counted<W> {
     }
 }
 
-/// A poisoned lock only means a writer panicked mid-frame; the stream is
-/// then unusable anyway, and the next write reports it.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// A transport's writing end, locked. A poisoned lock only means a writer
+/// panicked mid-frame; the stream is then unusable anyway, and the next
+/// write reports it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -460,15 +460,8 @@ fn an_incompatible_client_is_told_both_versions() {
     let daemon = start(&d, &module("rw", &store, "read-write", &[&client]));
     let mut s = TcpStream::connect(("127.0.0.1", daemon.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    // A preamble from a future client: magic, version 999, no capabilities,
-    // its software name, no refusal text.
-    let mut pre = b"\0sluiced".to_vec();
-    pre.extend_from_slice(&999u16.to_be_bytes());
-    pre.extend_from_slice(&0u32.to_be_bytes());
-    pre.push(11);
-    pre.extend_from_slice(b"sluice 99.0");
-    pre.extend_from_slice(&0u16.to_be_bytes());
-    s.write_all(&pre).unwrap();
+    // A preamble from a future client.
+    s.write_all(&future_preamble()).unwrap();
     let mut sink = Vec::new();
     let _ = s.take(1 << 16).read_to_end(&mut sink);
     assert!(sink.starts_with(b"\0sluiced"), "no server preamble");

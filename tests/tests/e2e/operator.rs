@@ -279,13 +279,7 @@ fn an_incompatible_daemon_exits_41() {
     use std::io::{Read, Write};
     let (code, stderr, _) = sync_to_fake_daemon(
         |mut s| {
-            let mut pre = b"\0sluiced".to_vec();
-            pre.extend_from_slice(&999u16.to_be_bytes());
-            pre.extend_from_slice(&0u32.to_be_bytes());
-            pre.push(11);
-            pre.extend_from_slice(b"sluice 99.0");
-            pre.extend_from_slice(&0u16.to_be_bytes());
-            s.write_all(&pre).unwrap();
+            s.write_all(&crate::util::future_preamble()).unwrap();
             let _ = s.read(&mut [0u8; 512]);
         },
         &[],

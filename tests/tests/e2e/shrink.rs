@@ -90,22 +90,12 @@ fn mixed_tree(root: &Path) -> Mix {
     }
 }
 
-/// An `--rsh` that runs the real remote sluice on this host. The host
-/// name it is given resolves nowhere: a UDP phase fails at once and the
-/// data falls back to the control connection.
-fn here_rsh(d: &Dir) -> String {
-    let script = d.path("rsh.sh");
-    std::fs::write(&script, "#!/bin/sh\nshift\nexec \"$@\"\n").unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    script.display().to_string()
-}
-
 /// How a test reaches the remote end of its syncs.
 #[derive(Clone, Copy)]
 enum Via<'a> {
     /// Two local folders.
     Local,
-    /// `host:PATH` through [`here_rsh`].
+    /// `host:PATH` through [`local_rsh`].
     Ssh,
     /// A daemon whose read-write module `rw` is the folder given.
     Daemon(&'a Daemon, &'a Path),
@@ -131,7 +121,7 @@ fn sync_via(d: &Dir, via: Via, src: &Path, dst: &Path, pull: bool, extra: &[&str
     let (code, report, stderr) = match via {
         Via::Local => d.sync(src, dst, extra),
         Via::Ssh => {
-            let (rsh, bin) = (here_rsh(d), sluice_bin().display().to_string());
+            let (rsh, bin) = (local_rsh(d, ""), sluice_bin().display().to_string());
             let mut args = vec!["--rsh", rsh.as_str(), "--remote-sluice", bin.as_str()];
             args.extend(extra);
             match pull {

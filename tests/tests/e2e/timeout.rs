@@ -3,23 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{assert_same_tree, sluice_bin, write, Dir};
-
-/// An `--rsh` that runs the real remote sluice on this host, with `env`
-/// (e.g. `SLUICE_TEST_STALL=busy:2500`) in its environment. The host name
-/// it is given resolves nowhere, so the UDP phase the remote receiver
-/// offers fails at once and the data takes the control connection (this
-/// once ended the run with "expected Need, got DataDone").
-fn local_rsh(d: &Dir, env: &str) -> String {
-    let script = d.path("rsh.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\nshift\nexec env {env} \"$@\"\n"),
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    script.display().to_string()
-}
+use crate::util::{assert_same_tree, local_rsh, sluice_bin, write, Dir};
 
 fn push(d: &Dir, env: &str, timeout: &str) -> (i32, String, Duration) {
     let (src, dst) = (d.path("src"), d.path("dst"));

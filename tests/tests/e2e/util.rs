@@ -402,3 +402,31 @@ pub fn n(report: &serde_json::Value, key: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("no {key} in {report}"))
 }
+
+/// An `--rsh` that runs the real remote sluice on this host, with `env`
+/// (e.g. `SLUICE_TEST_STALL=busy:2500`, or nothing) in its environment.
+/// The host name it is given resolves nowhere, so a UDP phase the remote
+/// end offers fails at once and the data takes the control connection
+/// (this once ended the run with "expected Need, got DataDone").
+pub fn local_rsh(d: &Dir, env: &str) -> String {
+    let script = d.path("rsh.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nshift\nexec env {env} \"$@\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script.display().to_string()
+}
+
+/// The preamble of a daemon or client from the future: magic, version
+/// 999, no capabilities, its software name, no refusal text.
+pub fn future_preamble() -> Vec<u8> {
+    let mut pre = b"\0sluiced".to_vec();
+    pre.extend_from_slice(&999u16.to_be_bytes());
+    pre.extend_from_slice(&0u32.to_be_bytes());
+    pre.push(11);
+    pre.extend_from_slice(b"sluice 99.0");
+    pre.extend_from_slice(&0u16.to_be_bytes());
+    pre
+}
