@@ -4,7 +4,8 @@
 //! While the trees are scanned, a spinner counts entries found and files
 //! read. Then one bar: bytes written of bytes to write, the rate, the ETA,
 //! "planned N of M entries" while windows are still being planned, and a
-//! file being written. A big tree is planned window by window, so the byte
+//! file being written; while this side sends over UDP, the link's loss and
+//! round trip as the sending driver measures them. A big tree is planned window by window, so the byte
 //! total grows as the run goes; the bar's length is never less than what
 //! is done, so it never shows more than 100 %, and a run that succeeds
 //! ends at exactly 100 %. A dry run writes nothing: its bar counts the
@@ -118,9 +119,14 @@ fn update(bar: &ProgressBar, p: &Progress, dry_run: bool) {
     bar.set_length(total.max(done));
     bar.set_position(done);
     let current = p.current.get();
+    // The UDP link as this side sends on it (a push or a local UDP sync).
+    let link = match p.link.get() {
+        Some((loss, rtt)) => format!("loss {loss:.1} %, rtt {rtt:.0} ms: "),
+        None => String::new(),
+    };
     bar.set_message(match (dry_run, planned < entries) {
         (true, _) => String::new(),
-        (false, true) => format!("planned {planned} of {entries} entries: {current}"),
-        (false, false) => current,
+        (false, true) => format!("{link}planned {planned} of {entries} entries: {current}"),
+        (false, false) => format!("{link}{current}"),
     });
 }

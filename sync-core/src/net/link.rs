@@ -28,6 +28,9 @@ pub trait ControlLink {
     fn peer_done(&self) -> bool {
         false
     }
+    /// The sending driver's figures, every half second while it runs (for
+    /// a progress display; links that show none ignore them).
+    fn observe(&mut self, _stats: &crate::proto::sender::SenderStats) {}
 }
 
 /// One end of an in-process control channel.

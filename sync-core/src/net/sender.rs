@@ -64,7 +64,7 @@ pub fn run_sender(
         let now = Instant::now();
         if now >= next_trace {
             next_trace = now + TRACE_EVERY;
-            trace_progress(&sender);
+            trace_progress(&sender, link);
         }
         while let Some(msg) = link.try_recv()? {
             sender.handle_control(now, msg);
@@ -114,7 +114,7 @@ pub fn run_sender(
         if let Some(ev) = sender.poll_event() {
             match ev {
                 Event::Complete => {
-                    trace_progress(&sender);
+                    trace_progress(&sender, link);
                     return Ok(sender.stats());
                 }
                 Event::TimedOut => {
@@ -146,9 +146,10 @@ pub fn run_sender(
 }
 
 /// One debug line of the transfer's state: what `-vv` shows every
-/// [`TRACE_EVERY`] while blocks flow.
-fn trace_progress(sender: &Sender) {
+/// [`TRACE_EVERY`] while blocks flow; the link gets the same figures.
+fn trace_progress(sender: &Sender, link: &mut dyn ControlLink) {
     let s = sender.stats();
+    link.observe(&s);
     tracing::debug!(
         rate_mbit = s.rate * 8 / 1_000_000,
         srtt_ms = s.srtt.as_secs_f64() * 1e3,

@@ -267,6 +267,37 @@ pub struct Progress {
     pub current: Arc<crate::apply::CurrentFile>,
     /// Scan counters (both trees of a local sync add up here).
     pub scan: Arc<crate::scan::ScanProgress>,
+    /// The UDP link as this side's sending driver last measured it
+    /// (nothing while this side only receives).
+    pub link: LinkGauge,
+}
+
+/// Loss and round trip of a running UDP phase, for a progress display.
+#[derive(Debug, Default)]
+pub struct LinkGauge {
+    /// Loss in millionths, plus one (0: nothing measured yet).
+    loss_ppm: AtomicU64,
+    /// Smoothed round trip in microseconds (0: not measured yet).
+    rtt_us: AtomicU64,
+}
+
+impl LinkGauge {
+    /// Records the sender's figures (its round trip only once measured).
+    pub fn set(&self, stats: &crate::proto::sender::SenderStats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let ppm = (stats.loss.clamp(0.0, 1.0) * 1e6) as u64;
+        self.loss_ppm.store(ppm + 1, Relaxed);
+        if stats.rtt_measured {
+            self.rtt_us.store(stats.srtt.as_micros() as u64, Relaxed);
+        }
+    }
+
+    /// Loss in percent and round trip in milliseconds, once measured.
+    pub fn get(&self) -> Option<(f64, f64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (ppm, rtt) = (self.loss_ppm.load(Relaxed), self.rtt_us.load(Relaxed));
+        (ppm > 0 && rtt > 0).then(|| ((ppm - 1) as f64 / 1e4, rtt as f64 / 1e3))
+    }
 }
 
 /// [`Progress::phase`] values.

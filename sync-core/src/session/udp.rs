@@ -392,7 +392,7 @@ pub fn receive_into<S: BlockSink + Send>(
         Instant::now(),
     );
     let socket = prepared.socket;
-    let result = with_link(t, |link| {
+    let result = with_link(t, None, |link| {
         net::run_receiver(&socket, receiver, layout, sink, link)
     })?;
     match result {
@@ -429,11 +429,14 @@ pub fn send(
         Err(e) => {
             // The receiver has begun its phase: end ours at once, so both
             // sides meet again after the DataDone messages.
-            let _ = with_link(t, |_| Err::<(), _>(io::Error::other(e.to_string())))?;
+            let _ = with_link(t, None, |_| Err::<(), _>(io::Error::other(e.to_string())))?;
             return Err(e);
         }
     };
-    let result = with_link(t, |link| net::run_sender(&socket, to, sender, source, link))?;
+    let gauge = side.progress.as_deref().map(|p| &p.link);
+    let result = with_link(t, gauge, |link| {
+        net::run_sender(&socket, to, sender, source, link)
+    })?;
     match result {
         Ok(stats) => {
             tracing::info!(?stats, "UDP data phase complete");
@@ -568,6 +571,8 @@ struct SplitLink<'a> {
     mailbox: &'a Mailbox,
     events: chan::Receiver<Event>,
     peer_done: bool,
+    /// Where the sending driver's figures go, for a progress display.
+    gauge: Option<&'a super::LinkGauge>,
 }
 
 impl ControlLink for SplitLink<'_> {
@@ -581,6 +586,12 @@ impl ControlLink for SplitLink<'_> {
 
     fn peer_done(&self) -> bool {
         self.peer_done
+    }
+
+    fn observe(&mut self, stats: &crate::proto::sender::SenderStats) {
+        if let Some(g) = self.gauge {
+            g.set(stats);
+        }
     }
 
     fn try_recv(&mut self) -> io::Result<Option<ControlMsg>> {
@@ -646,6 +657,7 @@ fn read_until_done(reader: &mut dyn MsgRead, events: chan::Sender<Event>) {
 /// Runs `phase` with a control link over `t`, then exchanges `DataDone`.
 fn with_link<T>(
     t: &mut dyn Transport,
+    gauge: Option<&super::LinkGauge>,
     phase: impl FnOnce(&mut dyn ControlLink) -> io::Result<T>,
 ) -> Result<io::Result<T>> {
     let Some((mut reader, mut writer)) = t.split() else {
@@ -661,6 +673,7 @@ fn with_link<T>(
             mailbox,
             events,
             peer_done: false,
+            gauge,
         };
         let out = phase(&mut link);
         mailbox.finish(Msg::DataDone { ok: out.is_ok() });
@@ -713,7 +726,7 @@ mod tests {
             .unwrap();
             ours_done
         });
-        let out = with_link(&mut ours, |link| {
+        let out = with_link(&mut ours, None, |link| {
             // Wait for the first message, then end the phase at once.
             while link.try_recv()?.is_none() {
                 std::thread::sleep(Duration::from_millis(1));

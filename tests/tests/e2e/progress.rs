@@ -160,6 +160,13 @@ fn bar_under_a_terminal_reaches_100_percent_and_never_more() {
             .any(|l| l.contains("planned ") && l.contains(" of 20 entries")),
         "no \"planned N of M entries\" line:\n{raw}"
     );
+    // A UDP sender shows the link it measures.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("loss ") && l.contains(" %, rtt ") && l.contains(" ms")),
+        "no loss and rtt on the bar:\n{raw}"
+    );
     // The summary starts on its own line, after the last frame.
     assert!(
         lines.iter().any(|l| l.starts_with("source: 16 files")),
