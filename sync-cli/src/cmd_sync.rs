@@ -281,7 +281,13 @@ impl Prepared {
             change_list: if a.no_history { 0 } else { HISTORY_CHANGES },
             timeout: a.timeout.unwrap_or(0),
         };
-        let progress = progress.then(|| Arc::new(Progress::default()));
+        let push = matches!(remote, Some((_, _, Role::Receiver)));
+        let progress = progress.then(|| {
+            Arc::new(Progress {
+                count_shipped: push,
+                ..Progress::default()
+            })
+        });
         // Held until this run (or watch) ends.
         let locks = sync_core::session::lock::Locks::default();
         let side = |root: PathBuf, index: &Option<PathBuf>| Side {

@@ -2,7 +2,9 @@
 //! thread from the session's [`Progress`] counters; it writes nothing else.
 //!
 //! While the trees are scanned, a spinner counts entries found and files
-//! read. Then one bar: bytes written of bytes to write, the rate, the ETA,
+//! read. Then one bar: bytes written of bytes to write (for a push, whose
+//! writer is remote, chunk bytes shipped of chunk bytes asked for), the
+//! rate, the ETA,
 //! "planned N of M entries" while windows are still being planned, and a
 //! file being written; while this side sends over UDP, the link's loss and
 //! round trip as the sending driver measures them. A big tree is planned window by window, so the byte

@@ -126,7 +126,7 @@ fn send_blob(t: &mut dyn Transport, msgs: &[Msg], blob: &[u8], path: &BulkPath) 
     };
     let started = std::time::Instant::now();
     let mut sent = 0;
-    match udp::send(t, &offer, &needs, path.data, path.side, &mut &blob[..]) {
+    match udp::send(t, &offer, &needs, path.data, path.side, &mut &blob[..], 0) {
         Ok(stats) => sent = stats.map_or(0, |s| s.bytes),
         // The receiver decides what follows (BulkDone says).
         Err(e) => tracing::warn!("UDP bulk phase failed: {e}"),

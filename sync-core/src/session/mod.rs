@@ -270,6 +270,10 @@ pub struct Progress {
     /// The UDP link as this side's sending driver last measured it
     /// (nothing while this side only receives).
     pub link: LinkGauge,
+    /// The receiver is remote (a push): the sender counts the chunk bytes
+    /// it ships into `bytes_done` of `bytes_total`, in place of the bytes
+    /// the receiver writes.
+    pub count_shipped: bool,
 }
 
 /// Loss and round trip of a running UDP phase, for a progress display.

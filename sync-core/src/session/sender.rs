@@ -1,10 +1,11 @@
 //! The sending half: scan the source, send its manifest, ship chunks.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
 
 use super::bulk::{self, BulkPath};
-use std::collections::{BTreeSet, HashMap};
 
 use crossbeam_channel as chan;
 
@@ -296,6 +297,14 @@ fn ship_window(
         if count == 0 {
             return Ok(datagram_bytes);
         }
+        // A push's progress: chunk bytes shipped of chunk bytes asked for.
+        let shipped = side.progress.as_deref().filter(|p| p.count_shipped);
+        let round_bytes: u64 = needs.iter().map(|n| u64::from(n.length)).sum();
+        let done_before = shipped.map_or(0, |p| {
+            p.phase.store(super::PHASE_TRANSFER, Ordering::Relaxed);
+            p.bytes_total.fetch_add(round_bytes, Ordering::Relaxed);
+            p.bytes_done.load(Ordering::Relaxed)
+        });
         if locations.is_empty() {
             locations = crate::manifest::chunk_locations(page.iter().map(|(_, e)| e));
         }
@@ -319,8 +328,20 @@ fn ship_window(
             }
             let inner = StreamSource::new(&needs, &locations, reader);
             let mut source = PackedSource::new(inner, &needs, packed);
-            match udp::send(t, &offer, &needs, &opts.data, side, &mut source) {
+            match udp::send(
+                t,
+                &offer,
+                &needs,
+                &opts.data,
+                side,
+                &mut source,
+                round_bytes,
+            ) {
                 Ok(Some(stats)) => {
+                    if let Some(p) = shipped {
+                        p.bytes_done
+                            .store(done_before + round_bytes, Ordering::Relaxed);
+                    }
                     datagram_bytes += stats.bytes;
                     link.get_or_insert_with(LinkFigures::default)
                         .add_phase(&stats);
@@ -338,7 +359,13 @@ fn ship_window(
                 .filter(|l| l.length == need.length)
             {
                 Some(loc) => match reader.read(loc) {
-                    Some(bytes) => t.send(&shrink.encode(need.idx, bytes)?)?,
+                    Some(bytes) => {
+                        t.send(&shrink.encode(need.idx, bytes)?)?;
+                        if let Some(p) = shipped {
+                            p.bytes_done
+                                .fetch_add(u64::from(need.length), Ordering::Relaxed);
+                        }
+                    }
                     None => t.send(&Msg::Unavailable { idx: need.idx })?,
                 },
                 None => t.send(&Msg::Unavailable { idx: need.idx })?,

@@ -416,6 +416,9 @@ pub fn offer_layout(needs: &[Need], offer: &UdpOffer) -> Result<Arc<Layout>> {
 /// Runs the sending side of a UDP round; returns the sender's stats at its
 /// end (`bytes`: the datagram bytes sent), or `Ok(None)` when the receiver
 /// gave up on UDP (the round is repeated on the control connection).
+/// `shipped`: the chunk bytes the round ships, counted into a push's
+/// progress as its blocks are confirmed (0: a bulk run, not counted).
+#[allow(clippy::too_many_arguments)]
 pub fn send(
     t: &mut dyn Transport,
     offer: &UdpOffer,
@@ -423,8 +426,9 @@ pub fn send(
     data: &DataOptions,
     side: &Side,
     source: &mut dyn BlockSource,
+    shipped: u64,
 ) -> Result<Option<SenderStats>> {
-    let (socket, sender, to) = match start_sender(offer, needs, data, side) {
+    let (socket, sender, to, blocks) = match start_sender(offer, needs, data, side) {
         Ok(x) => x,
         Err(e) => {
             // The receiver has begun its phase: end ours at once, so both
@@ -433,7 +437,12 @@ pub fn send(
             return Err(e);
         }
     };
-    let gauge = side.progress.as_deref().map(|p| &p.link);
+    let gauge = side.progress.as_deref().map(|p| Gauge {
+        progress: p,
+        shipped: if p.count_shipped { shipped } else { 0 },
+        done_before: p.bytes_done.load(std::sync::atomic::Ordering::Relaxed),
+        blocks,
+    });
     let result = with_link(t, gauge, |link| {
         net::run_sender(&socket, to, sender, source, link)
     })?;
@@ -447,19 +456,21 @@ pub fn send(
     }
 }
 
-/// The socket and state machine of a sending phase, and where to send.
+/// The socket and state machine of a sending phase, where to send, and
+/// how many blocks the phase's stream has.
 fn start_sender(
     offer: &UdpOffer,
     needs: &[Need],
     data: &DataOptions,
     side: &Side,
-) -> Result<(UdpSocket, Sender, SocketAddr)> {
+) -> Result<(UdpSocket, Sender, SocketAddr, u64)> {
     let Some(peer) = side.udp.peer else {
         return Err(protocol(
             "offered UDP, but this side does not know the peer's address",
         ));
     };
     let layout = offer_layout(needs, offer)?;
+    let blocks = layout.block_count();
     let bind: IpAddr = if peer.is_ipv4() {
         std::net::Ipv4Addr::UNSPECIFIED.into()
     } else {
@@ -473,7 +484,7 @@ fn start_sender(
         ..SenderConfig::default()
     };
     let sender = Sender::new(config, layout, &SessionSecret(offer.secret), Instant::now());
-    Ok((socket, sender, SocketAddr::new(peer, offer.port)))
+    Ok((socket, sender, SocketAddr::new(peer, offer.port), blocks))
 }
 
 /// The congestion controller for the user's options (rates in bytes/s).
@@ -572,7 +583,17 @@ struct SplitLink<'a> {
     events: chan::Receiver<Event>,
     peer_done: bool,
     /// Where the sending driver's figures go, for a progress display.
-    gauge: Option<&'a super::LinkGauge>,
+    gauge: Option<Gauge<'a>>,
+}
+
+/// A sending phase's progress display: the link's figures, and for a push
+/// the round's chunk bytes in proportion to the blocks confirmed.
+#[derive(Clone, Copy)]
+struct Gauge<'a> {
+    progress: &'a super::Progress,
+    shipped: u64,
+    done_before: u64,
+    blocks: u64,
 }
 
 impl ControlLink for SplitLink<'_> {
@@ -589,8 +610,17 @@ impl ControlLink for SplitLink<'_> {
     }
 
     fn observe(&mut self, stats: &crate::proto::sender::SenderStats) {
-        if let Some(g) = self.gauge {
-            g.set(stats);
+        let Some(g) = self.gauge else {
+            return;
+        };
+        g.progress.link.set(stats);
+        if g.shipped > 0 && g.blocks > 0 {
+            let confirmed = stats.blocks_confirmed.min(g.blocks);
+            let part = g.shipped as u128 * u128::from(confirmed) / u128::from(g.blocks);
+            g.progress.bytes_done.store(
+                g.done_before + part as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
         }
     }
 
@@ -657,7 +687,7 @@ fn read_until_done(reader: &mut dyn MsgRead, events: chan::Sender<Event>) {
 /// Runs `phase` with a control link over `t`, then exchanges `DataDone`.
 fn with_link<T>(
     t: &mut dyn Transport,
-    gauge: Option<&super::LinkGauge>,
+    gauge: Option<Gauge<'_>>,
     phase: impl FnOnce(&mut dyn ControlLink) -> io::Result<T>,
 ) -> Result<io::Result<T>> {
     let Some((mut reader, mut writer)) = t.split() else {

@@ -210,3 +210,46 @@ fn progress_flag_draws_off_a_terminal_and_quiet_or_json_never_draw() {
         );
     }
 }
+
+/// A push's receiver is remote: the bar counts the chunk bytes the sender
+/// ships, over the control connection and over UDP, and ends at 100 %.
+#[test]
+fn a_push_draws_the_bytes_it_ships() {
+    let d = Dir::new();
+    let src = d.path("src");
+    tree(&src);
+    let rsh = crate::util::local_rsh(&d, "");
+    let remote = crate::util::sluice_bin().display().to_string();
+    for transport in ["tcp", "udp"] {
+        let dst = format!("127.0.0.1:{}", d.path(transport).display());
+        let out = d.sluice(&[
+            "sync".as_ref(),
+            "--no-history".as_ref(),
+            "--progress".as_ref(),
+            "--transport".as_ref(),
+            transport.as_ref(),
+            "--rsh".as_ref(),
+            rsh.as_ref(),
+            "--remote-sluice".as_ref(),
+            remote.as_ref(),
+            src.as_os_str(),
+            dst.as_ref(),
+        ]);
+        crate::util::assert_exit(&out, 0);
+        let drawn = String::from_utf8_lossy(&out.stderr);
+        let bars = bars(&frame_lines(&drawn));
+        let last = bars
+            .last()
+            .unwrap_or_else(|| panic!("{transport}: no bar:\n{drawn}"));
+        assert_eq!(
+            (last.percent, last.total.as_str()),
+            (100, "4.00 MiB"),
+            "{transport}: {drawn}"
+        );
+        assert!(
+            bars.iter().all(|b| b.percent <= 100),
+            "{transport}: {drawn}"
+        );
+        crate::util::assert_same_tree(&src, &d.path(transport));
+    }
+}
