@@ -39,7 +39,7 @@ pub struct DataArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub compress: CompressArg,
     /// zstd level for --compress (1 fastest .. 19 smallest).
-    #[arg(long, value_name = "N", default_value_t = 3,
+    #[arg(long, value_name = "N", default_value_t = 5,
           value_parser = clap::value_parser!(i32).range(1..=19))]
     pub compress_level: i32,
     /// Send changed files' chunks whole, never as deltas against the
