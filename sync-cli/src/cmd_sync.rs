@@ -609,19 +609,8 @@ fn print_report(r: &SyncReport, a: &SyncArgs, how: Printed) -> anyhow::Result<()
         output::bytes(r.wire_bytes_sent),
         output::bytes(r.bytes_reused),
     )?;
-    if r.chunk_bytes_encoded != r.chunk_bytes_sent && !dry_run {
-        let deltas = match r.delta_chunks {
-            0 => String::new(),
-            n => format!(
-                "; {n} changed chunks went as deltas, saving {}",
-                output::bytes(r.delta_bytes_saved)
-            ),
-        };
-        writeln!(
-            out,
-            "encoded: the chunks took {} after compression and deltas{deltas}",
-            output::bytes(r.chunk_bytes_encoded)
-        )?;
+    if r.chunk_bytes_encoded != r.chunk_bytes_sent {
+        writeln!(out, "encoded: {}", encoded_line(r))?;
     }
     let path = match r.data_path.as_str() {
         "none" => "no chunks shipped".to_string(),
@@ -657,4 +646,38 @@ fn link_line(r: &SyncReport) -> Option<String> {
         false => format!("{ms:.0}"),
     });
     Some(format!("link: loss {loss} %, rtt {rtt} ms"))
+}
+
+/// What compression and deltas made of the chunks, or would make of them
+/// in a dry run (estimated from a sample unless it covered them all).
+fn encoded_line(r: &SyncReport) -> String {
+    let (took, went) = if r.dry_run {
+        ("would take", "would go")
+    } else {
+        ("took", "went")
+    };
+    let about = if r.dry_run && r.encoded_sample_bytes < r.chunk_bytes_sent {
+        "about "
+    } else {
+        ""
+    };
+    let deltas = match r.delta_chunks {
+        0 => String::new(),
+        n => format!(
+            "; {about}{n} changed chunks {went} as deltas, saving {}",
+            output::bytes(r.delta_bytes_saved)
+        ),
+    };
+    let sample = if about.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (estimated by encoding a sample of {})",
+            output::bytes(r.encoded_sample_bytes)
+        )
+    };
+    format!(
+        "the chunks {took} {about}{} after compression and deltas{deltas}{sample}",
+        output::bytes(r.chunk_bytes_encoded)
+    )
 }

@@ -32,6 +32,7 @@
 
 pub mod alive;
 mod bulk;
+mod estimate;
 mod figures;
 pub mod lock;
 pub mod msg;
@@ -355,12 +356,17 @@ pub struct SyncReport {
     /// The shipped chunks' bytes as they travelled: compressed with zstd,
     /// or as deltas against the destination's old version of their file
     /// (`--compress`, `--no-whole-file`); equal to `chunk_bytes_sent` when
-    /// neither applied, 0 in a dry run.
+    /// neither applied. A dry run estimates it from a sample
+    /// (`encoded_sample_bytes`).
     pub chunk_bytes_encoded: u64,
     /// Chunks that travelled as deltas, and the bytes that saved (their
-    /// length less what their deltas took).
+    /// length less what their deltas took); estimated in a dry run.
     pub delta_chunks: u64,
     pub delta_bytes_saved: u64,
+    /// A dry run's sample: the chunk bytes the sender encoded to estimate
+    /// the three figures above (exact when equal to `chunk_bytes_sent`);
+    /// 0 in a run that is not a dry run.
+    pub encoded_sample_bytes: u64,
     /// All bytes the sender put on the wire, framing and control included.
     pub wire_bytes_sent: u64,
     /// Bytes assembled from chunks already at the destination.

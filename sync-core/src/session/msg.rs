@@ -27,8 +27,10 @@ use super::{SessionOptions, SyncReport};
 /// may carry several in turn, with [`Msg::Keepalive`] between them. 7:
 /// keepalives during sessions (`--timeout`), compressed chunks and deltas
 /// ([`Msg::Streamed`], [`Msg::Delta`], [`Msg::Sizes`]), vanished source
-/// files and the report's new figures.
-pub const PROTOCOL_VERSION: u32 = 7;
+/// files and the report's new figures. 8: a dry run samples chunks to
+/// estimate what compression and deltas make of them
+/// ([`SyncReport::encoded_sample_bytes`]).
+pub const PROTOCOL_VERSION: u32 = 8;
 /// Bytes a list message (entries, chunk lists, requests, report lines)
 /// aims at: far under [`super::transport::MAX_FRAME`], so no list ever
 /// outgrows a frame, and large enough that framing costs nothing.

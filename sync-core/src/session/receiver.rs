@@ -12,11 +12,11 @@ use super::msg::{
     batches, check_chunks, check_entry, protocol, size, spans, Msg, Need, NeedRun, Role,
     SourceInfo, TreeCheck, MAX_CHUNKS, MAX_WINDOW,
 };
+use super::{estimate, shrink, udp};
 use super::{
     index_skips, open_index, ChangeLine, LinkFigures, Opening, SessionOptions, Side, SyncReport,
     Transport, PARTIAL_MARK,
 };
-use super::{shrink, udp};
 use crate::apply::{Applier, ApplyOptions, ApplyReport, IndexUpdate, Tree};
 use crate::chunk::{ChunkParams, Hash};
 use crate::entry::Kind;
@@ -145,6 +145,7 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         writers: None,
     };
     let mut applied = ApplyReport::default();
+    let mut estimated = estimate::Estimate::default();
     let mut check = TreeCheck::default();
     let mut range_start: Option<RelPath> = None;
     // Windows are planned through a connection of their own, so a window's
@@ -202,7 +203,7 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
             let elsewhere = IndexElsewhere::new(&reader, recent.as_deref());
             let plan = planner.window(&src, &dst.manifest, &elsewhere);
             elsewhere.result()?;
-            let bases = if opts.data.delta && !opts.dry_run {
+            let bases = if opts.data.delta {
                 shrink::base_specs(&plan, &src, &dst.manifest)
             } else {
                 Vec::new()
@@ -227,11 +228,16 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
                     .store(check.count() as u64, Ordering::Relaxed);
             }
             if opts.dry_run {
-                t.send(&Msg::NeedDone {
-                    round: 1,
-                    count: 0,
-                    udp: None,
-                })?;
+                // What compression and deltas would make of the window's
+                // chunks, from a sample (nothing to learn without them).
+                let picked = if opts.data.compress.is_some() || !bases.is_empty() {
+                    estimate::pick(&plan)
+                } else {
+                    Vec::new()
+                };
+                estimated.add(estimate::sample(
+                    t, &plan, &listed, &picked, bases, &side.root,
+                )?);
             } else {
                 // The previous window is written before this one starts.
                 if let Some(f) = finishing.take() {
@@ -359,6 +365,11 @@ fn receiver(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<Sync
         report.max_delete_hit = applied.max_delete_hit;
         report.deletes_skipped |= applied.deletes_skipped;
         report.errors = applied.errors;
+    } else {
+        report.chunk_bytes_encoded = estimated.encoded;
+        report.delta_chunks = estimated.deltas;
+        report.delta_bytes_saved = estimated.delta_saved;
+        report.encoded_sample_bytes = estimated.sampled;
     }
     done.settle(&mut report);
     report.data_path = link.data_path.unwrap_or("none").to_string();
@@ -824,7 +835,7 @@ fn fetch_chunk_lists(
 }
 
 /// `needs` as runs of the sender's listed chunks.
-fn need_runs(needs: &[Need], listed: &HashMap<Hash, u32>) -> Result<Vec<NeedRun>> {
+pub(super) fn need_runs(needs: &[Need], listed: &HashMap<Hash, u32>) -> Result<Vec<NeedRun>> {
     let mut runs: Vec<NeedRun> = Vec::new();
     for n in needs {
         let ordinal = *listed

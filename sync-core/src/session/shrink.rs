@@ -66,6 +66,17 @@ pub struct BaseSpec {
     chunks: Vec<u32>,
 }
 
+/// `specs` cut down to the shipped chunks in `keep` (a dry run's sample).
+pub fn only(specs: Vec<BaseSpec>, keep: &HashSet<u32>) -> Vec<BaseSpec> {
+    specs
+        .into_iter()
+        .filter_map(|mut s| {
+            s.chunks.retain(|c| keep.contains(c));
+            (!s.chunks.is_empty()).then_some(s)
+        })
+        .collect()
+}
+
 /// The bases of a window's changed files (the destination's index lists
 /// the old chunks: `dst`'s entries carry them when content is assembled).
 ///

@@ -677,3 +677,84 @@ fn a_file_in_a_renamed_folder_ships_its_edit_as_a_delta() {
     assert_eq!(n(&report, "delta_chunks"), 1, "{report}");
     assert!(n(&report, "chunk_bytes_encoded") < 2_000, "{report}");
 }
+
+/// `--dry-run` reports what compression and deltas would make of the
+/// chunks, and writes nothing: exactly (the same bytes as the real run
+/// that follows) when the chunks to ship fit in the sample, through the
+/// ssh path both ways and in-process; and an estimate from a sample of
+/// part of them when they do not, close to what the real run then takes.
+#[test]
+fn a_dry_run_estimates_what_compression_and_deltas_make_of_the_chunks() {
+    let d = Dir::new();
+    let src = d.path("src");
+    for (name, data) in delta_sources() {
+        write(&src.join(name), &data);
+    }
+    let flags: &[&str] = &["--no-whole-file", "--compress", "on", "--transport", "tcp"];
+    for (i, (via, pull)) in [(Via::Local, false), (Via::Ssh, false), (Via::Ssh, true)]
+        .into_iter()
+        .enumerate()
+    {
+        let (old, dst) = (d.path(&format!("old{i}")), d.path(&format!("dst{i}")));
+        sync_via(&d, Via::Local, &src, &dst, false, &[]);
+        // The destination's version is the old one: a copy of it with
+        // the source edited afterwards is compared against it.
+        sync_via(&d, Via::Local, &src, &old, false, &[]);
+        for (name, data) in delta_sources() {
+            write(&old.join(name), &edited(&data, 12));
+        }
+        let before = snapshot(&dst);
+        let mut dry = flags.to_vec();
+        dry.push("--dry-run");
+        let guess = sync_via(&d, via, &old, &dst, pull, &dry);
+        assert_eq!(snapshot(&dst), before, "case {i}: the dry run wrote");
+        let real = sync_via(&d, via, &old, &dst, pull, flags);
+        assert_same_tree(&old, &dst);
+        let sent = n(&real, "chunk_bytes_sent");
+        assert_eq!(n(&guess, "chunk_bytes_sent"), sent, "case {i}: {guess}");
+        assert_eq!(n(&guess, "encoded_sample_bytes"), sent, "case {i}: {guess}");
+        assert_eq!(n(&real, "encoded_sample_bytes"), 0, "case {i}: {real}");
+        for key in ["chunk_bytes_encoded", "delta_chunks", "delta_bytes_saved"] {
+            assert_eq!(
+                n(&guess, key),
+                n(&real, key),
+                "case {i}, {key}: {guess} {real}"
+            );
+        }
+        assert!(n(&real, "delta_chunks") > 0, "case {i}: {real}");
+        assert!(
+            n(&real, "chunk_bytes_encoded") < sent / 4,
+            "case {i}: {real}"
+        );
+    }
+
+    // 24 MB of new text: the sample is a third of it.
+    let big = d.path("big");
+    for k in 0..24u64 {
+        write(&big.join(format!("f{k:02}.txt")), &text(100 + k, 1_000_000));
+    }
+    let dst = d.path("big-dst");
+    let guess = sync_via(
+        &d,
+        Via::Local,
+        &big,
+        &dst,
+        false,
+        &["--compress", "on", "--dry-run"],
+    );
+    assert!(!dst.join("f00.txt").exists());
+    let real = sync_via(&d, Via::Local, &big, &dst, false, &["--compress", "on"]);
+    let (sample, sent) = (
+        n(&guess, "encoded_sample_bytes"),
+        n(&guess, "chunk_bytes_sent"),
+    );
+    assert!(sample > 0 && sample < sent / 2, "{guess}");
+    let (est, took) = (
+        n(&guess, "chunk_bytes_encoded"),
+        n(&real, "chunk_bytes_encoded"),
+    );
+    assert!(
+        est.abs_diff(took) < took / 5,
+        "estimated {est} encoded bytes, the real run took {took}"
+    );
+}
