@@ -43,9 +43,12 @@
 //! `max_connections` concurrent connections; `idle_timeout_secs` for the
 //! handshake and the request; `max_rate` paces all connections' bytes
 //! together. `udp_ports` is the range a daemon session hands to the UDP
-//! block transport ([`crate::session::UdpSide`]); a daemon connection does
-//! not carry the UDP data phase yet ([`noise::NoiseTransport`] does not
-//! offer `Transport::split`), so all data flows over the TCP connection.
+//! block transport ([`crate::session::UdpSide`]): chunks travel as UDP
+//! datagrams beside the Noise connection (which offers
+//! `Transport::split`, so the data phase's control messages flow while
+//! blocks arrive), with the phase's secret exchanged inside the Noise
+//! session; `max_rate` paces the Noise connections only, UDP data is paced
+//! by the sending side's rate and policy.
 
 pub mod client;
 pub mod config;

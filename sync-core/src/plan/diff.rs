@@ -12,10 +12,11 @@
 use std::collections::{HashMap, HashSet};
 
 use super::op::*;
+use super::walk::Sources;
 use super::{Plan, PlanOptions, PlanStats};
 use crate::chunk::Hash;
 use crate::entry::{Entry, Kind, Meta};
-use crate::manifest::{ChunkLocation, Manifest};
+use crate::manifest::{ChunkLocation, Manifest, Pair};
 use crate::path::RelPath;
 
 /// What the destination holds outside the window being planned.
@@ -56,35 +57,35 @@ pub fn diff(src: &Manifest, dst: &Manifest, opts: &PlanOptions) -> Plan {
 }
 
 /// A destination entry that goes away.
-struct Doomed {
-    path: RelPath,
-    kind: Kind,
-    hash: Option<Hash>,
+pub(super) struct Doomed {
+    pub(super) path: RelPath,
+    pub(super) kind: Kind,
+    pub(super) hash: Option<Hash>,
     /// Replaced by a source entry of another kind (not a deletion).
-    replaced: bool,
+    pub(super) replaced: bool,
 }
 
 /// Plans a tree window by window; see the module comment.
 pub struct Planner {
-    opts: PlanOptions,
+    pub(super) opts: PlanOptions,
     /// How many change lines to keep (`usize::MAX`: all of them; 0:
     /// deletions only, which `--max-delete` reports). A bound keeps the
     /// first lines of a huge run for its history without holding them all.
-    keep_changes: usize,
-    extra: HashMap<Hash, ChunkLocation>,
-    conflicts: Vec<(RelPath, String)>,
+    pub(super) keep_changes: usize,
+    pub(super) extra: HashMap<Hash, ChunkLocation>,
+    pub(super) conflicts: Vec<(RelPath, String)>,
     /// First path of each hard-linked source file, by (device, inode).
-    leaders: HashMap<(u64, u64), RelPath>,
-    doomed: Vec<Doomed>,
-    replaced: HashSet<RelPath>,
+    pub(super) leaders: HashMap<(u64, u64), RelPath>,
+    pub(super) doomed: Vec<Doomed>,
+    pub(super) replaced: HashSet<RelPath>,
     /// Every source folder's metadata (parents of changed entries get it
     /// back at the end).
-    src_dirs: HashMap<RelPath, Meta>,
-    touched: HashSet<RelPath>,
-    dir_meta: Vec<(RelPath, Meta)>,
+    pub(super) src_dirs: HashMap<RelPath, Meta>,
+    pub(super) touched: HashSet<RelPath>,
+    pub(super) dir_meta: Vec<(RelPath, Meta)>,
     /// Created files by content, to show a deleted one as renamed.
-    created_by_hash: HashMap<Hash, RelPath>,
-    changes: Vec<Change>,
+    pub(super) created_by_hash: HashMap<Hash, RelPath>,
+    pub(super) changes: Vec<Change>,
     /// Totals over every window planned (and the deletions, once finished).
     pub stats: PlanStats,
 }
@@ -112,7 +113,7 @@ impl Planner {
         }
     }
 
-    fn protected(&self, p: &RelPath) -> bool {
+    pub(super) fn protected(&self, p: &RelPath) -> bool {
         self.opts
             .protect
             .iter()
@@ -129,10 +130,30 @@ impl Planner {
         for e in src.entries.values().filter(|e| e.meta.kind == Kind::Dir) {
             self.src_dirs.insert(e.path.clone(), e.meta);
         }
-
-        // 1. Which destination entries go away (deleted, or replaced by another kind).
-        let mut doomed: HashSet<&RelPath> = HashSet::new();
+        let doomed = self.doom(&pairs, dst, elsewhere, &mut plan);
+        let followers = self.link_groups(src);
+        let mut sources = self.chunk_sources(&pairs, dst, doomed, followers);
         for p in &pairs {
+            if let Some(s) = p.src {
+                self.plan_entry(s, p.dst, dst, elsewhere, &mut sources, &mut plan);
+            }
+        }
+        self.close_window(&mut plan);
+        plan
+    }
+
+    /// Step 1: the destination entries that go away, deleted (with
+    /// `--delete`) or replaced by an entry of another kind; a non-empty
+    /// folder in the way of a file is a conflict without `--delete`.
+    fn doom<'a>(
+        &mut self,
+        pairs: &[Pair<'a>],
+        dst: &Manifest,
+        elsewhere: &dyn Elsewhere,
+        plan: &mut Plan,
+    ) -> HashSet<&'a RelPath> {
+        let mut doomed = HashSet::new();
+        for p in pairs {
             let Some(d) = p.dst else { continue };
             let path = &d.path;
             if path.is_root() {
@@ -167,26 +188,43 @@ impl Planner {
                 replaced,
             });
         }
+        doomed
+    }
 
-        // 2. Hard-link groups among source files.
-        let mut follower_of: HashMap<&RelPath, RelPath> = HashMap::new();
-        if self.opts.hard_links {
-            for e in src.files().filter(|e| e.meta.nlink > 1) {
-                match self.leaders.get(&(e.meta.dev, e.meta.ino)) {
-                    Some(leader) => {
-                        follower_of.insert(&e.path, leader.clone());
-                    }
-                    None => {
-                        self.leaders
-                            .insert((e.meta.dev, e.meta.ino), e.path.clone());
-                    }
+    /// Step 2: hard-link groups among the window's source files (with
+    /// `--hard-links`): each follower and its group's leader, the first
+    /// path of the group in the whole tree.
+    fn link_groups<'a>(&mut self, src: &'a Manifest) -> HashMap<&'a RelPath, RelPath> {
+        let mut followers = HashMap::new();
+        if !self.opts.hard_links {
+            return followers;
+        }
+        for e in src.files().filter(|e| e.meta.nlink > 1) {
+            match self.leaders.get(&(e.meta.dev, e.meta.ino)) {
+                Some(leader) => {
+                    followers.insert(&e.path, leader.clone());
+                }
+                None => {
+                    self.leaders
+                        .insert((e.meta.dev, e.meta.ino), e.path.clone());
                 }
             }
         }
+        followers
+    }
 
-        // 3. Files whose content changes make their chunks unsafe to read later.
-        let mut overwritten: HashSet<&RelPath> = doomed.clone();
-        for p in &pairs {
+    /// Step 3: where the destination holds each chunk in this window,
+    /// split by whether the plan overwrites or deletes that file (then the
+    /// chunk must be rescued before the first write).
+    fn chunk_sources<'a>(
+        &self,
+        pairs: &[Pair<'a>],
+        dst: &Manifest,
+        doomed: HashSet<&'a RelPath>,
+        followers: HashMap<&'a RelPath, RelPath>,
+    ) -> Sources<'a> {
+        let mut overwritten = doomed;
+        for p in pairs {
             let (Some(e), Some(d)) = (p.src, p.dst) else {
                 continue;
             };
@@ -197,20 +235,20 @@ impl Planner {
                 overwritten.insert(&e.path);
             }
         }
-        let mut stable: HashMap<Hash, ChunkLocation> = HashMap::new();
-        let mut endangered: HashMap<Hash, ChunkLocation> = HashMap::new();
+        let mut sources = Sources::new(followers);
         // The chunk maps cost a hash-map entry per destination chunk: build them
         // only when some source file's content is missing at its path.
         let content_needed = pairs.iter().any(|p| {
             p.content_missing()
-                && p.src
-                    .is_some_and(|e| !self.protected(&e.path) && !follower_of.contains_key(&e.path))
+                && p.src.is_some_and(|e| {
+                    !self.protected(&e.path) && !sources.followers.contains_key(&e.path)
+                })
         });
         for d in dst.files().filter(|_| content_needed) {
             let map = if overwritten.contains(&d.path) {
-                &mut endangered
+                &mut sources.endangered
             } else {
-                &mut stable
+                &mut sources.stable
             };
             for c in &d.chunks {
                 map.entry(c.hash).or_insert_with(|| ChunkLocation {
@@ -220,178 +258,13 @@ impl Planner {
                 });
             }
         }
+        sources
+    }
 
-        // 4. Walk the source in path order (parents first).
-        let mut rescue_slot: HashMap<Hash, u32> = HashMap::new();
-        let mut stream_slot: HashMap<Hash, u32> = HashMap::new();
-        for p in &pairs {
-            let (Some(s), d) = (p.src, p.dst) else {
-                continue;
-            };
-            let path = &s.path;
-            if s.meta.kind == Kind::File {
-                plan.stats.files_total += 1;
-                plan.stats.bytes_total += s.meta.size;
-            }
-            if self.protected(path) || self.conflicts.iter().any(|(c, _)| path.starts_with(c)) {
-                continue;
-            }
-            let replaces = d
-                .filter(|d| d.meta.kind != s.meta.kind)
-                .map(|d| d.meta.kind);
-            let same_kind = d.filter(|d| d.meta.kind == s.meta.kind);
-            match s.meta.kind {
-                Kind::Dir if path.is_root() => {
-                    if d.is_none_or(|d| !same_dir_meta(&d.meta, &s.meta)) {
-                        self.dir_meta(path.clone(), s.meta);
-                    }
-                }
-                Kind::Dir => match same_kind {
-                    Some(d) => {
-                        if d.meta.mode != s.meta.mode {
-                            plan.changes.push(change(ChangeKind::Meta, s, None));
-                            plan.stats.meta_updated += 1;
-                        }
-                        if !same_dir_meta(&d.meta, &s.meta) {
-                            self.dir_meta(path.clone(), s.meta);
-                        }
-                    }
-                    None => {
-                        plan.dirs.push(DirOp {
-                            path: path.clone(),
-                            replaces,
-                        });
-                        self.dir_meta(path.clone(), s.meta);
-                        plan.stats.dirs_created += 1;
-                        let kind = if replaces.is_some() {
-                            ChangeKind::TypeChange
-                        } else {
-                            ChangeKind::Create
-                        };
-                        plan.changes.push(change(kind, s, None));
-                    }
-                },
-                Kind::Symlink => match same_kind {
-                    Some(d) if d.target == s.target => {
-                        if d.meta.mtime_ns != s.meta.mtime_ns {
-                            plan.meta.push((path.clone(), s.meta));
-                            plan.changes.push(change(ChangeKind::Meta, s, None));
-                            plan.stats.meta_updated += 1;
-                        }
-                    }
-                    _ => {
-                        plan.symlinks.push(LinkOp {
-                            entry: s.clone(),
-                            replaces,
-                        });
-                        plan.stats.symlinks_created += 1;
-                        let kind = match (d, replaces) {
-                            (None, _) => ChangeKind::Create,
-                            (Some(_), Some(_)) => ChangeKind::TypeChange,
-                            (Some(_), None) => ChangeKind::Update,
-                        };
-                        plan.changes.push(change(kind, s, None));
-                    }
-                },
-                Kind::File => {
-                    if let Some(leader) = follower_of.get(path) {
-                        let leader_now =
-                            dst.get(leader).cloned().or_else(|| elsewhere.entry(leader));
-                        let linked = same_kind.zip(leader_now).is_some_and(|(d, l)| {
-                            d.meta.ino == l.meta.ino && d.meta.dev == l.meta.dev && d.hash == s.hash
-                        });
-                        if !linked {
-                            plan.hard_links.push(HardLinkOp {
-                                path: path.clone(),
-                                leader: leader.clone(),
-                                meta: s.meta,
-                                replaces: d.map(|d| d.meta.kind),
-                            });
-                            plan.changes.push(change(
-                                ChangeKind::HardLink,
-                                s,
-                                Some(leader.clone()),
-                            ));
-                        }
-                        continue;
-                    }
-                    if let Some(d) = same_kind.filter(|d| d.hash == s.hash) {
-                        if d.meta.mode != s.meta.mode || d.meta.mtime_ns != s.meta.mtime_ns {
-                            plan.meta.push((path.clone(), s.meta));
-                            plan.changes.push(change(ChangeKind::Meta, s, None));
-                            plan.stats.meta_updated += 1;
-                        }
-                        continue;
-                    }
-                    let mut pieces = Vec::with_capacity(s.chunks.len());
-                    for c in &s.chunks {
-                        let local = stable
-                            .get(&c.hash)
-                            .or_else(|| self.extra.get(&c.hash))
-                            .cloned()
-                            .or_else(|| {
-                                // Outside the window, unless this window
-                                // overwrites it.
-                                (!endangered.contains_key(&c.hash))
-                                    .then(|| elsewhere.chunk(&c.hash, c.length))
-                                    .flatten()
-                            });
-                        let piece = if let Some(from) = local {
-                            plan.stats.bytes_reused += c.length as u64;
-                            Piece::Local { chunk: *c, from }
-                        } else if let Some(loc) = endangered.get(&c.hash) {
-                            plan.stats.bytes_reused += c.length as u64;
-                            let next = plan.rescue.len() as u32;
-                            let slot = *rescue_slot.entry(c.hash).or_insert_with(|| {
-                                plan.rescue.push((c.hash, loc.clone()));
-                                next
-                            });
-                            Piece::Rescued { chunk: *c, slot }
-                        } else {
-                            let next = plan.stream.len() as u32;
-                            let stream = *stream_slot.entry(c.hash).or_insert_with(|| {
-                                plan.stream.push(StreamChunk {
-                                    hash: c.hash,
-                                    length: c.length,
-                                });
-                                plan.stats.chunk_bytes_to_send += c.length as u64;
-                                next
-                            });
-                            Piece::Remote { chunk: *c, stream }
-                        };
-                        pieces.push(piece);
-                    }
-                    plan.stats.bytes_to_write += s.meta.size;
-                    let kind = match (d, replaces) {
-                        (None, _) => {
-                            plan.stats.files_created += 1;
-                            let room = self.created_by_hash.len() < self.keep_changes;
-                            if let Some(h) = s.hash.filter(|_| room) {
-                                self.created_by_hash
-                                    .entry(h)
-                                    .or_insert_with(|| path.clone());
-                            }
-                            ChangeKind::Create
-                        }
-                        (Some(_), Some(_)) => {
-                            plan.stats.files_created += 1;
-                            ChangeKind::TypeChange
-                        }
-                        (Some(_), None) => {
-                            plan.stats.files_updated += 1;
-                            ChangeKind::Update
-                        }
-                    };
-                    plan.changes.push(change(kind, s, None));
-                    plan.files.push(FileOp {
-                        entry: s.clone(),
-                        pieces,
-                        replaces,
-                    });
-                }
-            }
-        }
-        // Writing an entry changes its folder's mtime: restore it at the end.
+    /// Step 5: folders whose entries were written get their metadata back
+    /// at the end (writing changes a folder's mtime); the window's totals
+    /// and change lines join the planner's.
+    fn close_window(&mut self, plan: &mut Plan) {
         let parents: Vec<RelPath> = plan
             .changes
             .iter()
@@ -406,104 +279,21 @@ impl Planner {
         add_stats(&mut self.stats, &plan.stats);
         let room = self.keep_changes.saturating_sub(self.changes.len());
         self.changes.extend(plan.changes.iter().take(room).cloned());
-        plan
     }
 
-    fn dir_meta(&mut self, path: RelPath, meta: Meta) {
+    pub(super) fn dir_meta(&mut self, path: RelPath, meta: Meta) {
         if self.touched.insert(path.clone()) {
             self.dir_meta.push((path, meta));
         }
     }
 
     /// The folder `p` will need its metadata set again.
-    fn touch(&mut self, p: RelPath) {
+    pub(super) fn touch(&mut self, p: RelPath) {
         if !self.touched.contains(&p) {
             if let Some(meta) = self.src_dirs.get(&p).copied() {
                 self.dir_meta(p, meta);
             }
         }
-    }
-
-    /// After the last window: deletions (deepest first; a deleted file whose
-    /// content reappears under a new name is shown as a rename) and folder
-    /// metadata (deepest first), as a plan of their own.
-    pub fn finish(&mut self) -> Plan {
-        let mut plan = Plan::default();
-        let mut doomed = std::mem::take(&mut self.doomed);
-        doomed.sort_by(|a, b| {
-            b.path
-                .depth()
-                .cmp(&a.path.depth())
-                .then_with(|| b.path.cmp(&a.path))
-        });
-        let replaced = std::mem::take(&mut self.replaced);
-        let under_replaced = |p: &RelPath| {
-            let mut a = p.parent();
-            while !a.is_root() {
-                if replaced.contains(&a) {
-                    return true;
-                }
-                a = a.parent();
-            }
-            false
-        };
-        let mut renamed_to: HashMap<RelPath, RelPath> = HashMap::new();
-        let mut changes = Vec::new();
-        for d in &doomed {
-            // A path replaced by another kind, and everything below it, goes
-            // when its replacement is put in place, not in the delete pass.
-            if !d.replaced && !under_replaced(&d.path) {
-                plan.deletes.push((d.path.clone(), d.kind));
-            }
-            plan.stats.entries_deleted += 1;
-            if d.kind == Kind::File {
-                plan.stats.files_deleted += 1;
-            }
-            if d.replaced {
-                continue; // already listed as `T`
-            }
-            match d.hash.and_then(|h| self.created_by_hash.remove(&h)) {
-                Some(new) => {
-                    renamed_to.insert(new, d.path.clone());
-                }
-                None => changes.push(Change {
-                    change: ChangeKind::Delete,
-                    path: d.path.clone(),
-                    kind: d.kind,
-                    from: None,
-                }),
-            }
-        }
-        for c in &mut self.changes {
-            if c.change == ChangeKind::Create {
-                if let Some(old) = renamed_to.remove(&c.path) {
-                    c.change = ChangeKind::Rename;
-                    c.from = Some(old);
-                }
-            }
-        }
-        let mut parents: Vec<RelPath> = changes.iter().map(|c| c.path.parent()).collect();
-        parents.extend(
-            self.changes
-                .iter()
-                .filter_map(|c| c.from.as_ref().filter(|_| c.change == ChangeKind::Rename))
-                .map(|from| from.parent()),
-        );
-        for p in parents {
-            self.touch(p);
-        }
-        self.changes.extend(changes.iter().cloned());
-        plan.changes = changes;
-        self.changes.sort_by(|a, b| {
-            a.path
-                .cmp(&b.path)
-                .then(a.change.marker().cmp(&b.change.marker()))
-        });
-        plan.dir_meta = std::mem::take(&mut self.dir_meta);
-        plan.dir_meta
-            .sort_by(|a, b| b.0.depth().cmp(&a.0.depth()).then_with(|| b.0.cmp(&a.0)));
-        add_stats(&mut self.stats, &plan.stats);
-        plan
     }
 
     /// The change lines kept so far (all of them once finished), in path order.
@@ -512,7 +302,7 @@ impl Planner {
     }
 }
 
-fn add_stats(total: &mut PlanStats, s: &PlanStats) {
+pub(super) fn add_stats(total: &mut PlanStats, s: &PlanStats) {
     total.files_total += s.files_total;
     total.bytes_total += s.bytes_total;
     total.files_created += s.files_created;
@@ -527,7 +317,7 @@ fn add_stats(total: &mut PlanStats, s: &PlanStats) {
     total.bytes_reused += s.bytes_reused;
 }
 
-fn change(kind: ChangeKind, e: &Entry, from: Option<RelPath>) -> Change {
+pub(super) fn change(kind: ChangeKind, e: &Entry, from: Option<RelPath>) -> Change {
     Change {
         change: kind,
         path: e.path.clone(),
@@ -536,7 +326,7 @@ fn change(kind: ChangeKind, e: &Entry, from: Option<RelPath>) -> Change {
     }
 }
 
-fn same_dir_meta(a: &Meta, b: &Meta) -> bool {
+pub(super) fn same_dir_meta(a: &Meta, b: &Meta) -> bool {
     a.mode == b.mode && a.mtime_ns == b.mtime_ns
 }
 

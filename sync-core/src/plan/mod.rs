@@ -13,7 +13,9 @@
 //! first write), so the order in which files are written never matters.
 
 mod diff;
+mod finish;
 pub mod op;
+mod walk;
 
 pub use diff::{diff, Elsewhere, Nowhere, Planner};
 pub use op::{Change, ChangeKind, DirOp, FileOp, HardLinkOp, LinkOp, Piece, StreamChunk};

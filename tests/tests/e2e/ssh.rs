@@ -36,10 +36,7 @@ fn keygen(path: &Path) {
 /// Under `CI=true` a missing or failing sshd fails the test; elsewhere
 /// the test is skipped with `why`.
 fn no_sshd(why: &str) -> Option<Sshd> {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why} (CI must install openssh-server)");
-    }
-    eprintln!("skipping ssh test: {why}");
+    unavailable(why);
     None
 }
 

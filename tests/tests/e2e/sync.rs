@@ -542,8 +542,7 @@ fn data_flags_are_checked() {
 #[test]
 fn a_source_io_error_disables_deletions() {
     if !is_root() {
-        eprintln!("skipped: needs root to run sluice as another user");
-        return;
+        return unavailable("needs root to run sluice as another user");
     }
     let d = Dir::new();
     let (src, dst) = (d.path("src"), d.path("dst"));

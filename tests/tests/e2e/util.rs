@@ -211,6 +211,16 @@ pub fn sluice_as_nobody(d: &Dir, args: &[&OsStr]) -> Output {
         .expect("setpriv (util-linux) runs")
 }
 
+/// A part a test needs is missing (root, sshd, a tmpfs, namespaces...):
+/// under `CI=true`, where the CI script provides every part, the test
+/// fails with `why`; elsewhere it is skipped and says so.
+pub fn unavailable(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why} (CI runs as root and installs every part the tests need: see .ci/run)");
+    }
+    eprintln!("skipped: {why}");
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

@@ -16,13 +16,6 @@ use std::time::{Duration, Instant};
 use crate::daemon::{keygen, module, start_in};
 use crate::util::*;
 
-/// Under `CI=true` a missing part fails the test; elsewhere it is skipped.
-fn unavailable(why: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why} (CI runs as root with iproute2 and /dev/net/tun)");
-    }
-    eprintln!("skipping WAN test: {why}");
-}
 
 /// Two network namespaces, deleted on drop.
 struct Namespaces([String; 2]);
