@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
+use rustix::fs::FileType;
 use serde::{Deserialize, Serialize};
 
 use crate::chunk::{ChunkRef, Hash};
@@ -38,10 +39,10 @@ impl Kind {
 
     /// The kind of an `st_mode`, or `None` for sockets, fifos and devices.
     pub fn of_mode(mode: u32) -> Option<Kind> {
-        match mode & libc::S_IFMT {
-            libc::S_IFLNK => Some(Kind::Symlink),
-            libc::S_IFDIR => Some(Kind::Dir),
-            libc::S_IFREG => Some(Kind::File),
+        match FileType::from_raw_mode(mode) {
+            FileType::Symlink => Some(Kind::Symlink),
+            FileType::Directory => Some(Kind::Dir),
+            FileType::RegularFile => Some(Kind::File),
             _ => None,
         }
     }
@@ -188,10 +189,8 @@ mod tests {
         let file = dir.path().join("f");
         std::fs::write(&file, b"twelve bytes").unwrap();
         std::os::unix::fs::symlink("f", dir.path().join("l")).unwrap();
-        let fifo =
-            std::ffi::CString::new(dir.path().join("p").as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid, NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let (fifo, mode) = (dir.path().join("p"), rustix::fs::Mode::from_raw_mode(0o644));
+        rustix::fs::mknodat(rustix::fs::CWD, fifo, FileType::Fifo, mode, 0).unwrap();
         for name in ["", "f", "l", "p"] {
             let p = dir.path().join(name);
             let from_std = Meta::from_std(&std::fs::symlink_metadata(&p).unwrap());

@@ -117,8 +117,8 @@ impl Error {
     pub fn is_disk_full(&self) -> bool {
         match self {
             Error::Io { source, .. } => matches!(
-                source.raw_os_error(),
-                Some(libc::ENOSPC) | Some(libc::EDQUOT)
+                rustix::io::Errno::from_io_error(source),
+                Some(rustix::io::Errno::NOSPC | rustix::io::Errno::DQUOT)
             ),
             Error::Sqlite { source, .. } => matches!(
                 source.sqlite_error_code(),

@@ -222,7 +222,7 @@ impl Applier {
         }
         match self.tree.mkdir(path) {
             Err(e)
-                if e.raw_os_error() == Some(libc::EEXIST)
+                if rustix::io::Errno::from_io_error(&e) == Some(rustix::io::Errno::EXIST)
                     && self.tree.lstat(path)?.is_some_and(|m| m.is_dir()) =>
             {
                 Ok(())

@@ -93,9 +93,10 @@ pub struct IndexUpdate {
 
 /// Errors that end the whole run rather than one file.
 fn is_fatal(e: &std::io::Error) -> bool {
+    use rustix::io::Errno;
     matches!(
-        e.raw_os_error(),
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EROFS) | Some(libc::EIO)
+        Errno::from_io_error(e),
+        Some(Errno::NOSPC | Errno::DQUOT | Errno::ROFS | Errno::IO)
     )
 }
 

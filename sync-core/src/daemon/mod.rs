@@ -22,11 +22,10 @@
 //! [`crate::path::RelPath::new`] (no `..`, no absolute path, no empty
 //! component), no existing component may be a symlink, and the canonical
 //! result must lie in the canonical module root ([`server::resolve`]).
-//! Inside that root the session layer already never follows a symlink: the
-//! scanner walks with `follow_links(false)` and opens files with
-//! `O_NOFOLLOW`; the sender reads chunks and the receiver writes through
-//! [`crate::apply::Tree`], which resolves every path one component at a time
-//! with `O_NOFOLLOW`; received manifests must form a tree of folders
+//! Inside that root the session layer never follows a symlink: the
+//! scanner, the sender and the receiver all reach the tree through
+//! [`crate::fs`], which opens every path one component at a time relative
+//! to a folder's descriptor with `O_NOFOLLOW`; received manifests must form a tree of folders
 //! ([`crate::session::msg::check_tree`]). A symlink in a module is copied as
 //! a symlink (its target text), never followed. Concurrent local changes to
 //! the module folder by other users of the server are out of scope.

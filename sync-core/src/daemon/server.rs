@@ -13,7 +13,6 @@
 //! of them closes it.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -244,10 +243,7 @@ fn session(
 ) -> bool {
     // The UDP block transport, when a session uses it, listens on the
     // configured range (so a firewall can route it) and sends to the client.
-    let ports = shared
-        .config
-        .udp_ports
-        .map_or(DEFAULT_UDP_PORTS, |r| r.low..=r.high);
+    let ports = shared.config.udp_ports.clone().unwrap_or(DEFAULT_UDP_PORTS);
     let peer_ip = t.stream().peer_addr().ok().map(|a| a.ip());
     let side = Side {
         root,
@@ -384,24 +380,12 @@ pub fn resolve(module: &Module, sub: &[u8], must_exist: bool) -> Result<PathBuf>
 /// Turns on TCP keepalives (probe after 60 s idle, every 10 s, 6 times), so
 /// a vanished peer is noticed in about two minutes.
 pub fn keepalive(stream: &TcpStream) {
-    let fd = stream.as_raw_fd();
-    let set = |level: libc::c_int, opt: libc::c_int, v: libc::c_int| {
-        // SAFETY: a valid socket descriptor and a pointer to a c_int of the
-        // size passed.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                level,
-                opt,
-                (&v as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        }
-    };
-    set(libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1);
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, 60);
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, 10);
-    set(libc::IPPROTO_TCP, libc::TCP_KEEPCNT, 6);
+    use rustix::net::sockopt;
+    // Best effort, as before: a socket that refuses one still works.
+    let _ = sockopt::set_socket_keepalive(stream, true);
+    let _ = sockopt::set_tcp_keepidle(stream, Duration::from_secs(60));
+    let _ = sockopt::set_tcp_keepintvl(stream, Duration::from_secs(10));
+    let _ = sockopt::set_tcp_keepcnt(stream, 6);
 }
 
 #[cfg(test)]

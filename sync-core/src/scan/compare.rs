@@ -3,10 +3,11 @@
 //! again? Results go to the index writer in batches; files to read go
 //! straight to the reader threads. Never touches the index itself.
 
+use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use rustix::fs::Stat;
+use rustix::fs::{FileType, Stat};
 
 use crossbeam_channel as chan;
 
@@ -96,10 +97,7 @@ impl walk::Visitor for WalkThread<'_> {
             }
             Kind::Dir | Kind::Symlink => {
                 let target = if meta.kind == Kind::Symlink {
-                    let target = rustix::fs::readlinkat(&**place.dir, place.name, Vec::new())
-                        .map(|t| t.into_bytes())
-                        .map_err(std::io::Error::from);
-                    match target {
+                    match place.dir.readlink(place.name.as_bytes()) {
                         Ok(t) => Some(t),
                         Err(e) => {
                             return self.warn(
@@ -172,10 +170,10 @@ impl walk::Visitor for WalkThread<'_> {
 
 #[allow(clippy::unnecessary_cast)] // `st_mode`'s type differs between targets
 fn special_kind(st: &Stat) -> &'static str {
-    match st.st_mode as u32 & libc::S_IFMT {
-        libc::S_IFSOCK => "socket",
-        libc::S_IFIFO => "fifo",
-        libc::S_IFBLK | libc::S_IFCHR => "device",
+    match FileType::from_raw_mode(st.st_mode as _) {
+        FileType::Socket => "socket",
+        FileType::Fifo => "fifo",
+        FileType::BlockDevice | FileType::CharacterDevice => "device",
         _ => "special file",
     }
 }

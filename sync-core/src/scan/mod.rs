@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel as chan;
+use rustix::io::Errno;
 
 use crate::chunk::{ChunkParams, Chunker};
 use crate::entry::{now_ns, Entry, Meta};
@@ -173,7 +174,7 @@ struct Job {
     path: RelPath,
     /// Its folder's descriptor and its name in it: the file is opened from
     /// there, never by resolving its path again.
-    dir: Arc<std::os::fd::OwnedFd>,
+    dir: Arc<crate::fs::Dir>,
     name: std::ffi::OsString,
     meta: Meta,
     replaces: Option<i64>,
@@ -209,13 +210,13 @@ fn scan_inner(
     let started = Instant::now();
     let started_ns = now_ns();
     let chunker = Chunker::new(opts.chunk_params)?;
-    let root_dir = walk::open_root(root).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOTDIR | libc::ELOOP) => {
+    let root_dir = walk::open_root(root).map_err(|e| match Errno::from_io_error(&e) {
+        Some(Errno::NOTDIR | Errno::LOOP) => {
             Error::Usage(format!("{} is not a folder", root.display()))
         }
         _ => Error::io(root, e),
     })?;
-    let root_st = rustix::fs::fstat(&*root_dir).map_err(|e| Error::io(root, e.into()))?;
+    let root_st = root_dir.stat_self().map_err(|e| Error::io(root, e))?;
     let params_changed = index.chunk_params()? != Some(opts.chunk_params);
     if params_changed && scopes.is_some() && index.has_chunks()? {
         // Chunks cut with other sizes would never match: the whole tree

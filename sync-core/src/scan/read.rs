@@ -1,9 +1,8 @@
 //! Reader threads: capture one file's content as chunks, consistently.
 
 use std::fs::File;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
-
-use rustix::fs::{AtFlags, Mode, OFlags};
 
 use crossbeam_channel as chan;
 
@@ -37,24 +36,12 @@ pub(super) fn reader(
 /// symlink put in its own place, and without touching its access time
 /// where the kernel lets us.
 fn open_job(job: &Job) -> std::io::Result<File> {
-    let open = |extra| {
-        rustix::fs::openat(
-            &*job.dir,
-            job.name.as_os_str(),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | extra,
-            Mode::empty(),
-        )
-    };
-    let fd = match open(OFlags::NOATIME) {
-        Err(rustix::io::Errno::PERM) => open(OFlags::empty()),
-        r => r,
-    };
-    Ok(File::from(fd?))
+    job.dir.open_read_noatime(job.name.as_bytes())
 }
 
 /// The job's file's metadata now, without following a symlink.
 fn stat_job(job: &Job) -> std::io::Result<Option<Meta>> {
-    let st = rustix::fs::statat(&*job.dir, job.name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+    let st = job.dir.stat(job.name.as_bytes())?;
     Ok(Meta::from_stat(&st))
 }
 

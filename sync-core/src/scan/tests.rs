@@ -142,8 +142,9 @@ fn symlinks_are_recorded_not_followed_and_specials_skipped() {
     std::fs::write(root.join("real/x"), b"x").unwrap();
     std::os::unix::fs::symlink("real", root.join("link")).unwrap();
     std::os::unix::fs::symlink("/nonexistent/dangling", root.join("dangling")).unwrap();
-    let fifo = std::ffi::CString::new(root.join("pipe").as_os_str().as_bytes()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let mode = rustix::fs::Mode::from_raw_mode(0o644);
+    let fifo = rustix::fs::FileType::Fifo;
+    rustix::fs::mknodat(rustix::fs::CWD, root.join("pipe"), fifo, mode, 0).unwrap();
     let mut ix = Index::open_in_memory().unwrap();
     let r = scan_it(root, &mut ix, &opts());
     assert_eq!(r.symlinks, 2);

@@ -1,7 +1,7 @@
 //! The scan's walker: lists folders on several threads, never follows a
 //! symlink, and `lstat`s each entry relative to its open folder (one path
 //! component for the kernel to look up, not the whole path). Each folder is
-//! opened from its parent's descriptor with `O_NOFOLLOW`, so a folder
+//! opened from its parent's [`Dir`] with `O_NOFOLLOW`, so a folder
 //! swapped for a symlink while the walk runs is refused, not followed out
 //! of the tree.
 //!
@@ -12,17 +12,18 @@
 //! crate's walker orders them. An excluded folder is not entered.
 
 use std::ffi::{OsStr, OsString};
-use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, Stat};
+use rustix::fs::{FileType, Stat};
+use rustix::io::Errno;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
 
 use super::filter::IGNORE_FILE;
+use crate::fs::Dir;
 use crate::path::RelPath;
 use crate::scope::Scopes;
 
@@ -37,25 +38,18 @@ pub(super) struct Folder {
 }
 
 enum At {
-    Open(Arc<OwnedFd>),
-    Child(Arc<OwnedFd>, OsString),
+    Open(Arc<Dir>),
+    Child(Arc<Dir>, OsString),
 }
 
 /// Opens a folder by path, refusing a symlink in its place.
-pub(super) fn open_root(root: &Path) -> std::io::Result<Arc<OwnedFd>> {
-    rustix::fs::open(root, FOLDER_FLAGS, Mode::empty())
-        .map(Arc::new)
-        .map_err(std::io::Error::from)
+pub(super) fn open_root(root: &Path) -> std::io::Result<Arc<Dir>> {
+    Dir::open_nofollow(root).map(Arc::new)
 }
-
-const FOLDER_FLAGS: OFlags = OFlags::RDONLY
-    .union(OFlags::DIRECTORY)
-    .union(OFlags::NOFOLLOW)
-    .union(OFlags::CLOEXEC);
 
 impl Folder {
     /// The root folder of a walk, already open.
-    pub fn root(root: &Path, dir: Arc<OwnedFd>) -> Folder {
+    pub fn root(root: &Path, dir: Arc<Dir>) -> Folder {
         Folder {
             at: At::Open(dir),
             full: root.to_path_buf(),
@@ -65,14 +59,10 @@ impl Folder {
     }
 
     /// Opens the folder itself, refusing a symlink in its place.
-    fn open(&self) -> std::io::Result<Arc<OwnedFd>> {
+    fn open(&self) -> std::io::Result<Arc<Dir>> {
         match &self.at {
             At::Open(dir) => Ok(Arc::clone(dir)),
-            At::Child(parent, name) => {
-                rustix::fs::openat(parent, name.as_os_str(), FOLDER_FLAGS, Mode::empty())
-                    .map(Arc::new)
-                    .map_err(std::io::Error::from)
-            }
+            At::Child(parent, name) => parent.open_dir(name.as_bytes()).map(Arc::new),
         }
     }
 }
@@ -80,7 +70,7 @@ impl Folder {
 /// Where an entry is: its folder's descriptor and its name, for opening or
 /// reading it without resolving its path again.
 pub(super) struct Place<'a> {
-    pub dir: &'a Arc<OwnedFd>,
+    pub dir: &'a Arc<Dir>,
     pub name: &'a OsStr,
 }
 
@@ -252,7 +242,7 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
         Ok(fd) => fd,
         Err(e) => return (Vec::new(), unreadable(visitor, e.to_string())),
     };
-    let entries = match names(&dir) {
+    let entries = match dir.names() {
         Ok(v) => v,
         Err(e) => return (Vec::new(), unreadable(visitor, e.to_string())),
     };
@@ -291,7 +281,7 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
         {
             continue;
         }
-        let stat = || rustix::fs::statat(&*dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW);
+        let stat = || dir.stat(bytes);
         // The listing's type (no system call) decides the rules, as the
         // `ignore` walker does; a filesystem that does not fill it in
         // costs an `lstat` first.
@@ -307,7 +297,6 @@ fn list(folder: Folder, filters: &Filters<'_>, visitor: &mut dyn Visitor) -> (Ve
         let st = match st.unwrap_or_else(stat) {
             Ok(st) => st,
             Err(e) => {
-                let e = std::io::Error::from(e);
                 let go = visitor.trouble(if e.kind() == std::io::ErrorKind::NotFound {
                     Trouble::Vanished {
                         path: rel.display(),
@@ -408,15 +397,14 @@ pub(super) fn walk_scopes<V: Visitor>(
             let name = OsStr::from_bytes(name);
             let full = at.full.join(name);
             let excluded = is_excluded(filters, at.rules.as_deref(), &rel, || full.clone(), true);
-            let dir = match rustix::fs::openat(&*at.dir, name, FOLDER_FLAGS, Mode::empty()) {
-                Ok(fd) => Arc::new(fd),
+            let dir = match at.dir.open_dir(name.as_bytes()) {
+                Ok(dir) => Arc::new(dir),
                 Err(e) => {
-                    let e = std::io::Error::from(e);
                     // Gone, or no longer a folder: nothing below it is
                     // there any more. Anything else leaves it unknown.
                     let gone = matches!(
-                        e.raw_os_error(),
-                        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)
+                        Errno::from_io_error(&e),
+                        Some(Errno::NOENT | Errno::NOTDIR | Errno::LOOP)
                     );
                     if !gone && !excluded {
                         let go = top.trouble(Trouble::Unreadable {
@@ -462,10 +450,9 @@ pub(super) fn walk_scopes<V: Visitor>(
         if name.as_bytes().starts_with(filters.temp_prefix) || filters.skip.contains(&full) {
             continue;
         }
-        let st = match rustix::fs::statat(&*at.dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        let st = match at.dir.stat(name.as_bytes()) {
             Ok(st) => st,
             Err(e) => {
-                let e = std::io::Error::from(e);
                 if e.kind() != std::io::ErrorKind::NotFound {
                     let go = top.trouble(Trouble::Skipped {
                         path: path.display(),
@@ -503,7 +490,7 @@ pub(super) fn walk_scopes<V: Visitor>(
 struct Opened {
     rel: RelPath,
     full: PathBuf,
-    dir: Arc<OwnedFd>,
+    dir: Arc<Dir>,
     /// The ignore rules that apply inside it.
     rules: Option<Arc<Rules>>,
     /// Excluded itself: nothing below it is visited.
@@ -514,13 +501,13 @@ struct Opened {
 /// its parent's, plus its own ignore files if it has any.
 fn rules_here(
     folder: &Folder,
-    dir: &OwnedFd,
+    dir: &Dir,
     filters: &Filters<'_>,
     visitor: &mut dyn Visitor,
 ) -> (Option<Arc<Rules>>, bool) {
     let mut present = Vec::new();
     for name in [IGNORE_FILE, ".gitignore"] {
-        if rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+        if dir.stat(name.as_bytes()).is_ok() {
             present.push((OsString::from(name), FileType::RegularFile));
         }
     }
@@ -547,20 +534,6 @@ fn is_excluded(
 
 fn is_folder(st: &Stat) -> bool {
     FileType::from_raw_mode(st.st_mode as _) == FileType::Directory
-}
-
-/// The names in an open folder (without `.` and `..`), with the type the
-/// listing gives (`Unknown` where the filesystem does not say).
-fn names(dir: &OwnedFd) -> std::io::Result<Vec<(OsString, FileType)>> {
-    let mut out = Vec::new();
-    for de in Dir::read_from(dir)? {
-        let de = de?;
-        let name = de.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            out.push((OsStr::from_bytes(name).to_owned(), de.file_type()));
-        }
-    }
-    Ok(out)
 }
 
 /// The rules that apply inside `folder`: its parent's, plus its own ignore

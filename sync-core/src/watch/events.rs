@@ -32,6 +32,7 @@ use std::sync::Arc;
 use crossbeam_channel as chan;
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{ErrorKind, EventKind, RecursiveMode, Watcher as _};
+use rustix::io::Errno;
 
 use crate::error::{Error, Result};
 use crate::path::RelPath;
@@ -195,12 +196,14 @@ fn start_error(root: &Path, err: notify::Error) -> Error {
         .cloned()
         .unwrap_or_else(|| root.to_path_buf());
     match err.kind {
-        ErrorKind::Io(e) if e.raw_os_error() == Some(libc::EMFILE) => Error::Usage(format!(
-            "{}: {e}: too many open files or inotify instances; \
-             if other programs hold many, raise the limit as root: \
-             `sysctl fs.inotify.max_user_instances=<twice the current value>`",
-            path.display()
-        )),
+        ErrorKind::Io(e) if Errno::from_io_error(&e) == Some(Errno::MFILE) => {
+            Error::Usage(format!(
+                "{}: {e}: too many open files or inotify instances; \
+                 if other programs hold many, raise the limit as root: \
+                 `sysctl fs.inotify.max_user_instances=<twice the current value>`",
+                path.display()
+            ))
+        }
         ErrorKind::Io(e) => Error::io(path, e),
         ErrorKind::PathNotFound => Error::io(path, io::ErrorKind::NotFound.into()),
         ErrorKind::Generic(message) => Error::io(path, io::Error::other(message)),
