@@ -149,7 +149,7 @@ pub struct ServeArgs {
     pub threads: usize,
     /// UDP ports to receive data on (LOW-HIGH; 0: any free port).
     #[arg(long, value_name = "LOW-HIGH", default_value = "33001-33016",
-          value_parser = crate::data_args::parse_ports)]
+          value_parser = sync_core::units::parse_ports)]
     pub udp_ports: std::ops::RangeInclusive<u16>,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics (sessions,
     /// failures, bytes, last success, open connections). A loopback
@@ -280,7 +280,7 @@ pub struct SyncArgs {
     pub data: crate::data_args::DataArgs,
     /// UDP ports to receive on when this side receives (LOW-HIGH; 0: any).
     #[arg(long, value_name = "LOW-HIGH", default_value = "33001-33016",
-          value_parser = crate::data_args::parse_ports)]
+          value_parser = sync_core::units::parse_ports)]
     pub udp_ports: std::ops::RangeInclusive<u16>,
     /// Local address to receive UDP data on when this side receives
     /// (default: all addresses).

@@ -2,6 +2,7 @@
 
 use clap::{Args, ValueEnum};
 use sync_core::session::{DataOptions, Policy, TransportChoice};
+use sync_core::units::parse_rate;
 
 #[derive(Debug, Args, Clone)]
 pub struct DataArgs {
@@ -119,68 +120,5 @@ impl DataArgs {
                 remote || self.no_whole_file
             },
         })
-    }
-}
-
-/// `200M`, `1G`, `1.5G`, `800k`, or plain bits per second.
-pub fn parse_rate(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let mult = match c.to_ascii_uppercase() {
-                'K' => 1e3,
-                'M' => 1e6,
-                'G' => 1e9,
-                'T' => 1e12,
-                _ => return Err(format!("unknown unit {c:?} in {s:?} (use K, M, G or T)")),
-            };
-            (&s[..i], mult)
-        }
-        _ => (s, 1.0),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("not a rate: {s:?} (e.g. 200M, 1G)"))?;
-    if !(v.is_finite() && v > 0.0) {
-        return Err(format!("rate must be positive: {s:?}"));
-    }
-    Ok((v * mult) as u64)
-}
-
-/// `LOW-HIGH` or a single port; `0` means any free port.
-pub fn parse_ports(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
-    let bad = || format!("not a port range: {s:?} (e.g. 33001-33016)");
-    let (lo, hi) = match s.split_once('-') {
-        Some((a, b)) => (
-            a.trim().parse().map_err(|_| bad())?,
-            b.trim().parse().map_err(|_| bad())?,
-        ),
-        None => {
-            let p: u16 = s.trim().parse().map_err(|_| bad())?;
-            (p, p)
-        }
-    };
-    if lo > hi {
-        return Err(bad());
-    }
-    Ok(lo..=hi)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_and_ports_parse() {
-        assert_eq!(parse_rate("200M"), Ok(200_000_000));
-        assert_eq!(parse_rate("1G"), Ok(1_000_000_000));
-        assert_eq!(parse_rate("1.5g"), Ok(1_500_000_000));
-        assert_eq!(parse_rate("64000"), Ok(64_000));
-        assert!(
-            parse_rate("fast").is_err() && parse_rate("-1M").is_err() && parse_rate("1X").is_err()
-        );
-        assert_eq!(parse_ports("33001-33016"), Ok(33001..=33016));
-        assert_eq!(parse_ports("0"), Ok(0..=0));
-        assert!(parse_ports("9-1").is_err() && parse_ports("x").is_err());
     }
 }

@@ -3,16 +3,20 @@
 //! Parsing happens in two stages (ripgrep's flags do the same): serde reads
 //! what the file says into `RawConfig`, then [`Config::parse`] checks every
 //! value and builds the types the server uses. Every error names the file and
-//! the field. This module reads no key files and opens no sockets.
+//! the field. Rates and port ranges are read by the parsers the command
+//! line uses ([`crate::units`]), so they accept the same forms. This module
+//! reads no key files and opens no sockets.
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use super::keys::PublicKey;
 use crate::error::{Error, Result};
+use crate::units::{parse_ports, parse_rate};
 
 /// What clients may do with a module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,13 +45,6 @@ pub struct Module {
     pub allowed_keys: HashSet<PublicKey>,
 }
 
-/// An inclusive range of UDP ports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PortRange {
-    pub low: u16,
-    pub high: u16,
-}
-
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -59,8 +56,9 @@ pub struct Config {
     pub max_connections: usize,
     /// Seconds a client may take for the handshake and its request.
     pub idle_timeout_secs: u64,
-    /// The UDP ports a receiving session may bind for the block transport.
-    pub udp_ports: Option<PortRange>,
+    /// The UDP ports a receiving session may bind for the block transport
+    /// (port 0: any free port).
+    pub udp_ports: Option<RangeInclusive<u16>>,
     /// Total send and receive rate of all connections, in bits per second.
     pub max_rate: Option<u64>,
     pub modules: BTreeMap<String, Module>,
@@ -191,36 +189,6 @@ impl Config {
     }
 }
 
-/// `LOW-HIGH`, both in 1..=65535, LOW <= HIGH.
-pub fn parse_ports(s: &str) -> std::result::Result<PortRange, String> {
-    let bad = || format!("{s:?} is not a port range LOW-HIGH (e.g. \"40000-40100\")");
-    let (low, high) = s.trim().split_once('-').ok_or_else(bad)?;
-    let low: u16 = low.trim().parse().map_err(|_| bad())?;
-    let high: u16 = high.trim().parse().map_err(|_| bad())?;
-    if low == 0 || low > high {
-        return Err(bad());
-    }
-    Ok(PortRange { low, high })
-}
-
-/// Bits per second: a number with an optional K, M or G suffix (powers of
-/// 1000, as network rates are quoted), e.g. `"500M"`, `"1G"`, `"64000"`.
-pub fn parse_rate(s: &str) -> std::result::Result<u64, String> {
-    let bad = || format!("{s:?} is not a rate in bits/s such as \"100M\" or \"1G\"");
-    let t = s.trim();
-    let (num, mult) = match t.as_bytes().last() {
-        Some(b'k' | b'K') => (&t[..t.len() - 1], 1_000),
-        Some(b'm' | b'M') => (&t[..t.len() - 1], 1_000_000),
-        Some(b'g' | b'G') => (&t[..t.len() - 1], 1_000_000_000),
-        _ => (t, 1),
-    };
-    let n: u64 = num.trim().parse().map_err(|_| bad())?;
-    match n.checked_mul(mult) {
-        Some(v) if v > 0 => Ok(v),
-        _ => Err(bad()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,13 +222,7 @@ access = "read-only"
         assert_eq!(c.key, Path::new("/etc/sluice/server.key"));
         assert_eq!(c.listen, Some("127.0.0.1:7000".parse().unwrap()));
         assert_eq!((c.max_connections, c.idle_timeout_secs), (4, 5));
-        assert_eq!(
-            c.udp_ports,
-            Some(PortRange {
-                low: 40000,
-                high: 40100
-            })
-        );
+        assert_eq!(c.udp_ports, Some(40000..=40100));
         assert_eq!(c.max_rate, Some(1_000_000_000));
         let b = &c.modules["backups"];
         assert_eq!(b.access, Access::ReadWrite);
@@ -303,14 +265,22 @@ access = "read-only"
     }
 
     #[test]
-    fn rates_and_ports() {
-        assert_eq!(parse_rate("64000"), Ok(64_000));
-        assert_eq!(parse_rate("500k"), Ok(500_000));
-        assert_eq!(parse_rate("100M"), Ok(100_000_000));
-        assert!(parse_rate("0").is_err() && parse_rate("G").is_err());
-        assert!(parse_rate("99999999999999G").is_err());
-        assert_eq!(parse_ports("1-1"), Ok(PortRange { low: 1, high: 1 }));
-        assert!(parse_ports("0-5").is_err() && parse_ports("5").is_err());
-        assert!(parse_ports("1-70000").is_err());
+    fn rates_and_ports_take_the_command_line_forms() {
+        let c = parse("key = \"/k\"\nmax_rate = \"1.5G\"\nudp_ports = \"33001\"").unwrap();
+        assert_eq!(c.max_rate, Some(1_500_000_000));
+        assert_eq!(c.udp_ports, Some(33001..=33001));
+        let c = parse("key = \"/k\"\nmax_rate = \"64000\"\nudp_ports = \"0\"").unwrap();
+        assert_eq!((c.max_rate, c.udp_ports), (Some(64_000), Some(0..=0)));
+        let e = parse("key = \"/k\"\nmax_rate = \"0\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_rate: not a rate: \"0\""), "{e}");
+        let e = parse("key = \"/k\"\nudp_ports = \"1-70000\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("udp_ports: not a port range: \"1-70000\""),
+            "{e}"
+        );
     }
 }

@@ -3,11 +3,11 @@
 //! socket helpers the handshake ([`super::handshake`]) shares.
 //!
 //! Every Noise message is prefixed by its 2-byte big-endian length (the
-//! Noise spec's §13 framing) and is at most 65535 bytes; a session frame
-//! (4-byte length + postcard, see [`crate::session::transport`]) is split
-//! over as many messages as it needs. Every length is checked before use;
-//! anything malformed is [`Error::Protocol`], never a panic. All
-//! cryptography is `snow`'s.
+//! Noise spec's §13 framing, [`NOISE_FRAMING`]) and is at most 65535
+//! bytes; a session frame ([`crate::session::transport::FRAMING`]) is split
+//! over as many messages as it needs. Both prefixes are written and checked
+//! by [`crate::proto::frame`], every length before use; anything malformed
+//! is [`Error::Protocol`], never a panic. All cryptography is `snow`'s.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -16,15 +16,22 @@ use std::time::{Duration, Instant};
 
 use super::rate::Pacer;
 use crate::error::{Error, Result};
+use crate::proto::frame::{Framing, LEN_PREFIX};
 use crate::session::msg::{protocol, Msg};
 use crate::session::transport::{
-    decode, encode, lock, skip_keepalives, MsgRead, MsgWrite, Pinger, Transport, MAX_FRAME,
+    decode, encode, frame_error, lock, skip_keepalives, MsgRead, MsgWrite, Pinger, Transport,
+    FRAMING,
 };
 
 /// The Noise protocol name.
 pub const PATTERN: &str = "Noise_XK_25519_ChaChaPoly_BLAKE2s";
 /// Longest Noise message (spec §3).
 pub const MAX_NOISE_MSG: usize = 65535;
+/// Bytes of a Noise message's length prefix (spec §13).
+const NOISE_PREFIX: usize = 2;
+/// How Noise messages are framed on the socket: the spec's own bound, which
+/// is also all that a 2-byte prefix can say.
+pub const NOISE_FRAMING: Framing<NOISE_PREFIX> = Framing::new(MAX_NOISE_MSG);
 /// The AEAD tag on every transport message.
 const TAG: usize = 16;
 /// Plaintext carried by one full transport message.
@@ -66,17 +73,17 @@ impl Io<'_> {
 
     /// Writes one length-prefixed Noise message.
     pub(super) fn write_msg(&mut self, msg: &[u8]) -> Result<()> {
-        let mut out = Vec::with_capacity(2 + msg.len());
-        out.extend_from_slice(&(msg.len() as u16).to_be_bytes());
-        out.extend_from_slice(msg);
+        let mut out = Vec::with_capacity(NOISE_PREFIX + msg.len());
+        NOISE_FRAMING.encode(msg, &mut out).map_err(frame_error)?;
         self.write_all(&out)
     }
 
     /// Reads one length-prefixed Noise message into `buf`.
     pub(super) fn read_msg(&mut self, buf: &mut Vec<u8>) -> Result<()> {
-        let mut len = [0u8; 2];
-        self.read_exact(&mut len)?;
-        let len = u16::from_be_bytes(len) as usize;
+        let mut prefix = [0u8; NOISE_PREFIX];
+        self.read_exact(&mut prefix)?;
+        let len = NOISE_FRAMING.payload_len(prefix).map_err(frame_error)?;
+        // Shorter than its tag: not a Noise message at all.
         if len < TAG {
             return Err(protocol(format!(
                 "a Noise message of {len} bytes is too short"
@@ -155,14 +162,17 @@ impl Writer {
     ) -> Result<()> {
         self.out.clear();
         for piece in bytes.chunks(MAX_PLAIN) {
-            let at = self.out.len() + 2;
+            let start = self.out.len();
+            let at = start + NOISE_PREFIX;
             self.out.resize(at + piece.len() + TAG, 0);
             let n = noise
                 .write_message(self.nonce, piece, &mut self.out[at..])
                 .map_err(noise_err("encrypt"))?;
             self.nonce += 1;
             self.out.truncate(at + n);
-            self.out[at - 2..at].copy_from_slice(&(n as u16).to_be_bytes());
+            NOISE_FRAMING
+                .seal(&mut self.out[start..])
+                .map_err(frame_error)?;
         }
         if let Some(p) = pacer {
             p.take(self.out.len());
@@ -198,7 +208,7 @@ impl Reader {
         };
         io.read_msg(&mut self.cipher)?;
         if let Some(p) = pacer {
-            p.take(self.cipher.len() + 2);
+            p.take(self.cipher.len() + NOISE_PREFIX);
         }
         let at = self.plain.len();
         self.plain.resize(at + self.cipher.len(), 0);
@@ -220,20 +230,18 @@ impl Reader {
             self.plain.drain(..self.start);
             self.start = 0;
         }
-        while self.plain.len() < 4 {
+        let len = loop {
+            match FRAMING.peek_len(&self.plain).map_err(frame_error)? {
+                Some(len) => break len,
+                None => self.read_one(noise, stream, pacer)?,
+            }
+        };
+        let end = LEN_PREFIX + len;
+        while self.plain.len() < end {
             self.read_one(noise, stream, pacer)?;
         }
-        let len = u32::from_be_bytes(self.plain[..4].try_into().expect("4 bytes")) as usize;
-        if len > MAX_FRAME {
-            return Err(protocol(format!(
-                "peer announced a frame of {len} bytes (limit {MAX_FRAME})"
-            )));
-        }
-        while self.plain.len() < 4 + len {
-            self.read_one(noise, stream, pacer)?;
-        }
-        self.start = 4 + len;
-        decode(&self.plain[4..4 + len])
+        self.start = end;
+        decode(&self.plain[LEN_PREFIX..end])
     }
 
     /// The next message that is not a keepalive.

@@ -1,20 +1,21 @@
-//! Length-prefixed frames over any byte stream.
+//! Length-prefixed frames: the one framing of every byte stream.
 //!
-//! Owns the framing used on every reliable stream sluice speaks over (TCP,
-//! an ssh pipe, an in-memory pipe): a `u32` big-endian length followed by
-//! that many payload bytes. [`FrameDecoder`] is incremental — feed it
-//! whatever slices the stream returns, in any sizes, and take whole frames
-//! out — and it enforces an explicit maximum frame length *before* buffering
-//! the payload, so a hostile length prefix cannot make us allocate. It never
-//! reads or writes the stream itself except in the small blocking helpers
-//! [`write_frame`] and [`read_frame`].
+//! Owns the length prefix on every stream sluice speaks over: a `W`-byte
+//! big-endian payload length, then the payload. Session messages (ssh
+//! pipes, TCP, the in-memory pipe, inside Noise) and control messages use
+//! a 4-byte prefix; Noise transport messages use the 2-byte prefix of the
+//! Noise spec (§13). A [`Framing`] carries the caller's bound on one
+//! payload, and each caller states the reason for its bound where it
+//! chooses it. The bound is checked on the prefix alone, before any payload
+//! is buffered, so a hostile length cannot make a reader allocate; the
+//! too-long and truncated errors are written here once.
+//!
+//! This module never touches a stream: drivers read and write the bytes
+//! and hand them here. [`FrameDecoder`] is the incremental form for
+//! non-blocking streams.
 
-use std::io::{self, Read, Write};
-
-/// Bytes of the length prefix.
+/// Bytes of the 4-byte prefix sluice's own streams use.
 pub const LEN_PREFIX: usize = 4;
-/// Default upper bound on one frame's payload (16 MiB).
-pub const DEFAULT_MAX_FRAME: usize = 16 << 20;
 
 /// Framing errors. After one, the stream is out of sync and must be closed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -25,27 +26,119 @@ pub enum FrameError {
     Truncated(usize),
 }
 
-/// Appends one frame (prefix + payload) to `out`.
-pub fn encode_frame(payload: &[u8], max: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
-    if payload.len() > max || payload.len() > u32::MAX as usize {
-        return Err(FrameError::TooLong {
-            len: payload.len(),
-            max,
-        });
-    }
-    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    out.extend_from_slice(payload);
-    Ok(())
+/// A frame's payload, then the bytes after the frame.
+pub type Split<'a> = (&'a [u8], &'a [u8]);
+
+/// A length-prefixed framing: a `W`-byte big-endian length (1 to 8 bytes),
+/// then at most `max` payload bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Framing<const W: usize> {
+    max: usize,
 }
 
-/// Incremental decoder: `push` bytes as they come, pop frames with `next_frame`.
+impl<const W: usize> Framing<W> {
+    /// Bytes of the prefix.
+    pub const WIDTH: usize = W;
+
+    /// Frames of at most `max` payload bytes; a bound above what `W` bytes
+    /// can express is lowered to that.
+    pub const fn new(max: usize) -> Self {
+        assert!(W >= 1 && W <= 8, "a length prefix is 1 to 8 bytes");
+        let cap = if W >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * W)) - 1
+        };
+        let max = if (max as u64) < cap {
+            max
+        } else {
+            cap as usize
+        };
+        Framing { max }
+    }
+
+    /// The largest payload accepted.
+    pub const fn max(&self) -> usize {
+        self.max
+    }
+
+    fn check(&self, len: usize) -> Result<usize, FrameError> {
+        if len > self.max {
+            return Err(FrameError::TooLong { len, max: self.max });
+        }
+        Ok(len)
+    }
+
+    /// The prefix announcing a payload of `len` bytes.
+    pub fn prefix(&self, len: usize) -> Result<[u8; W], FrameError> {
+        let be = (self.check(len)? as u64).to_be_bytes();
+        let mut prefix = [0u8; W];
+        prefix.copy_from_slice(&be[8 - W..]);
+        Ok(prefix)
+    }
+
+    /// Writes the prefix into the first `W` bytes of `frame`, announcing
+    /// the rest as the payload (for encoders that reserve the prefix and
+    /// append the payload in place).
+    pub fn seal(&self, frame: &mut [u8]) -> Result<(), FrameError> {
+        let prefix = self.prefix(frame.len() - W)?;
+        frame[..W].copy_from_slice(&prefix);
+        Ok(())
+    }
+
+    /// Appends one frame (prefix + payload) to `out`.
+    pub fn encode(&self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), FrameError> {
+        out.extend_from_slice(&self.prefix(payload.len())?);
+        out.extend_from_slice(payload);
+        Ok(())
+    }
+
+    /// The payload length a prefix announces, checked against the bound.
+    pub fn payload_len(&self, prefix: [u8; W]) -> Result<usize, FrameError> {
+        let len = prefix.iter().fold(0u64, |n, &b| n << 8 | u64::from(b));
+        self.check(usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
+    /// The payload length announced at the start of `buf`; `Ok(None)` until
+    /// the whole prefix is there.
+    pub fn peek_len(&self, buf: &[u8]) -> Result<Option<usize>, FrameError> {
+        match buf.first_chunk::<W>() {
+            Some(prefix) => self.payload_len(*prefix).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The first frame of `buf` as (payload, the bytes after it); `Ok(None)`
+    /// until the whole frame is there. A length over the bound is an error
+    /// as soon as its prefix is in, however little of the payload is.
+    pub fn split<'a>(&self, buf: &'a [u8]) -> Result<Option<Split<'a>>, FrameError> {
+        let Some(len) = self.peek_len(buf)? else {
+            return Ok(None);
+        };
+        Ok(buf[W..].split_at_checked(len))
+    }
+
+    /// [`Framing::split`] for a buffer that holds whole frames (nothing
+    /// more will arrive): a partial frame is [`FrameError::Truncated`].
+    pub fn split_complete<'a>(&self, buf: &'a [u8]) -> Result<Split<'a>, FrameError> {
+        self.split(buf)?.ok_or(FrameError::Truncated(buf.len()))
+    }
+}
+
+/// Appends one 4-byte-prefixed frame of at most `max` payload bytes to `out`.
+pub fn encode_frame(payload: &[u8], max: usize, out: &mut Vec<u8>) -> Result<(), FrameError> {
+    Framing::<LEN_PREFIX>::new(max).encode(payload, out)
+}
+
+/// Incremental decoder of 4-byte-prefixed frames: `push` bytes as they
+/// come, pop frames with `next_frame`.
 #[derive(Debug)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
     /// Start of unconsumed bytes in `buf`; compacted lazily so popping many
     /// small frames does not shift the buffer each time.
     pos: usize,
-    max: usize,
+    framing: Framing<LEN_PREFIX>,
     error: Option<FrameError>,
 }
 
@@ -55,7 +148,7 @@ impl FrameDecoder {
         FrameDecoder {
             buf: Vec::new(),
             pos: 0,
-            max,
+            framing: Framing::new(max),
             error: None,
         }
     }
@@ -80,22 +173,18 @@ impl FrameDecoder {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        let avail = &self.buf[self.pos..];
-        let Some(prefix) = avail.get(..LEN_PREFIX) else {
-            return Ok(None);
-        };
-        let len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
-        if len > self.max {
-            let e = FrameError::TooLong { len, max: self.max };
-            self.error = Some(e.clone());
-            return Err(e);
+        match self.framing.split(&self.buf[self.pos..]) {
+            Ok(Some((payload, _))) => {
+                let frame = payload.to_vec();
+                self.pos += LEN_PREFIX + frame.len();
+                Ok(Some(frame))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.error = Some(e.clone());
+                Err(e)
+            }
         }
-        let Some(payload) = avail.get(LEN_PREFIX..LEN_PREFIX + len) else {
-            return Ok(None);
-        };
-        let frame = payload.to_vec();
-        self.pos += LEN_PREFIX + len;
-        Ok(Some(frame))
     }
 
     /// Call at end of stream: an error if a partial frame is left over.
@@ -105,38 +194,6 @@ impl FrameDecoder {
             n => Err(FrameError::Truncated(n)),
         }
     }
-}
-
-/// Writes one frame to a blocking stream (prefix and payload in one write).
-pub fn write_frame<W: Write>(w: &mut W, payload: &[u8], max: usize) -> io::Result<()> {
-    let mut out = Vec::with_capacity(LEN_PREFIX + payload.len());
-    encode_frame(payload, max, &mut out)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    w.write_all(&out)
-}
-
-/// Reads one frame from a blocking stream; `Ok(None)` on a clean end of
-/// stream between frames.
-pub fn read_frame<R: Read>(r: &mut R, max: usize) -> io::Result<Option<Vec<u8>>> {
-    let mut prefix = [0u8; LEN_PREFIX];
-    let mut got = 0;
-    while got < LEN_PREFIX {
-        match r.read(&mut prefix[got..]) {
-            Ok(0) if got == 0 => return Ok(None),
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let len = u32::from_be_bytes(prefix) as usize;
-    if len > max {
-        let e = FrameError::TooLong { len, max };
-        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
-    }
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload)?;
-    Ok(Some(payload))
 }
 
 #[cfg(test)]
@@ -182,6 +239,42 @@ mod tests {
                 }
             }
         }
+
+        #[test]
+        fn two_byte_frames_round_trip(payload in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let framing = Framing::<2>::new(600);
+            let mut wire = Vec::new();
+            framing.encode(&payload, &mut wire).unwrap();
+            prop_assert_eq!(&wire[..2], &(payload.len() as u16).to_be_bytes());
+            let (got, rest) = framing.split_complete(&wire).unwrap();
+            prop_assert_eq!(got, &payload[..]);
+            prop_assert!(rest.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_prefix_is_a_big_endian_length() {
+        let mut wire = Vec::new();
+        encode_frame(b"abc", 10, &mut wire).unwrap();
+        assert_eq!(wire, [0, 0, 0, 3, b'a', b'b', b'c']);
+        let mut sealed = vec![9, 9, 9, 9, b'a', b'b', b'c'];
+        Framing::<4>::new(10).seal(&mut sealed).unwrap();
+        assert_eq!(sealed, wire);
+        assert_eq!(Framing::<2>::new(usize::MAX).prefix(258), Ok([1, 2]));
+    }
+
+    #[test]
+    fn a_bound_above_the_prefix_is_lowered_to_it() {
+        assert_eq!(Framing::<2>::new(usize::MAX).max(), 65535);
+        assert_eq!(Framing::<4>::new(usize::MAX).max(), u32::MAX as usize);
+        assert_eq!(Framing::<4>::new(100).max(), 100);
+        assert_eq!(
+            Framing::<2>::new(usize::MAX).prefix(65536),
+            Err(FrameError::TooLong {
+                len: 65536,
+                max: 65535
+            })
+        );
     }
 
     #[test]
@@ -196,21 +289,35 @@ mod tests {
         assert!(dec.next_frame().is_err());
         let mut out = Vec::new();
         assert!(encode_frame(&[0; 11], 10, &mut out).is_err());
+        let framing = Framing::<4>::new(10);
+        assert_eq!(
+            framing.payload_len(u32::MAX.to_be_bytes()),
+            Err(FrameError::TooLong {
+                len: u32::MAX as usize,
+                max: 10
+            })
+        );
+        assert!(framing.split(&[0, 0, 0, 11]).is_err());
     }
 
     #[test]
-    fn blocking_helpers_round_trip_and_detect_truncation() {
-        let mut buf = Vec::new();
-        write_frame(&mut buf, b"abc", 10).unwrap();
-        write_frame(&mut buf, b"", 10).unwrap();
-        let mut r = &buf[..];
-        assert_eq!(read_frame(&mut r, 10).unwrap().unwrap(), b"abc");
-        assert_eq!(read_frame(&mut r, 10).unwrap().unwrap(), b"");
-        assert!(read_frame(&mut r, 10).unwrap().is_none());
-        let mut r = &buf[..5];
-        assert!(read_frame(&mut r, 10).is_err());
+    fn partial_frames_wait_or_are_truncated() {
+        let framing = Framing::<4>::new(10);
+        let mut wire = Vec::new();
+        framing.encode(b"abc", &mut wire).unwrap();
+        framing.encode(b"", &mut wire).unwrap();
+        assert_eq!(framing.peek_len(&wire[..3]), Ok(None));
+        assert_eq!(framing.peek_len(&wire[..4]), Ok(Some(3)));
+        assert_eq!(framing.split(&wire[..6]), Ok(None));
+        let (first, rest) = framing.split_complete(&wire).unwrap();
+        assert_eq!((first, rest.len()), (&b"abc"[..], 4));
+        assert_eq!(framing.split_complete(rest), Ok((&[][..], &[][..])));
+        assert_eq!(
+            framing.split_complete(&wire[..5]),
+            Err(FrameError::Truncated(5))
+        );
         let mut dec = FrameDecoder::new(10);
-        dec.push(&buf[..5]);
+        dec.push(&wire[..5]);
         assert_eq!(dec.next_frame(), Ok(None));
         assert_eq!(dec.finish(), Err(FrameError::Truncated(5)));
     }

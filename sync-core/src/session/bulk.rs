@@ -292,17 +292,10 @@ impl<'a> Unbundle<'a> {
 fn decode_run(mut blob: &[u8], zipped: bool) -> Result<Vec<Msg>> {
     let mut out = Vec::new();
     while !blob.is_empty() {
-        let Some((len, rest)) = blob.split_first_chunk::<4>() else {
-            return Err(protocol("a bulk run ends inside a frame header"));
-        };
-        let len = u32::from_be_bytes(*len) as usize;
-        if len > MAX_FRAME || len > rest.len() {
-            return Err(protocol(format!(
-                "a bulk run holds a frame of {len} bytes with {} left",
-                rest.len()
-            )));
-        }
-        let msg = transport::decode(&rest[..len])?;
+        let (payload, rest) = transport::FRAMING
+            .split_complete(blob)
+            .map_err(|e| protocol(format!("a bulk run: {e}")))?;
+        let msg = transport::decode(payload)?;
         // A bulk run may carry zipped runs; a zipped run only messages.
         let zipped_in_zipped = zipped && matches!(msg, Msg::Zipped { .. });
         if zipped_in_zipped
@@ -311,7 +304,7 @@ fn decode_run(mut blob: &[u8], zipped: bool) -> Result<Vec<Msg>> {
             return Err(protocol("a bulk run holds another bulk message"));
         }
         out.push(msg);
-        blob = &rest[len..];
+        blob = rest;
     }
     Ok(out)
 }

@@ -1,10 +1,11 @@
 //! The byte pipes a session runs over.
 //!
 //! A [`Transport`] carries [`Msg`]s between the two halves of a session.
-//! Every implementation frames messages the same way (a 4-byte big-endian
-//! length, then the postcard encoding), so the in-memory pipe of a local
-//! sync moves exactly the bytes an ssh pipe or a TCP connection would, and
-//! `wire_bytes_sent` means the same everywhere.
+//! Every implementation frames messages the same way ([`FRAMING`]: a
+//! 4-byte big-endian length from [`crate::proto::frame`], then the postcard
+//! encoding), so the in-memory pipe of a local sync moves exactly the bytes
+//! an ssh pipe or a TCP connection would, and `wire_bytes_sent` means the
+//! same everywhere.
 //!
 //! [`Msg::Keepalive`] frames (see [`super::alive`]) are read and dropped
 //! here, so the session code never sees them.
@@ -16,10 +17,20 @@ use crossbeam_channel as chan;
 
 use super::msg::{protocol, Msg};
 use crate::error::{Error, Result};
+use crate::proto::frame::{FrameError, Framing, LEN_PREFIX};
 
-/// Largest frame accepted from a peer (a manifest batch or one chunk fits
-/// with room to spare).
+/// Largest message payload accepted from a peer: a list message
+/// ([`super::msg::BATCH_BYTES`]), a chunk, or a [`Msg::Zipped`] run of
+/// [`super::bulk::ZIP_MAX`] bytes that did not compress fits with room to
+/// spare, while a hostile length cannot make a reader allocate more.
 pub const MAX_FRAME: usize = 32 << 20;
+/// How session messages are framed on every transport.
+pub const FRAMING: Framing<LEN_PREFIX> = Framing::new(MAX_FRAME);
+
+/// A framing error as the session reports it: the peer broke the protocol.
+pub(crate) fn frame_error(e: FrameError) -> Error {
+    protocol(e.to_string())
+}
 
 /// A reliable, ordered message pipe to the other half of a session.
 pub trait Transport: Send {
@@ -78,7 +89,7 @@ impl MsgRead for MemRead<'_> {
 fn mem_recv(rx: &chan::Receiver<Vec<u8>>) -> Result<Msg> {
     skip_keepalives(|| {
         let frame = rx.recv().map_err(|_| closed())?;
-        decode(&frame[4..])
+        decode(&frame[LEN_PREFIX..])
     })
 }
 
@@ -127,14 +138,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn read_frame<R: Read>(reader: &mut R, buf: &mut Vec<u8>) -> Result<Msg> {
-    let mut len = [0u8; 4];
-    reader.read_exact(&mut len).map_err(io)?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(protocol(format!(
-            "peer announced a frame of {len} bytes (limit {MAX_FRAME})"
-        )));
-    }
+    let mut prefix = [0u8; LEN_PREFIX];
+    reader.read_exact(&mut prefix).map_err(io)?;
+    let len = FRAMING.payload_len(prefix).map_err(frame_error)?;
     buf.resize(len, 0);
     reader.read_exact(buf).map_err(io)?;
     decode(buf)
@@ -149,16 +155,9 @@ fn write_frame<W: Write>(writer: &mut W, msg: &Msg) -> Result<u64> {
 
 /// Encodes a message as one frame.
 pub fn encode(msg: &Msg) -> Result<Vec<u8>> {
-    let mut frame = vec![0u8; 4];
-    let mut frame = postcard::to_extend(msg, std::mem::take(&mut frame))
+    let mut frame = postcard::to_extend(msg, vec![0u8; LEN_PREFIX])
         .map_err(|e| protocol(format!("encode: {e}")))?;
-    let len = frame.len() - 4;
-    if len > MAX_FRAME {
-        return Err(protocol(format!(
-            "message of {len} bytes exceeds the frame limit"
-        )));
-    }
-    frame[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    FRAMING.seal(&mut frame).map_err(frame_error)?;
     Ok(frame)
 }
 
@@ -345,7 +344,19 @@ mod tests {
     fn oversized_frames_are_refused_before_allocation() {
         let wire = u32::MAX.to_be_bytes();
         let mut t = StreamTransport::new(&wire[..], Vec::new());
-        assert!(matches!(t.recv(), Err(Error::Protocol(_))));
+        assert!(matches!(t.recv(), Err(Error::Protocol(m)) if m.contains("limit")));
+        let huge = Msg::Data {
+            idx: 0,
+            bytes: vec![0; MAX_FRAME],
+        };
+        assert!(matches!(encode(&huge), Err(Error::Protocol(m)) if m.contains("limit")));
+    }
+
+    #[test]
+    fn a_stream_ending_inside_a_frame_is_a_closed_connection() {
+        let wire = encode(&Msg::Error("boom".into())).unwrap();
+        let mut t = StreamTransport::new(&wire[..wire.len() - 1], Vec::new());
+        assert!(matches!(t.recv(), Err(Error::Closed(_))));
     }
 
     proptest! {
