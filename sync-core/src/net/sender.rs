@@ -19,7 +19,8 @@ use super::link::ControlLink;
 use super::offload::{offload_allowed, Transmit, MAX_GSO_BYTES, MAX_SEND};
 use crate::proto::control::ControlMsg;
 use crate::proto::layout::MAX_DATAGRAM;
-use crate::proto::sender::{BlockSource, Event, Sender, SenderStats};
+use crate::proto::sender::{Event, Sender, SenderStats};
+use crate::proto::source::BlockSource;
 
 /// Longest sleep between looks at the control link.
 pub const CONTROL_POLL: Duration = Duration::from_millis(1);

@@ -41,27 +41,15 @@ use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 
 use super::bitmap::Bitmap;
 use super::layout::Layout;
-use super::sender::BlockSource;
+use super::source::BlockSource;
 use super::wire::DatagramError;
+// A code's name and its header limits are the datagram format's.
+pub use super::wire::{TailCode, MAX_FIRST_BLOCK, MAX_GROUP_BLOCKS};
 
 /// Most payload bytes the window covers (what the receiver keeps per stream).
 pub const MAX_WINDOW_BYTES: u64 = 32 << 20;
 /// Most blocks the window covers.
 pub const MAX_WINDOW_BLOCKS: u64 = 1 << 15;
-/// Most blocks, and most parity shards, in one code (12 bits each in the
-/// datagram header).
-pub const MAX_GROUP_BLOCKS: u64 = 1 << 12;
-/// Largest first block a code may name (40 bits in the datagram header).
-pub const MAX_FIRST_BLOCK: u64 = (1 << 40) - 1;
-
-/// One code: blocks `first_block..first_block + originals` and its number
-/// of parity shards.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TailCode {
-    pub first_block: u64,
-    pub originals: u16,
-    pub parity: u16,
-}
 
 /// Most blocks the window may cover in `layout`'s stream.
 pub fn window_limit(layout: &Layout) -> u64 {
@@ -83,12 +71,9 @@ pub fn group_ends(layout: &Layout, first: u64) -> Vec<u64> {
     (1..=groups).map(|g| first + k * g / groups).collect()
 }
 
+/// The coding half of a [`TailCode`]: [`wire`](super::wire) owns its
+/// fields and how a header carries them.
 impl TailCode {
-    /// The blocks this code covers.
-    pub fn blocks(&self) -> std::ops::Range<u64> {
-        self.first_block..self.first_block + u64::from(self.originals)
-    }
-
     /// Checks a code a peer named against the stream.
     pub fn check(&self, layout: &Layout) -> Result<(), DatagramError> {
         let blocks = self.blocks();

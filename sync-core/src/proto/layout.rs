@@ -10,6 +10,9 @@
 use std::ops::Range;
 
 use super::wire::{HEADER_LEN, TAG_LEN};
+// The largest datagram is the datagram format's; the packet sizes below
+// must agree with it.
+pub use super::wire::MAX_DATAGRAM;
 
 /// IPv6 (40) + UDP (8) header bytes: the default budget, safe on either family.
 pub const IPV6_UDP_OVERHEAD: usize = 48;
@@ -21,8 +24,8 @@ pub const DEFAULT_PACKET_SIZE: usize = 1500;
 pub const MAX_PACKET_SIZE: usize = 9000;
 /// Smallest IP packet size we accept (IPv6's minimum MTU).
 pub const MIN_PACKET_SIZE: usize = 1280;
-/// Largest datagram (UDP payload) either side will ever build or accept.
-pub const MAX_DATAGRAM: usize = MAX_PACKET_SIZE - IPV4_UDP_OVERHEAD;
+// The largest packet's datagram is the largest the wire accepts.
+const _: () = assert!(MAX_PACKET_SIZE - IPV4_UDP_OVERHEAD == MAX_DATAGRAM);
 /// Most chunks one layout may describe (bounds the receiver's per-chunk state).
 pub const MAX_CHUNKS: usize = 1 << 28;
 

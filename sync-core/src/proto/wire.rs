@@ -32,13 +32,44 @@
 //! The whole header is the AEAD's associated data, and the nonce is built
 //! from the packet number (see [`super::crypto`]), so a header cannot be
 //! altered or replayed under a valid tag.
+//!
+//! This module is a leaf: it imports nothing from the rest of the protocol.
+//! What the header names — a tail code ([`TailCode`]), the largest datagram
+//! ([`MAX_DATAGRAM`]) — is defined here as plain data, and the modules that
+//! give it meaning ([`super::fec`], [`super::layout`]) build on it.
 
-use super::fec::TailCode;
+/// Largest datagram (UDP payload) either side will ever build or accept: a
+/// 9000-byte jumbo frame less the IPv4 and UDP headers. [`super::layout`]
+/// derives its packet-size limits from the same figures and checks that
+/// they agree.
+pub const MAX_DATAGRAM: usize = 9000 - 28;
+/// Most blocks, and most parity shards, in one tail code (12 bits each in
+/// the header).
+pub const MAX_GROUP_BLOCKS: u64 = 1 << 12;
+/// Largest first block a tail code may name (40 bits in the header).
+pub const MAX_FIRST_BLOCK: u64 = (1 << 40) - 1;
+
+/// One tail code as a parity header names it: blocks `first_block..
+/// first_block + originals` and its number of parity shards. What the
+/// code means — which codes a stream may have, how its shards are
+/// computed — is [`super::fec`]'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TailCode {
+    pub first_block: u64,
+    pub originals: u16,
+    pub parity: u16,
+}
+
+impl TailCode {
+    /// The blocks this code covers.
+    pub fn blocks(&self) -> std::ops::Range<u64> {
+        self.first_block..self.first_block + u64::from(self.originals)
+    }
+}
 
 /// Packs a code into the block-number field (see the module doc). The
-/// first block must be at most [`MAX_FIRST_BLOCK`](super::fec::MAX_FIRST_BLOCK)
-/// and the counts 1 to 4096 ([`MAX_GROUP_BLOCKS`](super::fec::MAX_GROUP_BLOCKS));
-/// the sender builds no other codes.
+/// first block must be at most [`MAX_FIRST_BLOCK`] and the counts 1 to
+/// 4096 ([`MAX_GROUP_BLOCKS`]); the sender builds no other codes.
 fn pack(code: TailCode) -> u64 {
     (code.first_block << 24)
         | ((u64::from(code.originals.wrapping_sub(1)) & 0xfff) << 12)
@@ -159,7 +190,7 @@ impl Header {
         if datagram.len() < HEADER_LEN {
             return Err(DatagramError::TooShort(datagram.len()));
         }
-        if datagram.len() > super::layout::MAX_DATAGRAM {
+        if datagram.len() > MAX_DATAGRAM {
             return Err(DatagramError::TooLong(datagram.len()));
         }
         let b = &datagram[..HEADER_LEN];
@@ -209,7 +240,7 @@ mod tests {
 
         #[test]
         fn parity_header_round_trips(
-            first_block in 0..=crate::proto::fec::MAX_FIRST_BLOCK,
+            first_block in 0..=MAX_FIRST_BLOCK,
             originals in 1..=4096u16,
             parity in 1..=4096u16,
             index: u16,

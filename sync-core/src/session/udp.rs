@@ -39,7 +39,8 @@ use crate::proto::control::ControlMsg;
 use crate::proto::crypto::{Cipher, SessionSecret};
 use crate::proto::layout::{ChunkSpec, Layout, LayoutConfig, IPV4_UDP_OVERHEAD, IPV6_UDP_OVERHEAD};
 use crate::proto::receiver::{Receiver, ReceiverConfig};
-use crate::proto::sender::{BlockSource, Sender, SenderConfig, SenderStats};
+use crate::proto::sender::{Sender, SenderConfig, SenderStats};
+use crate::proto::source::BlockSource;
 
 /// Socket buffer size asked of the kernel (it may cap it; the driver logs).
 const SOCKET_BUFFER: usize = 32 << 20;
