@@ -34,7 +34,7 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 one() {
     local mbit=$1 rtt=$2 queue=$3 shares
-    shares=$(RTT=$rtt MBIT=$mbit QUEUE_MS=$queue timeout 600 "$BIN" fair_pair \
+    shares=$(RTT=$rtt MBIT=$mbit QUEUE_MS=$queue WITHIN=1 timeout 600 "$BIN" fair_pair \
         --ignored --nocapture 2>&1 | sed -n 's/^last 4 s: \(.*\) Mbit\/s$/\1/p')
     echo "$mbit Mbit/s, $rtt ms, buffer $queue ms: $shares" >>"$out"
 }

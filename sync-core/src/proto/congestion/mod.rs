@@ -58,6 +58,9 @@ pub trait Controller: Send + std::fmt::Debug {
 }
 
 /// Which controller a transfer uses.
+// One per transfer, copied only when a controller is built: the fair
+// controller's many tunables make its variant large, which costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum CongestionConfig {
     Fixed(FixedConfig),
