@@ -11,7 +11,7 @@
 # Usage: bench/transport/fair-survey.sh [OFFSETS]
 #   OFFSETS: the millisecond offsets to try (default "-3 -2 -1 0 1 2 3").
 #   JOBS=n runs n simulations at once (default: the number of CPUs).
-#   BIN=path uses an already built sync-core test binary (e.g. another
+#   BIN=path uses an already built sim_diagnostics bench binary (e.g. another
 #   commit's).
 set -euo pipefail
 
@@ -20,11 +20,11 @@ JOBS=${JOBS:-$(nproc)}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 if [ -z "${BIN:-}" ]; then
-    BIN=$(cd "$ROOT" && cargo test --release -q -p sync-core --lib --no-run \
-        --message-format=json 2>/dev/null |
-        sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+    (cd "$ROOT" && cargo build --release -q -p sync-core --bench sim_diagnostics)
+    BIN=$(ls -t "${CARGO_TARGET_DIR:-$ROOT/target}"/release/deps/sim_diagnostics-* |
+        grep -v '\.d$' | head -1)
 fi
-[ -x "$BIN" ] || { echo "no test binary ($BIN)" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "no sim_diagnostics binary ($BIN)" >&2; exit 1; }
 
 # Mbit/s, RTT ms, buffer ms: the README's table.
 ROWS=("100 10 10" "100 20 20" "100 20 40" "100 40 40" "100 100 100"
@@ -34,8 +34,7 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 one() {
     local mbit=$1 rtt=$2 queue=$3 shares
-    shares=$(RTT=$rtt MBIT=$mbit QUEUE_MS=$queue WITHIN=1 timeout 600 "$BIN" fair_pair \
-        --ignored --nocapture 2>&1 | sed -n 's/^last 4 s: \(.*\) Mbit\/s$/\1/p')
+    shares=$(RTT=$rtt MBIT=$mbit QUEUE_MS=$queue WITHIN=1 timeout 600 "$BIN" fair_pair 2>&1 | sed -n 's/^last 4 s: \(.*\) Mbit\/s$/\1/p')
     echo "$mbit Mbit/s, $rtt ms, buffer $queue ms: $shares" >>"$out"
 }
 for row in "${ROWS[@]}"; do

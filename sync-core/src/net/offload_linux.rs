@@ -74,8 +74,11 @@ pub fn send_gso(socket: &UdpSocket, dest: SocketAddr, datagrams: &[&[u8]]) -> io
     }
     let groups = gso_groups(datagrams.iter().map(|d| d.len()));
     let (addr, addr_len) = sockaddr(dest);
-    // SAFETY: all-zero iovec, mmsghdr and Cmsg are valid empty values.
+    // SAFETY: iovec is plain C data (a pointer and a length); all zeroes
+    // is a null, empty buffer. Only entries filled below reach the kernel.
     let mut iov: [libc::iovec; MAX_SEND] = unsafe { std::mem::zeroed() };
+    // SAFETY: mmsghdr is plain C data (integers and raw pointers); all
+    // zeroes is a header with no name, iovecs or control data.
     let mut msgs: [libc::mmsghdr; MAX_SEND] = unsafe { std::mem::zeroed() };
     let mut cmsgs = [Cmsg([0; 4]); MAX_SEND];
     for (i, d) in datagrams.iter().enumerate() {
@@ -114,7 +117,10 @@ pub fn send_gso(socket: &UdpSocket, dest: SocketAddr, datagrams: &[&[u8]]) -> io
     }
     loop {
         // SAFETY: see the module invariants; `groups.len()` messages are
-        // filled, each pointing at `addr`, `iov` and `cmsgs` above.
+        // filled, each pointing at `addr`, `iov` and `cmsgs` above. There
+        // are at most MAX_SEND of them, and each group's iovecs
+        // (`first..first + count`) lie within `iov`, because the groups
+        // add up to `datagrams.len()` <= MAX_SEND.
         let rc = unsafe {
             libc::sendmmsg(
                 socket.as_raw_fd(),
@@ -145,8 +151,11 @@ pub fn recv_gro(
 ) -> io::Result<()> {
     const MAX_SLOTS: usize = 16;
     let n = (buf.len() / slot).min(MAX_SLOTS);
-    // SAFETY: all-zero iovec, mmsghdr and Cmsg are valid empty values.
+    // SAFETY: iovec is plain C data (a pointer and a length); all zeroes
+    // is a null, empty buffer. Only entries filled below reach the kernel.
     let mut iov: [libc::iovec; MAX_SLOTS] = unsafe { std::mem::zeroed() };
+    // SAFETY: mmsghdr is plain C data (integers and raw pointers); all
+    // zeroes is a header with no name, iovecs or control data.
     let mut msgs: [libc::mmsghdr; MAX_SLOTS] = unsafe { std::mem::zeroed() };
     let mut cmsgs = [Cmsg([0; 4]); MAX_SLOTS];
     for (i, chunk) in buf.chunks_mut(slot).take(n).enumerate() {

@@ -18,7 +18,7 @@
 //! `handle_timeout`, `handle_chunk_verified`); every output is polled
 //! (`poll_transmit`, `poll_feedback`/`poll_control`, `poll_timeout`,
 //! `poll_event`). That makes the whole protocol testable in virtual time
-//! ([`sim`]) and leaves sockets, batching and sleeping to [`crate::net`].
+//! (`sim`, built for tests and benches only) and leaves sockets, batching and sleeping to [`crate::net`].
 //!
 //! Data flow:
 //! ```text
@@ -43,8 +43,10 @@ pub mod receiver;
 pub mod replay;
 pub mod rtt;
 pub mod sender;
+#[cfg(any(test, feature = "sim"))]
 #[doc(hidden)]
 pub mod sim;
+pub mod source;
 pub mod wire;
 
 #[cfg(test)]
@@ -59,7 +61,6 @@ pub use layout::{ChunkSpec, Layout, LayoutConfig, LayoutError};
 pub use receiver::{
     Delivery, Event as ReceiverEvent, Placed, Receiver, ReceiverConfig, ReceiverStats,
 };
-pub use sender::{
-    BlockSource, Event as SenderEvent, Sender, SenderConfig, SenderStats, TailCoding,
-};
+pub use sender::{Event as SenderEvent, Sender, SenderConfig, SenderStats, TailCoding};
+pub use source::BlockSource;
 pub use wire::DatagramError;

@@ -1,5 +1,4 @@
 //! Protocol tests in virtual time (see [`super::sim`]).
 
 mod datagrams;
-mod diagnostics;
 mod transfer;

@@ -1,19 +1,61 @@
-//! Diagnostics, ignored by default: where a simulated transfer spends its
-//! time. They print what they measure, and assert only what any run of
-//! them must show (`fair_pair`: the two flows share within `WITHIN`);
-//! run them in release, e.g.
+//! Diagnostics of the simulator: where a simulated transfer spends its
+//! time, printed rather than judged (`fair_pair` also checks the two
+//! shares). Not part of `cargo bench`'s default figures: name one.
 //!
 //! ```text
-//! RTT=200 LOSS=0.01 BUCKET=50 cargo test --release probe -- --ignored --nocapture
-//! SEEDS=20 MB=300 RTTS=100,200 cargo test --release tail_survey -- --ignored --nocapture
-//! RTT=20 MBIT=100 QUEUE_MS=20 cargo test --release fair_pair -- --ignored --nocapture
+//! RTT=200 LOSS=0.01 BUCKET=50 cargo bench -p sync-core --bench sim_diagnostics -- probe
+//! SEEDS=20 MB=300 RTTS=100,200 cargo bench -p sync-core --bench sim_diagnostics -- tail_survey
+//! RTT=20 MBIT=100 QUEUE_MS=20 cargo bench -p sync-core --bench sim_diagnostics -- fair_pair
+//! MBIT=300 RTTS=20,100,200 LOSSES=0,0.01,0.05 cargo bench -p sync-core --bench sim_diagnostics -- wan_cells
 //! ```
+//!
+//! `probe`: one cell's timeline bucket by bucket and the last block's
+//! history. `tail_survey`: how long the tail takes over many seeds.
+//! `fair_pair`: two flows on one bottleneck, their shares (`WITHIN`: the
+//! largest gap between them, as a share of the larger, that passes).
+//! `wan_cells`: the real-path issue's cells in the simulator.
 
 use std::time::Duration;
 
-use super::transfer::{assert_delivered, block_size};
-use crate::proto::sim::link::LinkConfig;
-use crate::proto::sim::{run, FlowResult, FlowSpec, Payload, SimConfig, Snapshot};
+use sync_core::proto::layout::{LayoutConfig, IPV4_UDP_OVERHEAD};
+use sync_core::proto::sim::link::LinkConfig;
+use sync_core::proto::sim::{run, FlowResult, FlowSpec, Payload, SimConfig, SimResult, Snapshot};
+
+fn main() {
+    // `cargo bench` passes `--bench`; the first other word names the run.
+    let which = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    match which.as_deref() {
+        Some("probe") => probe(),
+        Some("tail_survey") => tail_survey(),
+        Some("fair_pair") => fair_pair(),
+        Some("wan_cells") => wan_cells(),
+        _ => eprintln!(
+            "name a diagnostic: cargo bench -p sync-core --bench sim_diagnostics -- \
+             probe | tail_survey | fair_pair | wan_cells (see the file's first comment)"
+        ),
+    }
+}
+
+fn block_size() -> u64 {
+    LayoutConfig {
+        ip_overhead: IPV4_UDP_OVERHEAD,
+        ..LayoutConfig::default()
+    }
+    .block_size()
+    .expect("the default layout has a block size") as u64
+}
+
+fn assert_delivered(r: &SimResult, what: &str) {
+    for (i, f) in r.flows.iter().enumerate() {
+        assert!(
+            f.data_ok && f.completed.is_some() && f.sender_done,
+            "{what}: flow {i} failed (seed {}): completed {:?}, data_ok {}",
+            r.seed,
+            f.completed,
+            f.data_ok,
+        );
+    }
+}
 
 fn env<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
@@ -57,8 +99,6 @@ fn last_block(f: &FlowResult) -> Option<(u64, Vec<(u128, bool)>)> {
     Some((last, history))
 }
 
-#[test]
-#[ignore = "diagnostic: RTT=ms LOSS=fraction MB=n BUCKET=ms cargo test --release probe -- --ignored --nocapture"]
 fn probe() {
     let rtt: u64 = env("RTT", 100);
     let loss: f64 = env("LOSS", 0.01);
@@ -125,8 +165,6 @@ fn probe() {
 /// One bench cell is one seed, and the tail varies a lot from seed to
 /// seed; this averages completion and tail (last new block to verified)
 /// over many, and shows the history of the last block of slow tails.
-#[test]
-#[ignore = "diagnostic: SEEDS=n MB=n RTTS=ms,.. LOSSES=f,.. cargo test --release tail_survey -- --ignored --nocapture"]
 fn tail_survey() {
     let seeds: u64 = env("SEEDS", 10);
     let mb: u64 = env("MB", 300);
@@ -175,8 +213,6 @@ fn tail_survey() {
 /// 10 Gbit/s; more for longer runs there) on one bottleneck, the second
 /// starting at `START` s: each one's delivered rate and the queue, every
 /// 500 ms, then the shares over the last `LAST` seconds.
-#[test]
-#[ignore = "diagnostic: RTT=ms MBIT=n QUEUE_MS=ms SECS=s START=s SEED=n GB=n LAST=s WITHIN=share cargo test --release fair_pair -- --ignored --nocapture"]
 fn fair_pair() {
     let rtt = Duration::from_millis(env("RTT", 20));
     let mbit: u64 = env("MBIT", 100);
@@ -240,8 +276,6 @@ fn fair_pair() {
 /// after the bottleneck), `MB` (2147, the bench's 2 GiB file). Prints the goodput of
 /// the data phase as a share of the link, to set beside the bench's
 /// `data_s` column.
-#[test]
-#[ignore = "diagnostic: MBIT=300 RTTS=20,100,200 LOSSES=0,0.01,0.05 cargo test --release wan_cells -- --ignored --nocapture"]
 fn wan_cells() {
     let mbit: u64 = env("MBIT", 300);
     let queue_ms: u64 = env("QUEUE_MS", 100);
