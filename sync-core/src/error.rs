@@ -55,7 +55,7 @@ pub enum Error {
     UnsafePath { path: String, reason: &'static str },
     /// The peer broke the protocol (malformed or unexpected message).
     #[error("protocol error: {0}")]
-    Protocol(String),
+    Protocol(#[from] ProtocolError),
     /// The peer speaks another protocol version.
     #[error("{0}")]
     Version(String),
@@ -86,6 +86,103 @@ pub enum Error {
     /// `--contimeout`.
     #[error("{0}")]
     ConnectTimeout(String),
+}
+
+/// How a peer broke the protocol: which message or field, and what bound
+/// or rule it broke. Data, so tests (and a future fuzzer) can match on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// A message that this step of the exchange does not accept.
+    #[error("expected {expected}, got {got}")]
+    Unexpected {
+        expected: &'static str,
+        got: &'static str,
+    },
+    /// A count or length over the bound this side accepts.
+    #[error("{what}: {value} is over the limit of {limit}")]
+    OverLimit {
+        what: &'static str,
+        value: u64,
+        limit: u64,
+    },
+    /// A reference to a chunk, list or entry that the exchange never named.
+    #[error("{what} {index} was never {named}")]
+    Unknown {
+        what: &'static str,
+        index: u64,
+        named: &'static str,
+    },
+    /// Two figures that must agree and do not.
+    #[error("{what}: {stated} announced, {found} found")]
+    Mismatch {
+        what: &'static str,
+        stated: u64,
+        found: u64,
+    },
+    /// A message (or field) whose content breaks the protocol's rules.
+    #[error("{message}: {problem}")]
+    Invalid {
+        message: &'static str,
+        problem: String,
+    },
+    /// Bytes that do not decode, decompress or authenticate.
+    #[error("{what} does not decode: {why}")]
+    Undecodable { what: &'static str, why: String },
+    /// A compressed chunk, delta or signature over one of its bounds.
+    #[error("{0}")]
+    Delta(#[from] crate::delta::DeltaError),
+}
+
+impl ProtocolError {
+    pub fn unexpected(expected: &'static str, got: &'static str) -> Self {
+        ProtocolError::Unexpected { expected, got }
+    }
+
+    pub fn over_limit(
+        what: &'static str,
+        value: impl TryInto<u64>,
+        limit: impl TryInto<u64>,
+    ) -> Self {
+        ProtocolError::OverLimit {
+            what,
+            value: value.try_into().unwrap_or(u64::MAX),
+            limit: limit.try_into().unwrap_or(u64::MAX),
+        }
+    }
+
+    pub fn unknown(what: &'static str, index: impl TryInto<u64>, named: &'static str) -> Self {
+        ProtocolError::Unknown {
+            what,
+            index: index.try_into().unwrap_or(u64::MAX),
+            named,
+        }
+    }
+
+    pub fn mismatch(
+        what: &'static str,
+        stated: impl TryInto<u64>,
+        found: impl TryInto<u64>,
+    ) -> Self {
+        ProtocolError::Mismatch {
+            what,
+            stated: stated.try_into().unwrap_or(u64::MAX),
+            found: found.try_into().unwrap_or(u64::MAX),
+        }
+    }
+
+    pub fn invalid(message: &'static str, problem: impl Into<String>) -> Self {
+        ProtocolError::Invalid {
+            message,
+            problem: problem.into(),
+        }
+    }
+
+    pub fn undecodable(what: &'static str, why: impl std::fmt::Display) -> Self {
+        ProtocolError::Undecodable {
+            what,
+            why: why.to_string(),
+        }
+    }
 }
 
 impl Error {

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_bytes::ByteBuf;
 
-use crate::error::{Error, Result};
+use crate::error::{ProtocolError, Result};
 use crate::path::RelPath;
 
 /// Most paths one round may name; a watch turns a bigger burst into a
@@ -129,10 +129,9 @@ impl Scopes {
     /// and there may be at most [`MAX_SCOPES`].
     fn from_wire(raw: Vec<ByteBuf>) -> Result<Scopes> {
         if raw.len() > MAX_SCOPES {
-            return Err(Error::Protocol(format!(
-                "a round names {} paths; at most {MAX_SCOPES} are allowed",
-                raw.len()
-            )));
+            return Err(
+                ProtocolError::over_limit("paths a round names", raw.len(), MAX_SCOPES).into(),
+            );
         }
         let paths = raw
             .into_iter()

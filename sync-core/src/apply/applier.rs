@@ -22,7 +22,7 @@ use super::{
 };
 use crate::chunk::Hash;
 use crate::entry::{Entry, Kind};
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolError, Result};
 use crate::path::RelPath;
 use crate::plan::{Plan, StreamChunk};
 
@@ -540,9 +540,7 @@ impl Feed {
     pub fn chunk(&mut self, idx: u32, data: Vec<u8>, verified: bool) -> Result<()> {
         self.check()?;
         let Some(expect) = self.expected(idx) else {
-            return Err(Error::Protocol(format!(
-                "peer sent chunk {idx}, which was never requested"
-            )));
+            return Err(ProtocolError::unknown("chunk", idx, "requested").into());
         };
         if std::mem::replace(&mut self.arrived[idx as usize], true) {
             return Ok(());

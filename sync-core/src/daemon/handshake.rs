@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use super::keys::{PrivateKey, PublicKey, KEY_LEN};
 use super::noise::{noise_err, Io, NoiseTransport, MAX_NOISE_MSG, PATTERN};
+use crate::error::ProtocolError;
 use crate::error::{Error, Result};
-use crate::session::msg::protocol;
 
 /// The daemon wire version (preamble, handshake, framing); peers must match.
 pub const DAEMON_VERSION: u16 = 1;
@@ -84,9 +84,11 @@ impl Preamble {
         let mut head = [0u8; 15];
         io.read_exact(&mut head)?;
         if head[..8] != MAGIC {
-            return Err(protocol(
+            return Err(ProtocolError::invalid(
+                "preamble",
                 "the peer does not speak the sluice daemon protocol",
-            ));
+            )
+            .into());
         }
         let version = u16::from_be_bytes([head[8], head[9]]);
         let capabilities = u32::from_be_bytes([head[10], head[11], head[12], head[13]]);
@@ -96,7 +98,9 @@ impl Preamble {
         io.read_exact(&mut len)?;
         let len = u16::from_be_bytes(len) as usize;
         if len > MAX_REFUSAL {
-            return Err(protocol("malformed preamble"));
+            return Err(
+                ProtocolError::over_limit("preamble's refusal text", len, MAX_REFUSAL).into(),
+            );
         }
         let mut refusal = vec![0u8; len];
         io.read_exact(&mut refusal)?;
@@ -181,7 +185,7 @@ pub fn accept(
     let remote = hs
         .get_remote_static()
         .filter(|k| k.len() == KEY_LEN)
-        .ok_or_else(|| protocol("the client sent no static key"))?;
+        .ok_or_else(|| ProtocolError::invalid("handshake", "the client sent no static key"))?;
     let mut client_key = [0u8; KEY_LEN];
     client_key.copy_from_slice(remote);
     let noise = hs

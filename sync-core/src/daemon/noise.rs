@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::rate::Pacer;
+use crate::error::ProtocolError;
 use crate::error::{Error, Result};
 use crate::proto::frame::{Framing, LEN_PREFIX};
-use crate::session::msg::{protocol, Msg};
+use crate::session::msg::Msg;
 use crate::session::transport::{
     decode, encode, frame_error, lock, skip_keepalives, MsgRead, MsgWrite, Pinger, Transport,
     FRAMING,
@@ -85,9 +86,11 @@ impl Io<'_> {
         let len = NOISE_FRAMING.payload_len(prefix).map_err(frame_error)?;
         // Shorter than its tag: not a Noise message at all.
         if len < TAG {
-            return Err(protocol(format!(
-                "a Noise message of {len} bytes is too short"
-            )));
+            return Err(ProtocolError::invalid(
+                "Noise message",
+                format!("{len} bytes, shorter than its {TAG}-byte tag"),
+            )
+            .into());
         }
         buf.resize(len, 0);
         self.read_exact(buf)
@@ -110,8 +113,8 @@ pub(super) fn conn(e: std::io::Error) -> Error {
     }
 }
 
-pub(super) fn noise_err(what: &str) -> impl Fn(snow::Error) -> Error + '_ {
-    move |e| protocol(format!("{what}: {e}"))
+pub(super) fn noise_err(what: &'static str) -> impl Fn(snow::Error) -> Error {
+    move |e| ProtocolError::invalid(what, e.to_string()).into()
 }
 
 /// A session transport over a TCP socket, every byte encrypted and
@@ -214,7 +217,12 @@ impl Reader {
         self.plain.resize(at + self.cipher.len(), 0);
         let n = noise
             .read_message(self.nonce, &self.cipher, &mut self.plain[at..])
-            .map_err(|_| protocol("a message failed authentication (corrupted or forged)"))?;
+            .map_err(|_| {
+                ProtocolError::undecodable(
+                    "a message",
+                    "it failed authentication (corrupted or forged)",
+                )
+            })?;
         self.nonce += 1;
         self.plain.truncate(at + n);
         Ok(())

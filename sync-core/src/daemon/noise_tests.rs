@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::*;
 use crate::daemon::handshake::*;
 use crate::daemon::keys::{generate, PrivateKey, PublicKey};
-use crate::error::Error;
+use crate::error::{Error, ProtocolError};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -167,7 +167,13 @@ fn bad_frames_after_the_handshake_are_errors() {
     // Oversized frame announcement.
     let (mut server, _, mut client) = connected(&s);
     client.send_raw(&u32::MAX.to_be_bytes()).unwrap();
-    assert!(matches!(server.recv(), Err(Error::Protocol(m)) if m.contains("limit")));
+    assert!(matches!(
+        server.recv(),
+        Err(Error::Protocol(ProtocolError::OverLimit {
+            what: "frame length",
+            ..
+        }))
+    ));
     // Undecodable payload.
     let (mut server, _, mut client) = connected(&s);
     client.send_raw(&[0, 0, 0, 3, 0xff, 0xff, 0xff]).unwrap();
@@ -177,7 +183,10 @@ fn bad_frames_after_the_handshake_are_errors() {
     let mut raw = client.stream();
     raw.write_all(&[0, 40]).unwrap();
     raw.write_all(&[9; 40]).unwrap();
-    assert!(matches!(server.recv(), Err(Error::Protocol(m)) if m.contains("authentication")));
+    assert!(matches!(
+        server.recv(),
+        Err(Error::Protocol(ProtocolError::Undecodable { why, .. })) if why.contains("authentication")
+    ));
     // A Noise message too short to hold a tag.
     let (mut server, _, client) = connected(&s);
     client.stream().write_all(&[0, 3, 1, 2, 3]).unwrap();

@@ -98,6 +98,6 @@ pub enum DeltaError {
 
 impl From<DeltaError> for Error {
     fn from(e: DeltaError) -> Self {
-        Error::Protocol(e.to_string())
+        Error::Protocol(e.into())
     }
 }

@@ -19,12 +19,12 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::msg::{protocol, BulkPiece, Msg, Need};
+use super::msg::{BulkPiece, Msg, Need};
 use super::transport::{self, MsgRead, MsgWrite, Transport, MAX_FRAME};
 use super::udp;
 use super::{DataOptions, Side, TransportChoice};
 use crate::chunk::Hash;
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolError, Result};
 
 /// Runs smaller than this go on the control connection: a UDP phase costs
 /// a round trip or two to set up.
@@ -114,12 +114,7 @@ fn send_blob(t: &mut dyn Transport, msgs: &[Msg], blob: &[u8], path: &BulkPath) 
     let offer = match t.recv()? {
         Msg::BulkReady(offer) => offer,
         Msg::Error(e) => return Err(Error::Peer(e)),
-        other => {
-            return Err(protocol(format!(
-                "expected BulkReady, got {}",
-                other.name()
-            )))
-        }
+        other => return Err(ProtocolError::unexpected("BulkReady", other.name()).into()),
     };
     let Some(offer) = offer else {
         return send_plain(t, msgs);
@@ -142,7 +137,7 @@ fn send_blob(t: &mut dyn Transport, msgs: &[Msg], blob: &[u8], path: &BulkPath) 
         }
         Msg::BulkDone { ok: false } => send_plain(t, msgs).map(|_| sent),
         Msg::Error(e) => Err(Error::Peer(e)),
-        other => Err(protocol(format!("expected BulkDone, got {}", other.name()))),
+        other => Err(ProtocolError::unexpected("BulkDone", other.name()).into()),
     }
 }
 
@@ -188,16 +183,18 @@ fn zip_run(msgs: &[Msg], level: i32) -> Result<Vec<Msg>> {
 fn unzip_run(length: u32, bytes: &[u8]) -> Result<Vec<Msg>> {
     let length = length as usize;
     if length > ZIP_MAX + 4 + MAX_FRAME {
-        return Err(protocol(format!("a zipped run of {length} bytes")));
+        return Err(ProtocolError::over_limit(
+            "Zipped: decoded length",
+            length,
+            ZIP_MAX + 4 + MAX_FRAME,
+        )
+        .into());
     }
     // zstd writes into room for `length` bytes and no more.
     let blob = zstd::bulk::decompress(bytes, length)
-        .map_err(|e| protocol(format!("a zipped run does not decompress: {e}")))?;
+        .map_err(|e| ProtocolError::undecodable("a zipped run", e))?;
     if blob.len() != length {
-        return Err(protocol(format!(
-            "a zipped run of {length} bytes decompresses to {}",
-            blob.len()
-        )));
+        return Err(ProtocolError::mismatch("Zipped: decoded length", length, blob.len()).into());
     }
     decode_run(&blob, true)
 }
@@ -251,10 +248,14 @@ impl<'a> Unbundle<'a> {
                 .iter()
                 .any(|p| p.length == 0 || p.length as usize > PIECE)
         {
-            return Err(protocol(format!(
-                "a bulk run of {} pieces, or with a piece of 0 or over {PIECE} bytes",
-                pieces.len()
-            )));
+            return Err(ProtocolError::invalid(
+                "Bulk",
+                format!(
+                    "{} pieces (at most {MAX_PIECES}), or a piece of 0 or over {PIECE} bytes",
+                    pieces.len()
+                ),
+            )
+            .into());
         }
         let split = self.inner.split().is_some();
         let wanted = self.peer_udp
@@ -294,14 +295,14 @@ fn decode_run(mut blob: &[u8], zipped: bool) -> Result<Vec<Msg>> {
     while !blob.is_empty() {
         let (payload, rest) = transport::FRAMING
             .split_complete(blob)
-            .map_err(|e| protocol(format!("a bulk run: {e}")))?;
+            .map_err(|e| ProtocolError::undecodable("a bulk run", e))?;
         let msg = transport::decode(payload)?;
         // A bulk run may carry zipped runs; a zipped run only messages.
         let zipped_in_zipped = zipped && matches!(msg, Msg::Zipped { .. });
         if zipped_in_zipped
             || matches!(msg, Msg::Bulk(_) | Msg::BulkReady(_) | Msg::BulkDone { .. })
         {
-            return Err(protocol("a bulk run holds another bulk message"));
+            return Err(ProtocolError::invalid("Bulk", "a run holds another bulk message").into());
         }
         out.push(msg);
         blob = rest;

@@ -11,11 +11,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::msg::{batches, protocol, size, Msg, Need};
+use super::msg::{batches, size, Msg, Need};
 use super::shrink::{self, BaseSpec, Taken};
 use super::Transport;
 use crate::chunk::Hash;
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolError, Result};
 use crate::plan::Plan;
 
 /// Chunk bytes a window's sample holds at most: a few tenths of a second
@@ -128,7 +128,7 @@ pub fn sample(
                 }
                 Msg::RoundDone { round: 1 } => break,
                 Msg::Error(e) => return Err(Error::Peer(e)),
-                other => return Err(protocol(format!("expected Data, got {}", other.name()))),
+                other => return Err(ProtocolError::unexpected("Data", other.name()).into()),
             }
         }
         let raw: u64 = needs.iter().map(|n| u64::from(n.length)).sum();

@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apply::ApplyError;
 use crate::entry::Kind;
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolError, Result};
 use crate::plan::{Change, ChangeKind};
 use crate::scan::{Excludes, ScanOptions};
 
@@ -419,10 +419,11 @@ fn check_hello(peer: &msg::Hello, expect_role: msg::Role) -> Result<()> {
         )));
     }
     if peer.role != expect_role {
-        return Err(msg::protocol(format!(
-            "peer wants to be the {:?} too",
-            peer.role
-        )));
+        return Err(ProtocolError::invalid(
+            "Hello",
+            format!("the peer wants to be the {:?} too", peer.role),
+        )
+        .into());
     }
     Ok(())
 }
@@ -534,10 +535,7 @@ pub fn read_hello(t: &mut dyn Transport) -> Result<msg::Hello> {
         msg::Msg::Busy(why) => Err(Error::LockBusy(why)),
         msg::Msg::Error(e) if e == crate::daemon::server::ACCESS_DENIED => Err(Error::Refused(e)),
         msg::Msg::Error(e) => Err(Error::Peer(e)),
-        other => Err(msg::protocol(format!(
-            "expected Hello, got {}",
-            other.name()
-        ))),
+        other => Err(ProtocolError::unexpected("Hello", other.name()).into()),
     }
 }
 
@@ -550,10 +548,7 @@ pub fn next_hello(t: &mut dyn Transport) -> Result<Option<msg::Hello>> {
     match t.recv() {
         Ok(msg::Msg::Hello(h)) => Ok(Some(h)),
         Ok(msg::Msg::Error(e)) => Err(Error::Peer(e)),
-        Ok(other) => Err(msg::protocol(format!(
-            "expected Hello between sessions, got {}",
-            other.name()
-        ))),
+        Ok(other) => Err(ProtocolError::unexpected("Hello between sessions", other.name()).into()),
         Err(e) => {
             tracing::debug!("connection over after a session: {e}");
             Ok(None)

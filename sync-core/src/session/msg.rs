@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chunk::{ChunkParams, ChunkRef, Hash};
 use crate::entry::{Entry, Kind, Meta};
-use crate::error::{Error, Result};
+use crate::error::{ProtocolError, Result};
 use crate::manifest::Manifest;
 use crate::path::RelPath;
 use crate::plan::StreamChunk;
@@ -356,7 +356,7 @@ pub enum Msg {
     },
     /// A run of the sender's messages (manifest entries, chunk lists),
     /// encoded back to back and compressed with zstd as one frame of
-    /// `length` bytes when decoded (at most [`super::bulk::ZIP_MAX`]).
+    /// `length` bytes when decoded (at most `ZIP_MAX`, 16 MiB).
     Zipped {
         length: u32,
         #[serde(with = "serde_bytes")]
@@ -421,9 +421,14 @@ impl Msg {
     }
 }
 
-/// A protocol error: the peer sent something it should not have.
-pub fn protocol(what: impl Into<String>) -> Error {
-    Error::Protocol(what.into())
+/// A manifest entry that breaks the protocol's rules, named by its path.
+pub(crate) fn entry_error(path: &RelPath, problem: impl std::fmt::Display) -> ProtocolError {
+    ProtocolError::invalid("manifest entry", format!("{}: {problem}", path.display()))
+}
+
+/// A manifest (or window) that does not start at the tree's root folder.
+pub(crate) fn no_root() -> ProtocolError {
+    ProtocolError::invalid("manifest", "no root folder")
 }
 
 impl WireEntry {
@@ -448,7 +453,7 @@ pub fn check_entry(w: WireEntry, params: &ChunkParams) -> Result<Entry> {
         Kind::File => {
             let hash = w
                 .hash
-                .ok_or_else(|| protocol(format!("file {} has no hash", path.display())))?;
+                .ok_or_else(|| entry_error(&path, "a file without a hash"))?;
             check_chunks(&path, m.size, &w.chunks, params)?;
             Ok(Entry {
                 path,
@@ -464,10 +469,9 @@ pub fn check_entry(w: WireEntry, params: &ChunkParams) -> Result<Entry> {
                 || w.target.len() > crate::path::MAX_PATH_LEN
                 || w.target.contains(&0)
             {
-                return Err(protocol(format!(
-                    "symlink {} has a bad target",
-                    path.display()
-                )));
+                return Err(
+                    entry_error(&path, "a symlink with an empty, overlong or NUL target").into(),
+                );
             }
             Ok(Entry {
                 path,
@@ -499,18 +503,18 @@ pub fn check_chunks(
     let mut at = 0u64;
     for c in chunks {
         if c.offset != at || c.length == 0 || c.length > params.max {
-            return Err(protocol(format!(
-                "file {} has a malformed chunk list",
-                path.display()
-            )));
+            return Err(entry_error(
+                path,
+                "a chunk list with a gap, an empty or an oversized chunk",
+            )
+            .into());
         }
         at += c.length as u64;
     }
     if at != size {
-        return Err(protocol(format!(
-            "file {}: chunks cover {at} of {size} bytes",
-            path.display()
-        )));
+        return Err(
+            entry_error(path, format!("chunks that cover {at} of its {size} bytes")).into(),
+        );
     }
     Ok(())
 }
@@ -530,28 +534,22 @@ pub struct TreeCheck {
 impl TreeCheck {
     pub fn push(&mut self, e: &Entry) -> Result<()> {
         if self.count >= MAX_ENTRIES {
-            return Err(protocol(format!(
-                "the manifest exceeds {MAX_ENTRIES} entries"
-            )));
+            return Err(
+                ProtocolError::over_limit("manifest entries", self.count + 1, MAX_ENTRIES).into(),
+            );
         }
         if self.last.as_ref().is_some_and(|last| *last >= e.path) {
-            return Err(protocol(format!(
-                "the manifest is out of path order or lists a path twice (at {})",
-                e.path.display()
-            )));
+            return Err(entry_error(&e.path, "out of path order, or listed twice").into());
         }
         if self.count == 0 {
             if !e.path.is_root() || e.meta.kind != Kind::Dir {
-                return Err(protocol("the manifest has no root folder"));
+                return Err(no_root().into());
             }
         } else {
             let bytes = e.path.as_bytes();
             let parent = &bytes[..bytes.iter().rposition(|&b| b == b'/').unwrap_or(0)];
             if !self.dirs.contains(parent) {
-                return Err(protocol(format!(
-                    "{} has no parent folder in the manifest",
-                    e.path.display()
-                )));
+                return Err(entry_error(&e.path, "no parent folder in the manifest").into());
             }
         }
         if e.meta.kind == Kind::Dir {
@@ -580,7 +578,7 @@ pub fn check_tree(m: &Manifest) -> Result<()> {
         check.push(e)?;
     }
     if check.count() == 0 {
-        return Err(protocol("the manifest has no root folder"));
+        return Err(no_root().into());
     }
     Ok(())
 }
@@ -589,6 +587,7 @@ pub fn check_tree(m: &Manifest) -> Result<()> {
 mod tests {
     use super::*;
     use crate::entry::Meta;
+    use crate::error::Error;
 
     fn meta(kind: Kind, size: u64) -> Meta {
         Meta {

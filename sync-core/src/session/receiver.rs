@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use super::bulk::Unbundle;
 use super::msg::{
-    batches, check_chunks, check_entry, protocol, size, spans, Msg, Need, NeedRun, Role,
-    SourceInfo, TreeCheck, MAX_CHUNKS, MAX_WINDOW,
+    batches, check_chunks, check_entry, size, spans, Msg, Need, NeedRun, Role, SourceInfo,
+    TreeCheck, MAX_CHUNKS, MAX_WINDOW,
 };
 use super::{estimate, shrink, udp};
 use super::{
@@ -20,7 +20,7 @@ use super::{
 use crate::apply::{Applier, ApplyOptions, ApplyReport, IndexUpdate, Tree};
 use crate::chunk::{ChunkParams, Hash};
 use crate::entry::Kind;
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolError, Result};
 use crate::index::recent::{self, RecentChunks};
 use crate::index::Index;
 use crate::manifest::Manifest;
@@ -398,9 +398,9 @@ fn receive_head(t: &mut dyn Transport) -> Result<Head> {
             ),
             Msg::Warnings(w) => warnings.extend(w),
             Msg::Source(info) => {
-                info.params
-                    .validate()
-                    .map_err(|e| protocol(e.to_string()))?;
+                info.params.validate().map_err(|e| {
+                    ProtocolError::invalid("Source: chunk parameters", e.to_string())
+                })?;
                 return Ok(Head {
                     info,
                     protect,
@@ -408,7 +408,7 @@ fn receive_head(t: &mut dyn Transport) -> Result<Head> {
                 });
             }
             Msg::Error(e) => return Err(Error::Peer(e)),
-            other => return Err(protocol(format!("expected Source, got {}", other.name()))),
+            other => return Err(ProtocolError::unexpected("Source", other.name()).into()),
         }
     }
 }
@@ -565,7 +565,9 @@ fn expect_sender_done(t: &mut dyn Transport, entries: usize) -> Result<SenderDon
             Msg::Vanished(paths) => {
                 gone.extend(paths);
                 if gone.len() > entries {
-                    return Err(protocol("more files vanished than the source listed"));
+                    return Err(
+                        ProtocolError::over_limit("Vanished: files", gone.len(), entries).into(),
+                    );
                 }
             }
             Msg::SenderDone {
@@ -581,12 +583,7 @@ fn expect_sender_done(t: &mut dyn Transport, entries: usize) -> Result<SenderDon
                 })
             }
             Msg::Error(e) => return Err(Error::Peer(e)),
-            other => {
-                return Err(protocol(format!(
-                    "expected SenderDone, got {}",
-                    other.name()
-                )))
-            }
+            other => return Err(ProtocolError::unexpected("SenderDone", other.name()).into()),
         }
     }
 }
@@ -623,13 +620,20 @@ fn receive_window(
         match t.recv()? {
             Msg::Entries(batch) => {
                 if entries.len() + batch.len() > MAX_WINDOW as usize {
-                    return Err(protocol(format!(
-                        "a window of the manifest exceeds {MAX_WINDOW} entries"
-                    )));
+                    return Err(ProtocolError::over_limit(
+                        "entries of a window",
+                        entries.len() + batch.len(),
+                        MAX_WINDOW,
+                    )
+                    .into());
                 }
                 for mut w in batch {
                     if !w.chunks.is_empty() {
-                        return Err(protocol("chunk lists come on request, not in the manifest"));
+                        return Err(ProtocolError::invalid(
+                            "Entries",
+                            "a chunk list in the manifest (they come on request)",
+                        )
+                        .into());
                     }
                     // Tiling is checked once the list arrives.
                     let size = std::mem::take(&mut w.meta.size);
@@ -641,16 +645,11 @@ fn receive_window(
             }
             Msg::WindowEnd { last } => break last,
             Msg::Error(e) => return Err(Error::Peer(e)),
-            other => {
-                return Err(protocol(format!(
-                    "expected the manifest, got {}",
-                    other.name()
-                )))
-            }
+            other => return Err(ProtocolError::unexpected("the manifest", other.name()).into()),
         }
     };
     if check.count() == 0 {
-        return Err(protocol("the manifest has no root folder"));
+        return Err(super::msg::no_root().into());
     }
     // Already in order: collecting builds the map in one pass.
     let m = Manifest {
@@ -787,23 +786,21 @@ fn fetch_chunk_lists(
             Msg::FileChunks { index, chunks } => {
                 total += chunks.len();
                 if total > MAX_CHUNKS {
-                    return Err(protocol(format!(
-                        "the chunk lists exceed {MAX_CHUNKS} chunks"
-                    )));
+                    return Err(ProtocolError::over_limit(
+                        "chunks in the lists",
+                        total,
+                        MAX_CHUNKS,
+                    )
+                    .into());
                 }
                 if wanted.binary_search(&index).is_err() {
-                    return Err(protocol(format!("unrequested chunk list {index}")));
+                    return Err(ProtocolError::unknown("chunk list", index, "requested").into());
                 }
                 lists.push((index, chunks));
             }
             Msg::ChunksDone => break,
             Msg::Error(e) => return Err(Error::Peer(e)),
-            other => {
-                return Err(protocol(format!(
-                    "expected FileChunks, got {}",
-                    other.name()
-                )))
-            }
+            other => return Err(ProtocolError::unexpected("FileChunks", other.name()).into()),
         }
     }
     lists.sort_by_key(|(i, _)| *i);
@@ -942,7 +939,7 @@ fn transfer(
                         Msg::Sizes(part) => sizes.extend(part),
                         Msg::Error(e) => return Err(Error::Peer(e)),
                         other => {
-                            return Err(protocol(format!("expected Sizes, got {}", other.name())))
+                            return Err(ProtocolError::unexpected("Sizes", other.name()).into())
                         }
                     }
                 }
@@ -1008,7 +1005,7 @@ fn transfer(
                     Msg::Unavailable { idx } => applier.chunk_unavailable(idx)?,
                     Msg::RoundDone { round: r } if r == round => break,
                     Msg::Error(e) => return Err(Error::Peer(e)),
-                    other => return Err(protocol(format!("expected Data, got {}", other.name()))),
+                    other => return Err(ProtocolError::unexpected("Data", other.name()).into()),
                 }
             }
         }
@@ -1180,7 +1177,9 @@ mod tests {
             vec![dir(b""), dir(b"a"), dir(b"a")],
         ] {
             match receive(bad) {
-                Err(Error::Protocol(m)) => assert!(m.contains("path order"), "{m}"),
+                Err(Error::Protocol(ProtocolError::Invalid { problem, .. })) => {
+                    assert!(problem.contains("path order"), "{problem}")
+                }
                 other => panic!("accepted: {:?}", other.map(|m| m.0.entries.len())),
             }
         }

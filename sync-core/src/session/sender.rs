@@ -9,7 +9,7 @@ use super::bulk::{self, BulkPath};
 
 use crossbeam_channel as chan;
 
-use super::msg::{batches, protocol, size, Msg, Need, Role, SourceInfo, WireEntry, MAX_CHUNKS};
+use super::msg::{batches, size, Msg, Need, Role, SourceInfo, WireEntry, MAX_CHUNKS};
 use super::udp;
 use super::{
     index_skips, open_index, LinkFigures, Opening, Side, SyncReport, Transport, PARTIAL_MARK,
@@ -17,7 +17,7 @@ use super::{
 use crate::apply::Tree;
 use crate::chunk::Hash;
 use crate::entry::Entry;
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolError, Result};
 use crate::index::Index;
 use crate::manifest::ChunkLocation;
 use crate::path::RelPath;
@@ -169,7 +169,7 @@ fn sender(t: &mut dyn Transport, side: &Side, opening: Opening) -> Result<SyncRe
                 return Ok(*r);
             }
             Msg::Error(e) => return Err(Error::Peer(e)),
-            other => return Err(protocol(format!("expected Report, got {}", other.name()))),
+            other => return Err(ProtocolError::unexpected("Report", other.name()).into()),
         }
     }
 }
@@ -264,7 +264,12 @@ fn ship_window(
                 Msg::Need(runs) => {
                     for r in runs {
                         if needs.len() + r.count as usize > MAX_CHUNKS {
-                            return Err(protocol("the receiver asked for more chunks than exist"));
+                            return Err(ProtocolError::over_limit(
+                                "chunks asked for",
+                                needs.len() + r.count as usize,
+                                MAX_CHUNKS,
+                            )
+                            .into());
                         }
                         for k in 0..r.count {
                             let (hash, length) = r
@@ -272,7 +277,11 @@ fn ship_window(
                                 .checked_add(k)
                                 .and_then(|o| listed.get(o as usize))
                                 .ok_or_else(|| {
-                                    protocol("the receiver asked for a chunk never listed")
+                                    ProtocolError::unknown(
+                                        "chunk list position",
+                                        r.ordinal.saturating_add(k),
+                                        "listed",
+                                    )
                                 })?;
                             needs.push(Need {
                                 idx: r.idx.wrapping_add(k),
@@ -285,14 +294,11 @@ fn ship_window(
                 Msg::Base { chunks, sig } => shrink.base(chunks, sig)?,
                 Msg::NeedDone { round, count, udp } => break (round, count, udp),
                 Msg::Error(e) => return Err(Error::Peer(e)),
-                other => return Err(protocol(format!("expected Need, got {}", other.name()))),
+                other => return Err(ProtocolError::unexpected("Need", other.name()).into()),
             }
         };
         if needs.len() != count as usize {
-            return Err(protocol(format!(
-                "round {round}: announced {count} chunks, listed {}",
-                needs.len()
-            )));
+            return Err(ProtocolError::mismatch("chunks of a round", count, needs.len()).into());
         }
         if count == 0 {
             return Ok(datagram_bytes);
@@ -421,30 +427,27 @@ fn send_chunk_lists(
             Msg::WantChunks(spans) => {
                 for s in spans {
                     if wanted.len() + s.count as usize > page.len() {
-                        return Err(protocol(
-                            "the receiver asked for more chunk lists than entries",
-                        ));
+                        return Err(ProtocolError::invalid(
+                            "WantChunks",
+                            "more chunk lists than the window has entries",
+                        )
+                        .into());
                     }
                     wanted.extend((0..s.count).map(|k| s.start.saturating_add(k)));
                 }
             }
             Msg::WantDone => break,
             Msg::Error(e) => return Err(Error::Peer(e)),
-            other => {
-                return Err(protocol(format!(
-                    "expected WantChunks, got {}",
-                    other.name()
-                )))
-            }
+            other => return Err(ProtocolError::unexpected("WantChunks", other.name()).into()),
         }
     }
     let reads = index.reads();
     let mut listed = Vec::new();
     let mut msgs = Vec::new();
     for at in wanted {
-        let (id, e) = page.get_mut(at as usize).ok_or_else(|| {
-            protocol(format!("chunk list {at} requested; there is no such entry"))
-        })?;
+        let (id, e) = page
+            .get_mut(at as usize)
+            .ok_or_else(|| ProtocolError::unknown("manifest entry", at, "listed"))?;
         if e.chunks.is_empty() && e.meta.size > 0 {
             e.chunks = reads.chunks_of(*id)?;
         }

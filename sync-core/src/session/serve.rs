@@ -9,12 +9,12 @@
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use super::msg::{protocol, Role};
+use super::msg::Role;
 use super::{
     next_hello, read_hello, run_receiver, run_sender, Opening, Side, StreamTransport, SyncReport,
     Transport,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolError, Result};
 
 /// Written by a stdio server before anything else, so a client can tell a
 /// sluice server from a remote shell that printed a banner on stdout.
@@ -41,7 +41,11 @@ pub fn serve_stdio<R: Read + Send, W: Write + Send + 'static>(
     let mut report = serve_one(&mut t, first, threads, &udp_ports, &locks)?;
     while let Some(hello) = next_hello(&mut t)? {
         if hello.path != path || hello.role != role {
-            let e = protocol("a later session on this connection names another folder or role");
+            let e: Error = ProtocolError::invalid(
+                "Hello",
+                "a later session on this connection names another folder or role",
+            )
+            .into();
             let _ = t.send(&super::msg::Msg::Error(e.to_string()));
             return Err(e);
         }
@@ -59,10 +63,10 @@ fn serve_one(
     locks: &super::lock::Locks,
 ) -> Result<SyncReport> {
     let Some(path) = hello.path.clone() else {
-        return Err(protocol("the client did not say which folder to use"));
+        return Err(ProtocolError::invalid("Hello", "no folder named").into());
     };
     if path.is_empty() {
-        return Err(protocol("empty path"));
+        return Err(ProtocolError::invalid("Hello", "an empty folder path").into());
     }
     use std::os::unix::ffi::OsStringExt;
     let root = PathBuf::from(std::ffi::OsString::from_vec(path.into_vec()));

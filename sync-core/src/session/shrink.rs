@@ -22,14 +22,14 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::msg::{protocol, Msg, Need};
+use super::msg::{Msg, Need};
 use super::transport::Transport;
 use crate::apply::tree::Tree;
 use crate::delta::fine::{self, Body, Delta, SigIndex, Signature};
 use crate::delta::stream::{StreamCompressor, StreamDecompressor};
 use crate::delta::{compress, Compressor, Decompressor, DeltaError, Encoding};
 use crate::entry::Entry;
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolError, Result};
 use crate::manifest::Manifest;
 use crate::path::RelPath;
 use crate::plan::{Piece, Plan, StreamChunk};
@@ -51,7 +51,7 @@ pub const MAX_BASE_PIECES: usize = (WINDOW_BASE_MAX as usize) / fine::PIECE_MIN;
 pub fn expected(stream: &[StreamChunk], idx: u32) -> Result<&StreamChunk> {
     stream
         .get(idx as usize)
-        .ok_or_else(|| protocol(format!("peer sent chunk {idx}, which was never requested")))
+        .ok_or_else(|| ProtocolError::unknown("chunk", idx, "requested").into())
 }
 
 /// Compressed bytes a sender holds for one UDP round (the phase needs
@@ -161,19 +161,22 @@ pub fn sized(data: &super::DataOptions) -> bool {
 /// with their lengths there (a chunk of size 0 came as a delta instead).
 pub fn wire_needs(needs: &[Need], sizes: &[u32]) -> Result<Vec<Need>> {
     if sizes.len() != needs.len() {
-        return Err(protocol(format!(
-            "the sender sent {} sizes for {} chunks",
+        return Err(ProtocolError::mismatch(
+            "Sizes for a round's chunks",
+            needs.len(),
             sizes.len(),
-            needs.len()
-        )));
+        )
+        .into());
     }
     let mut wire = Vec::with_capacity(needs.len());
     for (need, &size) in needs.iter().zip(sizes) {
         if size > need.length {
-            return Err(protocol(format!(
-                "the sender says a chunk of {} bytes takes {size} in the stream",
-                need.length
-            )));
+            return Err(ProtocolError::over_limit(
+                "Sizes: a chunk's size in the stream",
+                size,
+                need.length,
+            )
+            .into());
         }
         if size > 0 || need.length == 0 {
             wire.push(Need {
@@ -283,10 +286,12 @@ impl Bases {
             } => {
                 let expect = expected(stream, idx)?;
                 if literal_len > expect.length {
-                    return Err(protocol(format!(
-                        "a delta of a {}-byte chunk with {literal_len} new bytes",
-                        expect.length
-                    )));
+                    return Err(ProtocolError::over_limit(
+                        "StreamedDelta: new bytes of a chunk",
+                        literal_len,
+                        expect.length,
+                    )
+                    .into());
                 }
                 // The stream advances even if the delta then fails.
                 let raw = self.unstream_raw(&literals, literal_len as usize)?;
@@ -297,7 +302,7 @@ impl Bases {
                 let took = size(&delta).saturating_sub(literal_len as usize) + literals.len();
                 (idx, delta, took)
             }
-            other => return Err(protocol(format!("expected a delta, got {}", other.name()))),
+            other => return Err(ProtocolError::unexpected("a delta", other.name()).into()),
         };
         let expect = expected(stream, idx)?;
         Ok(match self.rebuild(idx, &delta, expect, took as u64)? {
@@ -317,9 +322,7 @@ impl Bases {
     ) -> Result<Option<Vec<u8>>> {
         self.encoded_bytes += took;
         let Some(&n) = self.of.get(&idx) else {
-            return Err(protocol(format!(
-                "peer sent a delta for chunk {idx}, which has no base"
-            )));
+            return Err(ProtocolError::unknown("delta for chunk", idx, "offered a base").into());
         };
         let length = expect.length as usize;
         let Bases {
@@ -410,9 +413,12 @@ impl Shrink {
     pub fn base(&mut self, chunks: Vec<u32>, sig: Signature) -> Result<()> {
         self.pieces += sig.len();
         if self.pieces > MAX_BASE_PIECES {
-            return Err(protocol(format!(
-                "peer's bases hold more than {MAX_BASE_PIECES} pieces in one window"
-            )));
+            return Err(ProtocolError::over_limit(
+                "Base: pieces in one window",
+                self.pieces,
+                MAX_BASE_PIECES,
+            )
+            .into());
         }
         let index = Arc::new(SigIndex::new(&sig)?);
         for c in chunks {

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel as chan;
 
-use super::msg::{protocol, Msg};
-use crate::error::{Error, Result};
+use super::msg::Msg;
+use crate::error::{Error, ProtocolError, Result};
 use crate::proto::frame::{FrameError, Framing, LEN_PREFIX};
 
 /// Largest message payload accepted from a peer: a list message
@@ -29,7 +29,11 @@ pub const FRAMING: Framing<LEN_PREFIX> = Framing::new(MAX_FRAME);
 
 /// A framing error as the session reports it: the peer broke the protocol.
 pub(crate) fn frame_error(e: FrameError) -> Error {
-    protocol(e.to_string())
+    match e {
+        FrameError::TooLong { len, max } => ProtocolError::over_limit("frame length", len, max),
+        FrameError::Truncated(_) => ProtocolError::undecodable("a frame", e),
+    }
+    .into()
 }
 
 /// A reliable, ordered message pipe to the other half of a session.
@@ -156,7 +160,7 @@ fn write_frame<W: Write>(writer: &mut W, msg: &Msg) -> Result<u64> {
 /// Encodes a message as one frame.
 pub fn encode(msg: &Msg) -> Result<Vec<u8>> {
     let mut frame = postcard::to_extend(msg, vec![0u8; LEN_PREFIX])
-        .map_err(|e| protocol(format!("encode: {e}")))?;
+        .map_err(|e| ProtocolError::invalid("outgoing message", format!("does not encode: {e}")))?;
     FRAMING.seal(&mut frame).map_err(frame_error)?;
     Ok(frame)
 }
@@ -179,7 +183,7 @@ pub fn decode(payload: &[u8]) -> Result<Msg> {
                 }
             }
         }
-        protocol(format!("undecodable message: {e}"))
+        ProtocolError::undecodable("a message", e).into()
     })
 }
 
@@ -344,12 +348,24 @@ mod tests {
     fn oversized_frames_are_refused_before_allocation() {
         let wire = u32::MAX.to_be_bytes();
         let mut t = StreamTransport::new(&wire[..], Vec::new());
-        assert!(matches!(t.recv(), Err(Error::Protocol(m)) if m.contains("limit")));
+        assert!(matches!(
+            t.recv(),
+            Err(Error::Protocol(ProtocolError::OverLimit {
+                what: "frame length",
+                ..
+            }))
+        ));
         let huge = Msg::Data {
             idx: 0,
             bytes: vec![0; MAX_FRAME],
         };
-        assert!(matches!(encode(&huge), Err(Error::Protocol(m)) if m.contains("limit")));
+        assert!(matches!(
+            encode(&huge),
+            Err(Error::Protocol(ProtocolError::OverLimit {
+                what: "frame length",
+                ..
+            }))
+        ));
     }
 
     #[test]

@@ -26,12 +26,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel as chan;
 
-use super::msg::{protocol, Msg, Need, UdpOffer};
+use super::msg::{Msg, Need, UdpOffer};
 use super::transport::{MsgRead, MsgWrite, Transport};
 use super::{DataOptions, Policy, Side, TransportChoice};
 use crate::apply::tree::{temp_name, Tree};
 use crate::apply::Feed;
-use crate::error::{Error, Result};
+use crate::error::{Error, ProtocolError, Result};
 use crate::net::{self, BlockSink, ControlLink};
 use crate::path::RelPath;
 use crate::proto::congestion::{CongestionConfig, FairConfig, FixedConfig};
@@ -349,9 +349,11 @@ pub fn receive(
         .filter_map(|w| own.find(|n| n.idx == w.idx).copied())
         .collect();
     if stream_needs.len() != wire.len() {
-        return Err(protocol(
+        return Err(ProtocolError::invalid(
+            "Sizes",
             "the stream's chunks are not among those asked for",
-        ));
+        )
+        .into());
     }
     let sink = ChunkSink::new(
         feed,
@@ -466,9 +468,11 @@ fn start_sender(
     side: &Side,
 ) -> Result<(UdpSocket, Sender, SocketAddr, u64)> {
     let Some(peer) = side.udp.peer else {
-        return Err(protocol(
-            "offered UDP, but this side does not know the peer's address",
-        ));
+        return Err(ProtocolError::invalid(
+            "UDP offer",
+            "this side does not know the peer's address",
+        )
+        .into());
     };
     let layout = offer_layout(needs, offer)?;
     let blocks = layout.block_count();
@@ -692,7 +696,11 @@ fn with_link<T>(
     phase: impl FnOnce(&mut dyn ControlLink) -> io::Result<T>,
 ) -> Result<io::Result<T>> {
     let Some((mut reader, mut writer)) = t.split() else {
-        return Err(protocol("this connection cannot carry a UDP data phase"));
+        return Err(ProtocolError::invalid(
+            "UDP offer",
+            "this connection cannot carry a UDP data phase",
+        )
+        .into());
     };
     let (tx, events) = chan::unbounded();
     let mailbox = Mailbox::default();
@@ -710,9 +718,9 @@ fn with_link<T>(
         mailbox.finish(Msg::DataDone { ok: out.is_ok() });
         // Drop our end so a failed reader cannot block; wait for the peer's DataDone.
         drop(link);
-        let sent = write
-            .join()
-            .unwrap_or_else(|_| Err(protocol("the control writer panicked")));
+        let sent = write.join().unwrap_or_else(|_| {
+            Err(ProtocolError::invalid("UDP data phase", "the control writer panicked").into())
+        });
         let _ = forward.join();
         sent.map(|()| out)
     })

@@ -92,7 +92,6 @@ fn bars(lines: &[String]) -> Vec<Bar> {
         .collect()
 }
 
-
 fn shell_quote(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }

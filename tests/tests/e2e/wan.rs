@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use crate::daemon::{keygen, module, start_in};
 use crate::util::*;
 
-
 /// Two network namespaces, deleted on drop.
 struct Namespaces([String; 2]);
 

@@ -187,7 +187,14 @@ fn trailing_bytes_after_the_frame_are_refused() {
 #[test]
 fn delta_error_is_a_protocol_error() {
     let e: Error = DeltaError::HashMismatch.into();
-    assert!(matches!(e, Error::Protocol(m) if m.contains("hash")));
+    assert_eq!(
+        e.to_string(),
+        "protocol error: chunk rebuilt from a delta does not match its hash"
+    );
+    assert!(matches!(
+        e,
+        Error::Protocol(crate::error::ProtocolError::Delta(DeltaError::HashMismatch))
+    ));
 }
 
 proptest! {
