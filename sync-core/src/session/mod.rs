@@ -32,12 +32,15 @@
 
 pub mod alive;
 mod bulk;
+mod check;
 mod estimate;
 mod figures;
+mod hello;
 pub mod lock;
 pub mod msg;
 mod receiver;
 pub mod remote;
+mod report;
 mod sender;
 pub mod serve;
 mod shrink;
@@ -50,14 +53,13 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::apply::ApplyError;
-use crate::entry::Kind;
-use crate::error::{Error, ProtocolError, Result};
-use crate::plan::{Change, ChangeKind};
+use crate::error::{Error, Result};
 use crate::scan::{Excludes, ScanOptions};
 
 pub use figures::LinkFigures;
+pub use hello::{next_hello, read_hello, Opening};
 pub use receiver::run_receiver;
+pub use report::{ChangeLine, SyncReport, PARTIAL_MARK};
 pub use sender::run_sender;
 pub use transport::{MemoryTransport, StreamTransport, Transport};
 
@@ -309,252 +311,6 @@ impl LinkGauge {
 pub const PHASE_SCAN: u8 = 0;
 pub const PHASE_TRANSFER: u8 = 1;
 pub const PHASE_FINISH: u8 = 2;
-
-/// One line of the itemised change list, in printable form.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChangeLine {
-    pub change: ChangeKind,
-    pub path: String,
-    pub kind: Kind,
-    /// For renames the old path, for hard links the leader (null otherwise).
-    /// Never skipped: the report also crosses the wire in a non-self-describing
-    /// encoding, where every field must be present.
-    pub from: Option<String>,
-    /// The itemised line (`+ path`, `R old -> new`, ...).
-    pub line: String,
-}
-
-impl From<&Change> for ChangeLine {
-    fn from(c: &Change) -> Self {
-        ChangeLine {
-            change: c.change,
-            path: c.path.display(),
-            kind: c.kind,
-            from: c.from.as_ref().map(|p| p.display()),
-            line: c.line(),
-        }
-    }
-}
-
-/// What a sync did (or, in a dry run, would do). Printed by `--json`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct SyncReport {
-    pub dry_run: bool,
-    /// Regular files and their bytes in the source.
-    pub files_total: u64,
-    pub bytes_total: u64,
-    pub files_created: u64,
-    pub files_updated: u64,
-    /// Files among the deleted entries.
-    pub files_deleted: u64,
-    pub entries_deleted: u64,
-    pub dirs_created: u64,
-    pub symlinks_created: u64,
-    pub meta_updated: u64,
-    /// Chunk payload the sender shipped (would ship, in a dry run).
-    pub chunk_bytes_sent: u64,
-    /// The shipped chunks' bytes as they travelled: compressed with zstd,
-    /// or as deltas against the destination's old version of their file
-    /// (`--compress`, `--no-whole-file`); equal to `chunk_bytes_sent` when
-    /// neither applied. A dry run estimates it from a sample
-    /// (`encoded_sample_bytes`).
-    pub chunk_bytes_encoded: u64,
-    /// Chunks that travelled as deltas, and the bytes that saved (their
-    /// length less what their deltas took); estimated in a dry run.
-    pub delta_chunks: u64,
-    pub delta_bytes_saved: u64,
-    /// A dry run's sample: the chunk bytes the sender encoded to estimate
-    /// the three figures above (exact when equal to `chunk_bytes_sent`);
-    /// 0 in a run that is not a dry run.
-    pub encoded_sample_bytes: u64,
-    /// All bytes the sender put on the wire, framing and control included.
-    pub wire_bytes_sent: u64,
-    /// Bytes assembled from chunks already at the destination.
-    pub bytes_reused: u64,
-    /// How the chunks travelled: "udp", "control connection" (TCP, ssh or
-    /// the in-process pipe of a local sync), or "none" when nothing was sent.
-    pub data_path: String,
-    /// Mean datagram loss of the UDP data phases, in percent: datagrams
-    /// the receiver did not take per datagram the sender numbered, summed
-    /// over the phases ([`LinkFigures`]). `None` when no chunk went by UDP.
-    pub loss_pct: Option<f64>,
-    /// The sender's smoothed round-trip time at the end of the last UDP
-    /// data phase, in milliseconds (`None`: no UDP phase measured one).
-    pub rtt_ms: Option<f64>,
-    pub duration_s: f64,
-    /// Source entries that vanished during the run (rsync's "file has
-    /// vanished"): listed, then gone when the scan or the sender came to
-    /// read them. They are not synced this run, and not errors: each has a
-    /// warning, and a run whose only problems they are exits 24.
-    pub vanished: u64,
-    /// Deletions skipped: more than `--max-delete`.
-    pub max_delete_hit: bool,
-    /// Deletions skipped: the source scan was incomplete.
-    pub deletes_skipped: bool,
-    /// Problems on either side that left some entries unsynced.
-    pub warnings: Vec<String>,
-    pub errors: Vec<ApplyError>,
-    pub changes: Vec<ChangeLine>,
-}
-
-impl SyncReport {
-    /// True when some entries could not be read or written.
-    pub fn partial(&self) -> bool {
-        !self.errors.is_empty() || self.warnings.iter().any(|w| w.starts_with(PARTIAL_MARK))
-    }
-}
-
-/// Warnings that make a run "partial" start with this.
-pub const PARTIAL_MARK: &str = "error: ";
-
-/// Checks the peer's hello against ours.
-fn check_hello(peer: &msg::Hello, expect_role: msg::Role) -> Result<()> {
-    if peer.version != msg::PROTOCOL_VERSION {
-        return Err(Error::Version(format!(
-            "incompatible peer: it runs {} (protocol {}), this is sluice {} (protocol {})",
-            peer.software,
-            peer.version,
-            env!("CARGO_PKG_VERSION"),
-            msg::PROTOCOL_VERSION
-        )));
-    }
-    if peer.role != expect_role {
-        return Err(ProtocolError::invalid(
-            "Hello",
-            format!("the peer wants to be the {:?} too", peer.role),
-        )
-        .into());
-    }
-    Ok(())
-}
-
-fn hello(role: msg::Role, options: &SessionOptions, path: Option<Vec<u8>>) -> msg::Msg {
-    msg::Msg::Hello(msg::Hello {
-        version: msg::PROTOCOL_VERSION,
-        software: format!("sluice {}", env!("CARGO_PKG_VERSION")),
-        role,
-        options: options.clone(),
-        path: path.map(serde_bytes::ByteBuf::from),
-        capabilities: msg::CAPABILITIES.iter().map(|c| c.to_string()).collect(),
-    })
-}
-
-/// What the two hellos settled.
-pub(crate) struct Negotiated {
-    pub options: SessionOptions,
-    /// The peer's capabilities.
-    pub peer_caps: Vec<String>,
-}
-
-impl Negotiated {
-    /// True when the peer can take chunks over UDP.
-    pub fn peer_has(&self, cap: &str) -> bool {
-        self.peer_caps.iter().any(|c| c == cap)
-    }
-}
-
-/// How a half starts its session.
-#[derive(Clone, Debug)]
-pub enum Opening {
-    /// This side started the session: it sends the options (and, to a
-    /// server, the path the server should work on) in its hello.
-    Initiate {
-        options: SessionOptions,
-        remote_path: Option<Vec<u8>>,
-    },
-    /// This side answers: the peer's hello was already read (by a server
-    /// deciding its role) or is read now (`None`).
-    Answer(Option<msg::Hello>),
-}
-
-impl Opening {
-    /// Exchanges hellos as `role`; returns the session's options and the
-    /// peer's capabilities.
-    fn open(self, t: &mut dyn Transport, role: msg::Role) -> Result<Negotiated> {
-        self.open_checked(t, role, |_| Ok(()))
-    }
-
-    /// [`Opening::open`], with `check` run on the session's options before
-    /// this side says hello (a receiver takes its lock there); a
-    /// [`Error::LockBusy`] from it is told to the peer instead of a hello.
-    fn open_checked(
-        self,
-        t: &mut dyn Transport,
-        role: msg::Role,
-        check: impl FnOnce(&SessionOptions) -> Result<()>,
-    ) -> Result<Negotiated> {
-        let peer_role = match role {
-            msg::Role::Sender => msg::Role::Receiver,
-            msg::Role::Receiver => msg::Role::Sender,
-        };
-        match self {
-            Opening::Initiate {
-                options,
-                remote_path,
-            } => {
-                let options = options.settle_window();
-                check(&options)?;
-                t.send(&hello(role, &options, remote_path))?;
-                let peer = read_hello(t)?;
-                check_hello(&peer, peer_role)?;
-                Ok(Negotiated {
-                    options,
-                    peer_caps: peer.capabilities,
-                })
-            }
-            Opening::Answer(peer) => {
-                let peer = match peer {
-                    Some(h) => h,
-                    None => read_hello(t)?,
-                };
-                if let Err(e) = check_hello(&peer, peer_role) {
-                    // Tell the peer why, in its own terms, before giving up.
-                    let _ = t.send(&hello(role, &peer.options, None));
-                    return Err(e);
-                }
-                if let Err(e) = check(&peer.options) {
-                    if let Error::LockBusy(why) = &e {
-                        let _ = t.send(&msg::Msg::Busy(why.clone()));
-                    }
-                    return Err(e);
-                }
-                t.send(&hello(role, &peer.options, None))?;
-                Ok(Negotiated {
-                    options: peer.options,
-                    peer_caps: peer.capabilities,
-                })
-            }
-        }
-    }
-}
-
-/// Reads the peer's hello.
-pub fn read_hello(t: &mut dyn Transport) -> Result<msg::Hello> {
-    match t.recv()? {
-        msg::Msg::Hello(h) => Ok(h),
-        msg::Msg::Busy(why) => Err(Error::LockBusy(why)),
-        msg::Msg::Error(e) if e == crate::daemon::server::ACCESS_DENIED => Err(Error::Refused(e)),
-        msg::Msg::Error(e) => Err(Error::Peer(e)),
-        other => Err(ProtocolError::unexpected("Hello", other.name()).into()),
-    }
-}
-
-/// What an answering side waits for after a session: the initiator's
-/// next hello on the same connection (the next round of a watch; the
-/// transport drops its keepalives meanwhile). `None` when the initiator
-/// closed the connection (or it failed: with the session done, there is
-/// nothing to lose).
-pub fn next_hello(t: &mut dyn Transport) -> Result<Option<msg::Hello>> {
-    match t.recv() {
-        Ok(msg::Msg::Hello(h)) => Ok(Some(h)),
-        Ok(msg::Msg::Error(e)) => Err(Error::Peer(e)),
-        Ok(other) => Err(ProtocolError::unexpected("Hello between sessions", other.name()).into()),
-        Err(e) => {
-            tracing::debug!("connection over after a session: {e}");
-            Ok(None)
-        }
-    }
-}
 
 /// Syncs two local folders: both halves in this process, over memory.
 pub fn sync_local(src: &Side, dst: &Side, opts: &SessionOptions) -> Result<SyncReport> {
