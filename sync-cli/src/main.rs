@@ -20,6 +20,7 @@ mod output;
 mod progress;
 mod record;
 mod scan_opts;
+mod summary;
 mod utc;
 
 use clap::CommandFactory;

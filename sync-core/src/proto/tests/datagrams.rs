@@ -1,6 +1,9 @@
 //! Hostile datagrams, chunk re-verification and when a NAK is acted on,
 //! driving a sender/receiver pair (or a sender alone) by hand, with no link,
 //! in virtual time.
+//!
+//! One file of about 650 lines: every test drives the same hand-built
+//! sender/receiver pair, whose helpers open the file.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -6,6 +6,9 @@
 //! of 1 Gbit/s, 1 GB) so a debug `cargo test` stays fast. RTTs, loss and
 //! therefore the expected *fraction* of the link are unchanged; release
 //! builds (and the `proto_sim` bench) run the full-size case.
+//!
+//! One file of about 600 lines: the transfers share their link and
+//! flow set-ups, and each test reads against the ones beside it.
 
 use std::sync::Arc;
 use std::time::Duration;
