@@ -46,15 +46,7 @@ fn block_size() -> u64 {
 }
 
 fn assert_delivered(r: &SimResult, what: &str) {
-    for (i, f) in r.flows.iter().enumerate() {
-        assert!(
-            f.data_ok && f.completed.is_some() && f.sender_done,
-            "{what}: flow {i} failed (seed {}): completed {:?}, data_ok {}",
-            r.seed,
-            f.completed,
-            f.data_ok,
-        );
-    }
+    r.assert_delivered(what);
 }
 
 fn env<T: std::str::FromStr>(key: &str, default: T) -> T {

@@ -246,3 +246,22 @@ pub struct SimResult {
 pub fn run(config: &SimConfig, specs: Vec<FlowSpec>) -> SimResult {
     Sim::new(config, specs).drive()
 }
+
+impl SimResult {
+    /// Panics, naming the run (`what`) and its seed, unless every flow
+    /// completed with every byte right and its sender finished.
+    pub fn assert_delivered(&self, what: &str) {
+        for (i, f) in self.flows.iter().enumerate() {
+            assert!(
+                f.data_ok && f.completed.is_some() && f.sender_done,
+                "{what}: flow {i} failed (seed {}): completed {:?}, data_ok {}, sender {:?}, receiver {:?}, link {:?}",
+                self.seed,
+                f.completed,
+                f.data_ok,
+                f.sender,
+                f.receiver,
+                self.link
+            );
+        }
+    }
+}

@@ -36,18 +36,7 @@ pub(super) fn block_size() -> u64 {
 }
 
 pub(super) fn assert_delivered(r: &SimResult, what: &str) {
-    for (i, f) in r.flows.iter().enumerate() {
-        assert!(
-            f.data_ok && f.completed.is_some() && f.sender_done,
-            "{what}: flow {i} failed (seed {}): completed {:?}, data_ok {}, sender {:?}, receiver {:?}, link {:?}",
-            r.seed,
-            f.completed,
-            f.data_ok,
-            f.sender,
-            f.receiver,
-            r.link
-        );
-    }
+    r.assert_delivered(what);
 }
 
 #[test]
