@@ -3,6 +3,7 @@ use rusqlite::Connection;
 use super::*;
 use crate::chunk::{ChunkRef, Hash};
 use crate::entry::{Entry, Kind, Meta};
+use crate::error::Error;
 
 fn file_entry(path: &[u8], data: &[u8]) -> Entry {
     Entry {
