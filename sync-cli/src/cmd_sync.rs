@@ -15,10 +15,10 @@ use sync_core::session::{
 };
 
 use crate::args::SyncArgs;
-use crate::summary::{print_report, Printed};
 use crate::exit::Code;
 use crate::output;
 use crate::record::Recorder;
+use crate::summary::{print_report, Printed};
 
 pub fn run(a: SyncArgs, diff: bool, quiet: bool) -> anyhow::Result<Code> {
     let dry_run = diff || a.dry_run;
