@@ -35,6 +35,29 @@ fn varint_len(v: u64) -> usize {
     (64 - v.leading_zeros() as usize).div_ceil(7).max(1)
 }
 
+/// Seals `msg` into `out` as the next control datagram of a packet-number
+/// space (`next_pn`, advanced when a datagram is made), stamped with the
+/// session and the sender's clock: what both ends' `seal_control` do.
+pub fn seal_next(
+    key: &PacketKey,
+    session_id: u32,
+    next_pn: &mut u64,
+    send_time_us: u32,
+    msg: &ControlMsg,
+    max_payload: usize,
+    out: &mut [u8],
+) -> Option<usize> {
+    let header = Header {
+        session_id,
+        packet_number: *next_pn,
+        body: Body::Control,
+        send_time_us,
+    };
+    let n = seal(key, header, msg, max_payload, out)?;
+    *next_pn += 1;
+    Some(n)
+}
+
 /// Seals `msg` into `out` as a control datagram with packet number `pn`;
 /// returns its length, or `None` when the message does not fit in
 /// `max_payload` bytes or `out` (it then goes by the control connection

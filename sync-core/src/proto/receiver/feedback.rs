@@ -11,7 +11,6 @@ use std::time::Instant;
 use super::Receiver;
 use crate::proto::control::{ControlMsg, Echo, Feedback, OwdSample, MAX_NAK_RANGES};
 use crate::proto::control_datagram;
-use crate::proto::wire::{Body, Header};
 
 impl Receiver {
     /// Feedback for the sender, when one is due.
@@ -39,15 +38,15 @@ impl Receiver {
         msg: &ControlMsg,
         out: &mut [u8],
     ) -> Option<usize> {
-        let header = Header {
-            session_id: self.session_id,
-            packet_number: self.out_pn,
-            body: Body::Control,
-            send_time_us: now.saturating_duration_since(self.epoch).as_micros() as u32,
-        };
-        let n = control_datagram::seal(&self.out_key, header, msg, self.layout.block_size(), out)?;
-        self.out_pn += 1;
-        Some(n)
+        control_datagram::seal_next(
+            &self.out_key,
+            self.session_id,
+            &mut self.out_pn,
+            now.saturating_duration_since(self.epoch).as_micros() as u32,
+            msg,
+            self.layout.block_size(),
+            out,
+        )
     }
     fn build_feedback(&mut self, now: Instant) -> Feedback {
         let n = self.layout.block_count();

@@ -355,15 +355,16 @@ impl Sender {
         msg: &ControlMsg,
         out: &mut [u8],
     ) -> Option<usize> {
-        let header = Header {
-            session_id: self.session_id,
-            packet_number: self.next_pn,
-            body: Body::Control,
-            send_time_us: self.clock_us(now),
-        };
-        let n = control_datagram::seal(&self.key, header, msg, self.layout.block_size(), out)?;
-        self.next_pn += 1;
-        Some(n)
+        let send_time_us = self.clock_us(now);
+        control_datagram::seal_next(
+            &self.key,
+            self.session_id,
+            &mut self.next_pn,
+            send_time_us,
+            msg,
+            self.layout.block_size(),
+            out,
+        )
     }
 
     /// Fires timers; call when `poll_timeout` has passed.
